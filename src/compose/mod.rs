@@ -1,0 +1,101 @@
+//! The `docker compose` CLI adapter: capabilities, config/ps parsing, pull/up, readiness, overrides.
+//!
+//! **Invariant:** only this module builds argv for, or parses the output of, `docker`.
+//! The [`Compose`] trait is what the pipeline and the agent use; [`CliCompose`] is the real
+//! implementation and `FakeCompose` (test support) a stateful fake.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A Compose project as the pipeline names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    /// `-p` project name.
+    pub name: String,
+    /// `--project-directory`.
+    pub directory: PathBuf,
+    /// `-f` files, absolute, in order (the override, when any, is appended by the caller's options).
+    pub files: Vec<PathBuf>,
+}
+
+/// One service of the rendered Compose model (`docker compose config --format json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderedService {
+    /// The `image:` after interpolation, when set.
+    pub image: Option<String>,
+    /// Whether the service has a `build:` section.
+    pub has_build: bool,
+    /// The `restart:` policy (`no` when absent).
+    pub restart: Option<String>,
+    /// Whether a healthcheck is defined in the Compose file (the image may still have one).
+    pub has_healthcheck: bool,
+}
+
+/// The rendered model: service name -> service.
+pub type RenderedModel = BTreeMap<String, RenderedService>;
+
+/// One container as `ps` + `inspect` see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// Container id.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// Compose project label.
+    pub project: String,
+    /// Compose service label.
+    pub service: String,
+    /// The image reference the container was created from.
+    pub image: String,
+    /// The image id (`sha256:...`) the container actually runs.
+    pub image_id: String,
+    /// `running`, `exited`, `restarting`, `created`, `dead`, `paused`, `removing`.
+    pub state: String,
+    /// `healthy`, `unhealthy`, `starting`, or empty when there is no healthcheck.
+    pub health: String,
+    /// Exit code when exited.
+    pub exit_code: i64,
+}
+
+/// Options of `up`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpOptions {
+    /// `--force-recreate`.
+    pub force_recreate: bool,
+    /// `--remove-orphans`.
+    pub remove_orphans: bool,
+}
+
+/// Image pins written into an override file: service -> image reference or image id.
+pub type ImagePins = BTreeMap<String, String>;
+
+/// What the reconciler needs from `docker compose`. One method per operation we run.
+pub trait Compose: Send + Sync {
+    /// The rendered model of the project (service -> image, build, restart, healthcheck).
+    fn config(&self, project: &Project) -> impl Future<Output = Result<RenderedModel>> + Send;
+    /// Every container of the project, stopped ones included, with the image ids they run.
+    fn ps(&self, project: &Project) -> impl Future<Output = Result<Vec<Container>>> + Send;
+    /// Every Compose-managed container on the host, all projects, in a constant number of processes.
+    fn ps_all(&self) -> impl Future<Output = Result<Vec<Container>>> + Send;
+    /// Pulls the pinned images of `services` (a failed pull changes nothing).
+    fn pull(&self, project: &Project, pins: &ImagePins, services: &[String]) -> impl Future<Output = Result<()>> + Send;
+    /// Writes the override for `pins` and runs `up -d` for `services` (never called with an empty list).
+    fn up(&self, project: &Project, pins: &ImagePins, services: &[String], options: &UpOptions) -> impl Future<Output = Result<()>> + Send;
+    /// c2quay's own readiness: waits until every service in `services` is ready or `timeout` passes.
+    fn wait_ready(&self, project: &Project, services: &[String], timeout: Duration) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Errors from running `docker compose`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Placeholder until the adapter lands.
+    #[error("docker compose is not available: {0}")]
+    Unavailable(String),
+}
+
+/// Result alias of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,27 @@
+//! c2quay: a reconciling agent for Docker Compose hosts, gated by a Pact Broker.
+//!
+//! # Layout
+//!
+//! - [`manifest`]: the environment manifest format, its validation and loading a desired directory.
+//! - [`plan`]: the pure planner: desired + applied + observed -> one action with a reason.
+//! - [`pipeline`]: one reconcile of one environment: gate -> apply -> smoke -> record, and rollback.
+//! - [`broker`]: the Pact Broker HAL client (can-i-deploy, environments, record-deployment).
+//! - [`compose`]: the `docker compose` CLI adapter (config, ps, pull, up, readiness, override files).
+//! - [`smoke`]: http / tcp / exec smoke checks.
+//! - [`state`]: the state directory: status, journal, outbox, snapshots, reports, locks, atomic writes.
+//! - [`agent`]: the controller: watcher, work queue, backoff, recovery, shutdown, HTTP endpoints.
+//! - [`metrics`]: the Prometheus registry and metric definitions.
+//! - [`cli`]: clap types and the subcommands; `main.rs` only maps their outcome to an exit code.
+//! - [`secret`]: the `Secret` type that never prints its value.
+
+pub mod agent;
+pub mod broker;
+pub mod cli;
+pub mod compose;
+pub mod manifest;
+pub mod metrics;
+pub mod pipeline;
+pub mod plan;
+pub mod secret;
+pub mod smoke;
+pub mod state;

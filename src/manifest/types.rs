@@ -1,0 +1,318 @@
+//! The serde types of an environment manifest (DESIGN.md §3): the shape users commit.
+//!
+//! Field names are Kubernetes-style camelCase; unknown fields are errors. Validation beyond
+//! types (name pattern, secrets, digests, ...) lives in `validate.rs`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The only `apiVersion` this build understands.
+pub const API_VERSION: &str = "c2quay.dev/v1";
+/// The only `kind` this build understands.
+pub const KIND: &str = "Environment";
+
+/// One environment: a Compose project on this host, its gate and its policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Manifest {
+    /// Must be `c2quay.dev/v1`.
+    pub api_version: String,
+    /// Must be `Environment`.
+    pub kind: String,
+    /// Identity of the environment.
+    pub metadata: Metadata,
+    /// What should run and how it is gated.
+    pub spec: Spec,
+}
+
+/// Identity of an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// `[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`, unique on a host; names the state files.
+    pub name: String,
+}
+
+/// The desired state of an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Spec {
+    /// Agents (by `--host` name) that own this environment; empty means every host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// When true the agent observes but never changes this environment.
+    #[serde(default)]
+    pub suspend: bool,
+    /// The Compose project that runs the services.
+    pub compose: ComposeSpec,
+    /// The Pact Broker that gates and records deployments; omitted means no gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<BrokerSpec>,
+    /// Services by Compose service name.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceSpec>,
+    /// Checks run after the services are ready; all must pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub smoke: Vec<SmokeCheck>,
+    /// Rollback, self-heal and gate retry policy.
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+/// Where the Compose project lives and how it is run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ComposeSpec {
+    /// Compose project name; defaults to `metadata.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Project directory; a relative path resolves against the manifest's own directory.
+    pub directory: PathBuf,
+    /// Compose files relative to `directory`; default `[compose.yaml]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
+    /// How long services may take to become ready after `up` (default 2m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_timeout: Option<DurationSpec>,
+    /// Image pull policy for `docker compose pull`.
+    #[serde(default)]
+    pub pull: PullPolicy,
+}
+
+/// When images are pulled before `up`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// Always pull pinned images.
+    Always,
+    /// Pull only images that are not present locally (default).
+    #[default]
+    Missing,
+    /// Never pull; the images must already be on the host.
+    Never,
+}
+
+/// The Pact Broker of an environment. Credentials are only ever file paths or env var names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BrokerSpec {
+    /// Base URL (http or https), may carry a path prefix.
+    pub url: String,
+    /// The broker environment name used for can-i-deploy and record-deployment.
+    pub environment: String,
+    /// File holding a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Name of an environment variable holding a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// File holding the Basic-auth username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_file: Option<PathBuf>,
+    /// Name of an environment variable holding the Basic-auth username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_env: Option<String>,
+    /// File holding the Basic-auth password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Name of an environment variable holding the Basic-auth password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// PEM bundle of extra CA certificates for a private broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Gate all changed services with one matrix query (2+ services) instead of one per service.
+    #[serde(default)]
+    pub all_or_nothing: bool,
+    /// `applicationInstance` sent with record-deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_instance: Option<String>,
+}
+
+/// One service of the environment, by Compose service name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// Pacticipant name in the broker; defaults to the service name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacticipant: Option<String>,
+    /// Release identity recorded in the broker. A service with a version is gated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Image to pin; `{version}` is replaced by `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Gated and recorded, but not run by this Compose project (it lives elsewhere).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gate_only: bool,
+}
+
+/// A smoke check: exactly one of `http`, `tcp`, `exec`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SmokeCheck {
+    /// Shown in progress, reports and errors.
+    pub name: String,
+    /// An HTTP GET.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCheck>,
+    /// A TCP connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpCheck>,
+    /// A command run on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecCheck>,
+    /// Per attempt (default 5s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<DurationSpec>,
+    /// How many attempts before the check fails (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Pause between attempts (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<DurationSpec>,
+}
+
+/// An HTTP smoke check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpCheck {
+    /// http(s) URL to GET.
+    pub url: String,
+    /// Expected status (default 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// A substring the body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+}
+
+/// A TCP smoke check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TcpCheck {
+    /// `host:port` to connect to.
+    pub address: String,
+}
+
+/// An exec smoke check: an argv list, never a shell string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExecCheck {
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Extra environment variables (the check otherwise gets a clean environment).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// What to do when things fail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Policy {
+    /// Rollback after a failed apply or smoke.
+    #[serde(default)]
+    pub rollback: RollbackMode,
+    /// Re-apply the applied release when the running state drifts.
+    #[serde(default)]
+    pub self_heal: bool,
+    /// Backoff for re-checking a blocked gate.
+    #[serde(default)]
+    pub gate_retry: GateRetry,
+    /// Every pinned image must carry an `@sha256:` digest.
+    #[serde(default)]
+    pub require_digest: bool,
+    /// Remove containers of services no longer in the Compose files (`up --remove-orphans`).
+    #[serde(default)]
+    pub remove_orphans: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            rollback: RollbackMode::On,
+            self_heal: false,
+            gate_retry: GateRetry::default(),
+            require_digest: false,
+            remove_orphans: false,
+        }
+    }
+}
+
+/// Rollback modes after a failed apply or smoke.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RollbackMode {
+    /// Roll back to the images that ran before (default).
+    #[default]
+    #[serde(rename = "on")]
+    On,
+    /// Do not roll back; print the commands an operator would run.
+    #[serde(rename = "off")]
+    Off,
+    /// Print the rollback plan, change nothing.
+    #[serde(rename = "dry-run")]
+    DryRun,
+}
+
+/// Exponential backoff for gate re-checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GateRetry {
+    /// First delay (default 15s).
+    pub initial: DurationSpec,
+    /// Largest delay (default 10m).
+    pub max: DurationSpec,
+}
+
+impl Default for GateRetry {
+    fn default() -> Self {
+        GateRetry {
+            initial: DurationSpec(Duration::from_secs(15)),
+            max: DurationSpec(Duration::from_secs(600)),
+        }
+    }
+}
+
+/// A duration written as `30s`, `2m`, `1h30m`, `500ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DurationSpec(pub Duration);
+
+impl DurationSpec {
+    /// The duration.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl Serialize for DurationSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(self.0).to_string().replace(' ', ""))
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text)
+            .map(DurationSpec)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write e.g. 30s, 2m, 1h30m")))
+    }
+}
+
+impl JsonSchema for DurationSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^([0-9]+(ns|us|ms|s|m|h|d))+$",
+            "description": "A duration such as 30s, 2m, 1h30m"
+        })
+    }
+}

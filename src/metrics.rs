@@ -1,0 +1,1 @@
+//! The Prometheus registry and the metric definitions of c2quay.

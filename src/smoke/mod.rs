@@ -1,0 +1,1 @@
+//! Smoke checks (http / tcp / exec) run after apply, with attempts and intervals.
