@@ -1,1 +1,396 @@
-//! The pure planner: (manifest, applied state, observed containers, now) -> one action with a reason.
+//! The pure planner: (desired manifest, applied state, observed containers, now) -> one action.
+//!
+//! **Architecture Invariant:** this module does no IO, is not async and never reads the clock:
+//! `now` is given. Every [`Plan`] carries a human-readable reason, so "why did it redeploy?" is
+//! always answerable from the logs and the status history.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::compose::Container;
+use crate::manifest::Environment;
+
+/// How many heals are allowed inside [`HEAL_WINDOW`] before the environment is `Degraded`.
+pub const MAX_HEALS_PER_WINDOW: usize = 5;
+/// The sliding window of the heal cap.
+pub const HEAL_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// What c2quay last applied to an environment: the input the planner compares against.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedState {
+    /// Generation of the manifest that was last applied successfully.
+    pub generation: Option<String>,
+    /// Generation whose deploy failed and was rolled back; not retried until it changes.
+    pub failed_generation: Option<String>,
+    /// Service -> what was applied (version and image reference).
+    pub releases: BTreeMap<String, AppliedRelease>,
+    /// Generation whose gate is blocked, and when the gate may be asked again.
+    pub gate_blocked: Option<GateBlock>,
+    /// Times of the recent heals (for the heal cap).
+    pub heals: Vec<SystemTime>,
+}
+
+/// One applied service release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedRelease {
+    /// The release identity recorded in the broker, when gated.
+    pub version: Option<String>,
+    /// The image reference that was pinned.
+    pub image: String,
+}
+
+/// A blocked gate: which generation, and when to ask the broker again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GateBlock {
+    /// The generation that was blocked.
+    pub generation: String,
+    /// Do not ask before this time.
+    pub next_check_at: SystemTime,
+}
+
+/// The desired side of a plan: a valid environment, or why its manifest is invalid.
+#[derive(Debug, Clone, Copy)]
+pub enum Desired<'a> {
+    /// The manifest loaded and validated.
+    Valid(&'a Environment),
+    /// The manifest is broken; the message names file, line and field.
+    Invalid(&'a str),
+}
+
+/// One action for one reconcile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Action {
+    /// Everything runs as applied; nothing to do.
+    Noop,
+    /// Gate, apply, smoke and record these changed services.
+    Deploy {
+        /// Services whose desired release differs from what runs.
+        changed: Vec<String>,
+    },
+    /// Re-apply the applied release of these drifted services (no gate, no record).
+    Heal {
+        /// Drifted services.
+        services: Vec<String>,
+    },
+    /// Drift found but self-heal is off: report only.
+    ReportDrift {
+        /// Drifted services.
+        services: Vec<String>,
+    },
+    /// Drift found but the heal cap is reached: report `Degraded`.
+    HealCapReached {
+        /// Drifted services.
+        services: Vec<String>,
+    },
+    /// The gate was blocked for this generation; wait until the next check.
+    WaitForGate {
+        /// When the broker may be asked again.
+        next_check_at: SystemTime,
+    },
+    /// This generation failed and was rolled back; wait for a new commit or `c2quay retry`.
+    AwaitChange,
+    /// `spec.suspend` is set: observe only.
+    Suspended,
+    /// The manifest is invalid: change nothing.
+    Invalid,
+}
+
+impl Action {
+    /// A short stable name for logs, audit lines and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Noop => "noop",
+            Action::Deploy { .. } => "deploy",
+            Action::Heal { .. } => "heal",
+            Action::ReportDrift { .. } => "report-drift",
+            Action::HealCapReached { .. } => "heal-cap-reached",
+            Action::WaitForGate { .. } => "wait-for-gate",
+            Action::AwaitChange => "await-change",
+            Action::Suspended => "suspended",
+            Action::Invalid => "invalid",
+        }
+    }
+}
+
+/// An action with the reason it was chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// What to do.
+    #[serde(flatten)]
+    pub action: Action,
+    /// Why, in one sentence an operator can act on.
+    pub reason: String,
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.action.name(), self.reason)
+    }
+}
+
+/// Why a service counts as drifted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    /// No container for the service.
+    Missing,
+    /// The container is not running (state given).
+    NotRunning(String),
+    /// The container's healthcheck reports unhealthy.
+    Unhealthy,
+    /// The container runs another image than was applied.
+    OtherImage {
+        /// What was applied.
+        applied: String,
+        /// What runs.
+        running: String,
+    },
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Drift::Missing => f.write_str("container missing"),
+            Drift::NotRunning(state) => write!(f, "container {state}"),
+            Drift::Unhealthy => f.write_str("container unhealthy"),
+            Drift::OtherImage { applied, running } => {
+                write!(f, "runs {running} instead of {applied}")
+            }
+        }
+    }
+}
+
+/// Decides the one action for this reconcile. Pure: same inputs, same plan.
+pub fn plan(
+    desired: Desired<'_>,
+    applied: &AppliedState,
+    observed: &[Container],
+    now: SystemTime,
+) -> Plan {
+    let env = match desired {
+        Desired::Invalid(message) => {
+            return Plan {
+                action: Action::Invalid,
+                reason: format!("manifest invalid, running services untouched: {message}"),
+            };
+        }
+        Desired::Valid(env) => env,
+    };
+    if env.manifest.spec.suspend {
+        return Plan {
+            action: Action::Suspended,
+            reason: "spec.suspend is true: observing only".to_string(),
+        };
+    }
+    let generation = env.generation.as_str();
+    if applied.failed_generation.as_deref() == Some(generation) {
+        return Plan {
+            action: Action::AwaitChange,
+            reason: format!(
+                "generation {generation} failed and was rolled back; waiting for a new commit or `c2quay retry {}`",
+                env.name()
+            ),
+        };
+    }
+    let changed = changed_services(env, applied, observed);
+    if !changed.is_empty() {
+        if let Some(block) = &applied.gate_blocked
+            && block.generation == generation
+            && now < block.next_check_at
+        {
+            return Plan {
+                action: Action::WaitForGate {
+                    next_check_at: block.next_check_at,
+                },
+                reason: format!(
+                    "gate blocked for generation {generation}; next check at {}",
+                    humantime::format_rfc3339_seconds(block.next_check_at)
+                ),
+            };
+        }
+        let details: Vec<String> = changed
+            .iter()
+            .map(|service| describe_change(env, applied, observed, service))
+            .collect();
+        return Plan {
+            action: Action::Deploy { changed },
+            reason: format!("generation {generation}: {}", details.join("; ")),
+        };
+    }
+    let drifted = drifted_services(env, applied, observed);
+    if drifted.is_empty() {
+        return Plan {
+            action: Action::Noop,
+            reason: format!("generation {generation} is applied and every service runs as applied"),
+        };
+    }
+    let services: Vec<String> = drifted.iter().map(|(s, _)| s.clone()).collect();
+    let details = drifted
+        .iter()
+        .map(|(service, drift)| format!("{service}: {drift}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if !env.manifest.spec.policy.self_heal {
+        return Plan {
+            action: Action::ReportDrift { services },
+            reason: format!("drift ({details}); policy.selfHeal is false"),
+        };
+    }
+    let recent = recent_heals(&applied.heals, now);
+    if recent >= MAX_HEALS_PER_WINDOW {
+        return Plan {
+            action: Action::HealCapReached { services },
+            reason: format!(
+                "drift ({details}); {recent} heals in the last {}, not healing again",
+                humantime::format_duration(HEAL_WINDOW)
+            ),
+        };
+    }
+    Plan {
+        action: Action::Heal { services },
+        reason: format!("drift ({details}); re-applying the applied release"),
+    }
+}
+
+/// Services whose desired release differs from what is applied or running, in name order.
+///
+/// A pinned service changes when its desired image differs from the image its container was
+/// created from (or it has no container and was never applied); a gated service also changes
+/// when its desired version differs from the applied version (first adoption records it).
+pub fn changed_services(
+    env: &Environment,
+    applied: &AppliedState,
+    observed: &[Container],
+) -> Vec<String> {
+    let mut changed = Vec::new();
+    for (service, spec) in &env.manifest.spec.services {
+        let applied_release = applied.releases.get(service);
+        let version_changed = spec.version.is_some()
+            && env.gated_services().contains(service)
+            && applied_release.and_then(|r| r.version.as_deref()) != spec.version.as_deref();
+        let image_changed = match env.pinned_image(service) {
+            Some(desired_image) if !spec.gate_only => {
+                let running = running_container(observed, service).map(|c| c.image.as_str());
+                let applied_image = applied_release.map(|r| r.image.as_str());
+                // What counts is what runs; with no container, what was applied.
+                match running {
+                    Some(image) => image != desired_image,
+                    None => applied_image != Some(desired_image.as_str()),
+                }
+            }
+            _ => false,
+        };
+        if version_changed || image_changed {
+            changed.push(service.clone());
+        }
+    }
+    changed
+}
+
+/// Services that drifted from the applied release, with the kind of drift, in name order.
+pub fn drifted_services(
+    env: &Environment,
+    applied: &AppliedState,
+    observed: &[Container],
+) -> Vec<(String, Drift)> {
+    let mut drifted = Vec::new();
+    for (service, spec) in &env.manifest.spec.services {
+        if spec.gate_only {
+            continue;
+        }
+        let Some(container) = running_container(observed, service) else {
+            drifted.push((service.clone(), Drift::Missing));
+            continue;
+        };
+        if container.state != "running" {
+            // A one-shot service that finished is not drift.
+            if container.state == "exited" && container.exit_code == 0 {
+                continue;
+            }
+            drifted.push((service.clone(), Drift::NotRunning(container.state.clone())));
+            continue;
+        }
+        if container.health == "unhealthy" {
+            drifted.push((service.clone(), Drift::Unhealthy));
+            continue;
+        }
+        if let Some(release) = applied.releases.get(service)
+            && release.image != container.image
+        {
+            drifted.push((
+                service.clone(),
+                Drift::OtherImage {
+                    applied: release.image.clone(),
+                    running: container.image.clone(),
+                },
+            ));
+        }
+    }
+    drifted
+}
+
+/// How many heals happened within [`HEAL_WINDOW`] before `now`.
+pub fn recent_heals(heals: &[SystemTime], now: SystemTime) -> usize {
+    heals
+        .iter()
+        .filter(|at| {
+            now.duration_since(**at)
+                .map(|age| age < HEAL_WINDOW)
+                .unwrap_or(true)
+        })
+        .count()
+}
+
+/// The delay before the `n`th gate re-check (n starts at 1): initial * 2^(n-1), capped at max.
+pub fn gate_retry_delay(initial: Duration, max: Duration, n: u32) -> Duration {
+    let factor = 2u32.saturating_pow(n.saturating_sub(1).min(30));
+    initial.saturating_mul(factor).min(max)
+}
+
+fn running_container<'a>(observed: &'a [Container], service: &str) -> Option<&'a Container> {
+    // Prefer a running container when several exist (e.g. leftovers of a recreate).
+    observed
+        .iter()
+        .filter(|c| c.service == service)
+        .max_by_key(|c| c.state == "running")
+}
+
+fn describe_change(
+    env: &Environment,
+    applied: &AppliedState,
+    observed: &[Container],
+    service: &str,
+) -> String {
+    let spec = &env.manifest.spec.services[service];
+    let running = running_container(observed, service).map(|c| c.image.clone());
+    let applied_version = applied
+        .releases
+        .get(service)
+        .and_then(|r| r.version.clone());
+    match (env.pinned_image(service), &spec.version) {
+        (Some(image), Some(version)) if !spec.gate_only => format!(
+            "{service} {} -> {version} ({} -> {image})",
+            applied_version.as_deref().unwrap_or("none"),
+            running.as_deref().unwrap_or("not running"),
+        ),
+        (Some(image), None) => format!(
+            "{service} {} -> {image}",
+            running.as_deref().unwrap_or("not running")
+        ),
+        (_, Some(version)) => format!(
+            "{service} {} -> {version} (gate only)",
+            applied_version.as_deref().unwrap_or("none")
+        ),
+        (None, None) => format!("{service} changed"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,355 @@
-//! agent (to be written).
+//! The controller: converges every environment of the desired directory and keeps converging.
+//!
+//! One closed [`Event`] enum feeds one work queue keyed by environment (at most one reconcile per
+//! environment at a time, parallel across environments up to `--parallel`). Triggers are file
+//! events (debounced), a periodic resync (one `docker ps` for all projects), container events
+//! (`docker events`), and requeue timers from backoff. Each reconcile re-reads manifest, state and
+//! containers, so a restart changes nothing: the journal and the outbox carry what must survive.
+
+mod desired;
+mod http;
+mod queue;
+mod reconcile;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+pub use desired::{DesiredEnv, DesiredSet, changed_names};
+pub use queue::WorkQueue;
+pub use reconcile::{ReconcileOutcome, reconcile};
+
+use crate::compose::Compose;
+use crate::pipeline::{Brokers, Context};
+use crate::smoke::Smoke;
+
+/// Default resync interval.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
+/// Default debounce of file events.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(500);
+/// Default grace period for the running step at shutdown.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(120);
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The desired directory.
+    pub desired: PathBuf,
+    /// Where `/metrics`, `/healthz`, `/readyz` and the status API listen (none: no HTTP).
+    pub listen: Option<SocketAddr>,
+    /// This host's name (environments with `spec.hosts` not naming it are ignored).
+    pub host: String,
+    /// Periodic resync.
+    pub resync: Duration,
+    /// Environments reconciled in parallel.
+    pub parallel: usize,
+    /// Reconcile everything once and exit.
+    pub once: bool,
+    /// Grace period for running reconciles at shutdown.
+    pub grace: Duration,
+    /// Debounce of file events.
+    pub debounce: Duration,
+    /// Whether to follow `docker events`.
+    pub container_events: bool,
+}
+
+impl Config {
+    /// A config with defaults for everything but the desired directory.
+    pub fn new(desired: PathBuf) -> Self {
+        Config {
+            desired,
+            listen: None,
+            host: hostname(),
+            resync: DEFAULT_RESYNC,
+            parallel: 4,
+            once: false,
+            grace: DEFAULT_GRACE,
+            debounce: DEFAULT_DEBOUNCE,
+            container_events: true,
+        }
+    }
+}
+
+/// Everything that can make the agent reconcile. Nothing else does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Files in the desired directory changed (debounced).
+    DesiredChanged,
+    /// A container of this Compose project changed.
+    ContainersChanged(String),
+    /// A timer for this environment fired (gate retry, record retry, backoff).
+    Requeue(String),
+    /// The periodic resync.
+    Resync,
+}
+
+/// What `--once` prints and returns.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    /// Environment -> phase after the run.
+    pub phases: BTreeMap<String, String>,
+    /// Environment -> last result.
+    pub results: BTreeMap<String, String>,
+}
+
+impl Summary {
+    /// True when every environment ended `Ready` (or `Suspended`).
+    pub fn all_ready(&self) -> bool {
+        self.phases
+            .values()
+            .all(|p| p == "Ready" || p == "Suspended")
+    }
+}
+
+/// Errors that stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The HTTP listener could not bind.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The desired directory cannot be watched.
+    #[error("cannot watch the desired directory {dir}: {message}")]
+    Watch {
+        /// The directory.
+        dir: PathBuf,
+        /// notify's message.
+        message: String,
+    },
+}
+
+/// State shared by the main loop, the reconciles and the HTTP endpoints.
+pub struct Shared {
+    /// The current desired set.
+    pub desired: RwLock<DesiredSet>,
+    /// The first full scan is done.
+    pub scanned: AtomicBool,
+    /// Docker answered the last observation.
+    pub docker_ok: AtomicBool,
+}
+
+/// Runs the agent until `shutdown` completes (or, with `--once`, until everything reconciled).
+pub async fn run<C, B, S>(
+    config: Config,
+    ctx: Arc<Context<C, B, S>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Summary, Error>
+where
+    C: Compose + 'static,
+    B: Brokers + 'static,
+    S: Smoke + 'static,
+{
+    let shared = Arc::new(Shared {
+        desired: RwLock::new(DesiredSet::default()),
+        scanned: AtomicBool::new(false),
+        docker_ok: AtomicBool::new(false),
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    if let Some(addr) = config.listen {
+        http::serve(addr, ctx.clone(), shared.clone()).await?;
+    }
+    let _watcher = if config.once {
+        None
+    } else {
+        Some(watch::watch_desired(
+            &config.desired,
+            config.debounce,
+            tx.clone(),
+        )?)
+    };
+    if config.container_events && !config.once {
+        watch::follow_container_events(tx.clone());
+    }
+
+    // The first scan: load the desired directory, observe once, queue every environment.
+    let initial = DesiredSet::load(&config.desired, &config.host, &DesiredSet::default());
+    let mut queue = WorkQueue::new();
+    for name in initial.entries.keys() {
+        queue.enqueue(name);
+    }
+    for name in orphan_candidates(&ctx, &initial) {
+        queue.enqueue(&name);
+    }
+    *write(&shared.desired) = initial;
+    let docker_ok = ctx.compose.ps_all().await.is_ok();
+    shared.docker_ok.store(docker_ok, Ordering::SeqCst);
+    shared.scanned.store(true, Ordering::SeqCst);
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    info!(
+        environments = queue.queued_len(),
+        docker_ok, "first scan done"
+    );
+
+    let mut summary = Summary::default();
+    let mut running: JoinSet<(String, ReconcileOutcome)> = JoinSet::new();
+    let mut resync = tokio::time::interval(config.resync);
+    resync.reset();
+    let mut watchdog = tokio::time::interval(watchdog_interval());
+    tokio::pin!(shutdown);
+    loop {
+        while running.len() < config.parallel.max(1) {
+            let Some(name) = queue.take_next() else { break };
+            let ctx = ctx.clone();
+            let shared = shared.clone();
+            running.spawn(async move {
+                let outcome = reconcile(&ctx, &shared, &name).await;
+                (name, outcome)
+            });
+        }
+        if config.once && running.is_empty() && queue.queued_len() == 0 {
+            break;
+        }
+        tokio::select! {
+            Some(joined) = running.join_next(), if !running.is_empty() => {
+                match joined {
+                    Ok((name, outcome)) => {
+                        queue.done(&name);
+                        summary.phases.insert(name.clone(), outcome.phase.clone());
+                        summary.results.insert(name.clone(), outcome.result.clone());
+                        if let Some(delay) = outcome.requeue_after && !config.once {
+                            schedule(tx.clone(), name, delay);
+                        }
+                    }
+                    Err(error) => warn!(error = %error, "a reconcile task panicked or was cancelled"),
+                }
+            }
+            Some(event) = rx.recv() => handle_event(event, &config, &ctx, &shared, &mut queue).await,
+            _ = resync.tick(), if !config.once => handle_event(Event::Resync, &config, &ctx, &shared, &mut queue).await,
+            _ = watchdog.tick() => {
+                let status = format!("{} environments, {} running, {} queued", read(&shared.desired).entries.len(), running.len(), queue.queued_len());
+                notify_systemd(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
+            }
+            _ = &mut shutdown => {
+                info!(running = running.len(), grace = ?config.grace, "shutting down: no new work; waiting for running reconciles");
+                notify_systemd(&[sd_notify::NotifyState::Stopping]);
+                let drained = tokio::time::timeout(config.grace, async {
+                    while running.join_next().await.is_some() {}
+                }).await;
+                if drained.is_err() {
+                    warn!("grace period over: stopping running reconciles; the journal covers them");
+                    running.shutdown().await;
+                }
+                break;
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// Turns one event into queued environments.
+async fn handle_event<C: Compose, B: Brokers, S: Smoke>(
+    event: Event,
+    config: &Config,
+    ctx: &Context<C, B, S>,
+    shared: &Shared,
+    queue: &mut WorkQueue,
+) {
+    match event {
+        Event::DesiredChanged => {
+            let previous = read(&shared.desired).clone();
+            let next = DesiredSet::load(&config.desired, &config.host, &previous);
+            let changed = changed_names(&previous, &next);
+            *write(&shared.desired) = next;
+            for name in &changed {
+                queue.enqueue(name);
+            }
+            info!(changed = ?changed, "desired directory changed");
+        }
+        Event::ContainersChanged(project) => {
+            let name = read(&shared.desired).by_project(&project);
+            if let Some(name) = name {
+                queue.enqueue(&name);
+            }
+        }
+        Event::Requeue(name) => {
+            queue.enqueue(&name);
+        }
+        Event::Resync => {
+            // Reload (notify can miss events), then one `docker ps` for all projects decides
+            // which environments need a reconcile: idle environments cost no process and no
+            // broker request.
+            let previous = read(&shared.desired).clone();
+            let next = DesiredSet::load(&config.desired, &config.host, &previous);
+            for name in changed_names(&previous, &next) {
+                queue.enqueue(&name);
+            }
+            *write(&shared.desired) = next.clone();
+            match ctx.compose.ps_all().await {
+                Ok(containers) => {
+                    shared.docker_ok.store(true, Ordering::SeqCst);
+                    for name in reconcile::needing_reconcile(ctx, &next, &containers) {
+                        queue.enqueue(&name);
+                    }
+                }
+                Err(error) => {
+                    shared.docker_ok.store(false, Ordering::SeqCst);
+                    warn!(error = %crate::pipeline::error_chain(&error), "resync: docker is not reachable");
+                }
+            }
+        }
+    }
+}
+
+/// Environments with a status file but no manifest any more (to be marked `Orphaned`).
+fn orphan_candidates<C, B, S>(ctx: &Context<C, B, S>, desired: &DesiredSet) -> Vec<String> {
+    let (statuses, _) = ctx.state.list_statuses();
+    statuses
+        .into_iter()
+        .map(|s| s.name)
+        .filter(|name| !desired.entries.contains_key(name))
+        .collect()
+}
+
+fn schedule(tx: mpsc::UnboundedSender<Event>, name: String, delay: Duration) {
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let _ = tx.send(Event::Requeue(name));
+    });
+}
+
+fn watchdog_interval() -> Duration {
+    let mut usec = 0;
+    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+        Duration::from_micros(usec / 2)
+    } else {
+        Duration::from_secs(10)
+    }
+}
+
+fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
+    // Outside systemd (no NOTIFY_SOCKET) this is a no-op.
+    let _ = sd_notify::notify(false, states);
+}
+
+/// This machine's host name (`/etc/hostname`, then `$HOSTNAME`, then `localhost`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

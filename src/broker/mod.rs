@@ -1,11 +1,39 @@
 //! The Pact Broker HAL client: index, can-i-deploy (matrix), environments, record-deployment.
 //!
 //! **Invariant:** only this module knows HAL shapes and broker URLs.
-//! The [`Broker`] trait is what the pipeline uses; `HttpBroker` is the real client.
+//! The [`Broker`] trait is what the pipeline uses; [`HttpBroker`] is the real client and
+//! [`FakeBroker`] the stateful stand-in for tests.
+//!
+//! Files: `requests.rs` (pure URL and body builders), `parse.rs` (pure JSON parsers),
+//! `backoff.rs` (pure retry delays), `http.rs` (config, auth, the one place that sends with
+//! retries), `client.rs` (index, matrix, environments, record-deployment), `stats.rs`
+//! (request counts and the metrics hook), `error.rs`, `fake.rs`.
 
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
+
+mod backoff;
+mod client;
+mod error;
+pub mod fake;
+mod http;
+pub mod parse;
+pub mod requests;
+mod stats;
+
+pub use backoff::{Backoff, MAX_BACKOFF_DELAY, RETRY_AFTER_CAP, parse_retry_after};
+pub use client::{
+    RELATION_ENVIRONMENTS, RELATION_INDEX, RELATION_MATRIX, RELATION_RECORD_DEPLOYMENT,
+    RELATION_VERSION,
+};
+pub use error::{Error, Result, is_retryable_status};
+pub use fake::FakeBroker;
+pub use http::{
+    Auth, Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_PARALLELISM,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_BASE_DELAY, HttpBroker,
+};
+pub use stats::{RequestObserver, RequestStats, StatsSnapshot, status_label};
 
 /// One pacticipant version to be gated or recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,14 +100,3 @@ pub trait Broker: Send + Sync {
         application_instance: Option<&str>,
     ) -> impl Future<Output = Result<()>> + Send;
 }
-
-/// Errors from talking to the broker.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Placeholder until the client lands.
-    #[error("broker unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// Result alias of this module.
-pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,26 +1,100 @@
 //! The command line: clap types and one module per subcommand.
 //!
-//! **Invariant:** only this module knows clap. Each subcommand returns an [`ExitCode`]-like
-//! number through [`Outcome`]; `main.rs` only exits with it.
+//! **Invariant:** only this module knows clap. Each subcommand returns its process exit code;
+//! `main.rs` only initialises logging and exits with it.
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod common;
+mod deploy;
+mod doctor;
+mod ops;
+pub mod validate;
+
+/// Exit codes shared by every subcommand (documented in `--help` and the README).
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (deployed, up to date, valid)
+  1  invalid input or an error before anything changed (bad manifest, Docker or broker unreachable)
+  2  usage error
+  3  gate blocked: the broker said no or unknown; nothing on the host changed
+  4  deploy failed and was rolled back to the previous images
+  5  deploy failed and the rollback failed, or was off / dry-run
+  6  deployed and healthy, but a broker record failed (it waits in the outbox)";
 
 /// c2quay: a reconciling agent for Docker Compose hosts, gated by a Pact Broker.
 #[derive(Debug, Parser)]
-#[command(name = "c2quay", version, about, long_about = None)]
+#[command(name = "c2quay", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
+    /// Log format: `text` on a terminal, `json` for journald and log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "C2QUAY_LOG_FORMAT")]
+    pub log_format: LogFormat,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Output formats of reporting commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// A human-readable table or text.
+    Text,
+    /// JSON for machines.
+    Json,
+}
+
+/// Where manifests and state live (shared by most subcommands).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Dirs {
+    /// The desired directory (one manifest per environment).
+    #[arg(long, env = "C2QUAY_DESIRED", default_value = "/etc/c2quay/desired")]
+    pub desired: PathBuf,
+    /// The state directory (status, journal, outbox, snapshots, reports, locks).
+    #[arg(long, env = "C2QUAY_STATE_DIR", default_value = "/var/lib/c2quay")]
+    pub state_dir: PathBuf,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate every manifest in a desired directory.
+    /// Run the agent: converge every environment and keep converging.
+    Agent(ops::AgentArgs),
+    /// Validate every manifest in a desired directory (for GitOps CI).
     Validate(validate::Args),
-    /// Print the JSON Schema of the manifest.
+    /// Print the JSON Schema of the manifest (for editors).
     Schema,
+    /// Deploy one environment now: gate, apply, smoke, record (rollback on failure).
+    Deploy(deploy::DeployArgs),
+    /// Ask the broker whether the desired versions can be deployed (read-only).
+    Verify(deploy::VerifyArgs),
+    /// Roll an environment back to the images of a snapshot.
+    Rollback(deploy::RollbackArgs),
+    /// Show the status of environments (works with the agent stopped).
+    Status(ops::StatusArgs),
+    /// Show what the agent would do now, including the broker's answers (read-only).
+    Plan(ops::PlanArgs),
+    /// Ask the agent to try a failed generation again.
+    Retry(ops::RetryArgs),
+    /// Check Docker, Compose, the state and desired directories, and each broker.
+    Doctor(doctor::DoctorArgs),
+}
+
+impl Cli {
+    /// The log format chosen.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -28,7 +102,13 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Schema => validate::schema(),
+        Command::Deploy(args) => common::block_on(deploy::deploy(args)),
+        Command::Verify(args) => common::block_on(deploy::verify(args)),
+        Command::Rollback(args) => common::block_on(deploy::rollback(args)),
+        Command::Agent(args) => common::block_on(ops::agent(args)),
+        Command::Status(args) => ops::status(args),
+        Command::Plan(args) => common::block_on(ops::plan(args)),
+        Command::Retry(args) => ops::retry(args),
+        Command::Doctor(args) => common::block_on(doctor::doctor(args)),
     }
 }
-
-pub mod validate;

@@ -11,6 +11,24 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod argv;
+mod cli;
+mod error;
+pub mod events;
+pub mod fake;
+pub mod override_file;
+pub mod parse;
+pub mod readiness;
+pub mod run;
+mod version;
+
+pub use cli::{CliCompose, CliConfig};
+pub use error::{Error, Result, ServiceFailure};
+pub use readiness::{ReadinessVerdict, evaluate};
+pub use version::ComposeVersion;
+
+use crate::manifest::PullPolicy;
+
 /// A Compose project as the pipeline names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
@@ -81,21 +99,51 @@ pub trait Compose: Send + Sync {
     fn ps(&self, project: &Project) -> impl Future<Output = Result<Vec<Container>>> + Send;
     /// Every Compose-managed container on the host, all projects, in a constant number of processes.
     fn ps_all(&self) -> impl Future<Output = Result<Vec<Container>>> + Send;
-    /// Pulls the pinned images of `services` (a failed pull changes nothing).
-    fn pull(&self, project: &Project, pins: &ImagePins, services: &[String]) -> impl Future<Output = Result<()>> + Send;
+    /// Pulls the pinned images of `services` (a failed pull changes nothing), policy `missing`.
+    fn pull(
+        &self,
+        project: &Project,
+        pins: &ImagePins,
+        services: &[String],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Pulls the pinned images of `services` with the manifest's pull policy: `never` pulls
+    /// nothing; unpinned services and image-id pins (`sha256:...`) are never pulled.
+    fn pull_with_policy(
+        &self,
+        project: &Project,
+        pins: &ImagePins,
+        services: &[String],
+        policy: PullPolicy,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Writes the override for `pins` and runs `up -d` for `services` (never called with an empty list).
-    fn up(&self, project: &Project, pins: &ImagePins, services: &[String], options: &UpOptions) -> impl Future<Output = Result<()>> + Send;
+    fn up(
+        &self,
+        project: &Project,
+        pins: &ImagePins,
+        services: &[String],
+        options: &UpOptions,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// c2quay's own readiness: waits until every service in `services` is ready or `timeout` passes.
-    fn wait_ready(&self, project: &Project, services: &[String], timeout: Duration) -> impl Future<Output = Result<()>> + Send;
+    /// On failure the error is [`Error::NotReady`] naming each service, its state and its last log lines.
+    fn wait_ready(
+        &self,
+        project: &Project,
+        services: &[String],
+        timeout: Duration,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The last `lines` lines of a service's logs.
+    fn logs_tail(
+        &self,
+        project: &Project,
+        service: &str,
+        lines: usize,
+    ) -> impl Future<Output = Result<String>> + Send;
+    /// Leftovers of an interrupted recreate (`<12 hex>_<name>` containers with the project's labels).
+    fn leftovers(&self, project: &Project) -> impl Future<Output = Result<Vec<Container>>> + Send;
+    /// Removes the leftovers (`docker rm -f`) and returns what was removed. The pipeline calls it
+    /// before `up` when a service's normal container is absent.
+    fn remove_leftovers(
+        &self,
+        project: &Project,
+    ) -> impl Future<Output = Result<Vec<Container>>> + Send;
 }
-
-/// Errors from running `docker compose`.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Placeholder until the adapter lands.
-    #[error("docker compose is not available: {0}")]
-    Unavailable(String),
-}
-
-/// Result alias of this module.
-pub type Result<T, E = Error> = std::result::Result<T, E>;

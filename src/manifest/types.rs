@@ -20,8 +20,10 @@ pub const KIND: &str = "Environment";
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Manifest {
     /// Must be `c2quay.dev/v1`.
+    #[schemars(pattern(r"^c2quay\.dev/v1$"))]
     pub api_version: String,
     /// Must be `Environment`.
+    #[schemars(pattern(r"^Environment$"))]
     pub kind: String,
     /// Identity of the environment.
     pub metadata: Metadata,
@@ -34,6 +36,7 @@ pub struct Manifest {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Metadata {
     /// `[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?`, unique on a host; names the state files.
+    #[schemars(pattern(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"))]
     pub name: String,
 }
 
@@ -101,6 +104,7 @@ pub enum PullPolicy {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BrokerSpec {
     /// Base URL (http or https), may carry a path prefix.
+    #[schemars(pattern(r"^https?://"))]
     pub url: String,
     /// The broker environment name used for can-i-deploy and record-deployment.
     pub environment: String,
@@ -171,6 +175,7 @@ pub struct SmokeCheck {
     pub timeout: Option<DurationSpec>,
     /// How many attempts before the check fails (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub attempts: Option<u32>,
     /// Pause between attempts (default 1s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,9 +187,11 @@ pub struct SmokeCheck {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpCheck {
     /// http(s) URL to GET.
+    #[schemars(pattern(r"^https?://"))]
     pub url: String,
     /// Expected status (default 200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 599))]
     pub status: Option<u16>,
     /// A substring the body must contain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +211,7 @@ pub struct TcpCheck {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExecCheck {
     /// Program and arguments.
+    #[schemars(length(min = 1))]
     pub command: Vec<String>,
     /// Extra environment variables (the check otherwise gets a clean environment).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -290,17 +298,26 @@ impl DurationSpec {
 
 impl Serialize for DurationSpec {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&humantime::format_duration(self.0).to_string().replace(' ', ""))
+        serializer.serialize_str(
+            &humantime::format_duration(self.0)
+                .to_string()
+                .replace(' ', ""),
+        )
     }
 }
 
 impl<'de> Deserialize<'de> for DurationSpec {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text)
-            .map(DurationSpec)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write e.g. 30s, 2m, 1h30m")))
+        parse_duration(&text).map_err(serde::de::Error::custom)
     }
+}
+
+/// Parses `30s`, `2m`, `1h30m`, `500ms`; the error says what to write instead.
+pub fn parse_duration(text: &str) -> Result<DurationSpec, String> {
+    humantime::parse_duration(text)
+        .map(DurationSpec)
+        .map_err(|e| format!("invalid duration {text:?} ({e}); write e.g. 30s, 2m, 1h30m"))
 }
 
 impl JsonSchema for DurationSpec {

@@ -1,0 +1,192 @@
+//! The agent's view of the desired directory: valid and invalid environments by name.
+//!
+//! Reloading is cheap (a few small files), so every file event reloads the whole directory and
+//! [`changed_names`] says which environments to reconcile. A file that does not parse still gets
+//! an environment name: the name it had at its last good load, else its file stem.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::manifest::{self, Environment, Problem};
+
+/// One entry of the desired set.
+#[derive(Debug, Clone)]
+pub enum DesiredEnv {
+    /// A valid environment owned by this host.
+    Valid(Arc<Environment>),
+    /// A manifest that failed to load or validate; running services stay untouched.
+    Invalid {
+        /// The manifest file.
+        file: PathBuf,
+        /// Every error, one per line, with file, line and field.
+        message: String,
+    },
+}
+
+impl DesiredEnv {
+    /// What identifies this entry's content: the generation, or the error text.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            DesiredEnv::Valid(env) => env.generation.clone(),
+            DesiredEnv::Invalid { message, .. } => format!("invalid:{message}"),
+        }
+    }
+}
+
+/// Every environment of the desired directory that this host owns.
+#[derive(Debug, Clone, Default)]
+pub struct DesiredSet {
+    /// By environment name.
+    pub entries: BTreeMap<String, DesiredEnv>,
+    /// Manifest file -> environment name (kept across reloads for files that break).
+    pub names_by_file: BTreeMap<PathBuf, String>,
+    /// Why the directory itself could not be read, when it could not.
+    pub dir_error: Option<String>,
+}
+
+impl DesiredSet {
+    /// Loads `dir`, keeping only environments owned by `host`; `previous` names broken files.
+    pub fn load(dir: &Path, host: &str, previous: &DesiredSet) -> DesiredSet {
+        let report = match manifest::load_dir(dir) {
+            Ok(report) => report,
+            Err(error) => {
+                // Keep what we had: an unreadable directory must not orphan everything.
+                let mut kept = previous.clone();
+                kept.dir_error = Some(crate::pipeline::error_chain(&error));
+                return kept;
+            }
+        };
+        let mut set = DesiredSet::default();
+        for env in report.environments {
+            set.names_by_file
+                .insert(env.source.clone(), env.name().to_string());
+            if env.owned_by(host) {
+                set.entries
+                    .insert(env.name().to_string(), DesiredEnv::Valid(Arc::new(env)));
+            }
+        }
+        let mut errors_by_file: BTreeMap<PathBuf, Vec<&Problem>> = BTreeMap::new();
+        for problem in report.problems.iter().filter(|p| p.is_error()) {
+            errors_by_file
+                .entry(problem.file.clone())
+                .or_default()
+                .push(problem);
+        }
+        for (file, problems) in errors_by_file {
+            let name = previous
+                .names_by_file
+                .get(&file)
+                .cloned()
+                .or_else(|| set.names_by_file.get(&file).cloned())
+                .unwrap_or_else(|| file_stem(&file));
+            if set.entries.contains_key(&name) {
+                // A duplicate-name problem on a file whose twin is valid: keep the valid one
+                // out too, both files are reported.
+                set.entries.remove(&name);
+            }
+            let message = problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n");
+            set.names_by_file.insert(file.clone(), name.clone());
+            set.entries
+                .insert(name, DesiredEnv::Invalid { file, message });
+        }
+        set
+    }
+
+    /// The valid environment named `name`, if any.
+    pub fn valid(&self, name: &str) -> Option<Arc<Environment>> {
+        match self.entries.get(name) {
+            Some(DesiredEnv::Valid(env)) => Some(env.clone()),
+            _ => None,
+        }
+    }
+
+    /// The environment whose Compose project is `project`.
+    pub fn by_project(&self, project: &str) -> Option<String> {
+        self.entries.iter().find_map(|(name, entry)| match entry {
+            DesiredEnv::Valid(env) if env.project == project => Some(name.clone()),
+            _ => None,
+        })
+    }
+}
+
+/// Environments added, removed or changed between two loads, in name order.
+pub fn changed_names(old: &DesiredSet, new: &DesiredSet) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (name, entry) in &new.entries {
+        match old.entries.get(name) {
+            Some(previous) if previous.fingerprint() == entry.fingerprint() => {}
+            _ => names.push(name.clone()),
+        }
+    }
+    for name in old.entries.keys() {
+        if !new.entries.contains_key(name) {
+            names.push(name.clone());
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn file_stem(file: &Path) -> String {
+    file.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = "\
+apiVersion: c2quay.dev/v1
+kind: Environment
+metadata:
+  name: NAME
+spec:
+  HOSTS
+  compose:
+    directory: /srv/shop
+  services:
+    web:
+      image: c2quay-test/web:VERSION
+";
+
+    fn write(dir: &Path, file: &str, name: &str, version: &str, hosts: &str) {
+        let text = MANIFEST
+            .replace("NAME", name)
+            .replace("VERSION", version)
+            .replace("HOSTS", hosts);
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+
+    #[test]
+    fn reload_reports_changed_added_removed_and_broken_files_keep_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.yaml", "alpha", "1", "hosts: []");
+        write(dir.path(), "b.yaml", "beta", "1", "hosts: []");
+        write(dir.path(), "c.yaml", "gamma", "1", "hosts: [other-host]");
+        let first = DesiredSet::load(dir.path(), "this-host", &DesiredSet::default());
+        assert_eq!(first.entries.keys().collect::<Vec<_>>(), ["alpha", "beta"]);
+
+        write(dir.path(), "a.yaml", "alpha", "2", "hosts: []");
+        std::fs::write(dir.path().join("b.yaml"), "apiVersion: [broken").unwrap();
+        write(dir.path(), "d.yaml", "delta", "1", "hosts: []");
+        let second = DesiredSet::load(dir.path(), "this-host", &first);
+        assert_eq!(changed_names(&first, &second), ["alpha", "beta", "delta"]);
+        match &second.entries["beta"] {
+            DesiredEnv::Invalid { message, .. } => assert!(message.contains("b.yaml"), "{message}"),
+            other => panic!("beta should be invalid, got {other:?}"),
+        }
+
+        std::fs::remove_file(dir.path().join("d.yaml")).unwrap();
+        let third = DesiredSet::load(dir.path(), "this-host", &second);
+        assert_eq!(changed_names(&second, &third), ["delta"]);
+        assert!(changed_names(&third, &third).is_empty());
+    }
+}

@@ -1,0 +1,568 @@
+//! One reconcile of one environment by the agent: recover, drain the outbox, observe, plan, act,
+//! and write status, metrics and history. The deploy itself is the pipeline's, not a copy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::{Instrument, info, info_span, warn};
+
+use super::{DesiredEnv, DesiredSet, Shared, read};
+use crate::compose::{Compose, Container};
+use crate::manifest::Environment;
+use crate::metrics::ReconcileResult;
+use crate::pipeline::{self, Brokers, Context, DeployOptions, Outcome, error_chain};
+use crate::plan::{self, Action, Desired};
+use crate::smoke::Smoke;
+use crate::state::{ConditionStatus, ConditionType, EnvironmentStatus, HistoryEntry, Phase};
+
+/// How long the agent waits for the environment lock (a manual `c2quay deploy` may hold it).
+const AGENT_LOCK_WAIT: Duration = Duration::from_secs(30);
+/// Requeue delay after a transient error (Docker or the state directory).
+const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
+
+/// What one reconcile ended with.
+#[derive(Debug, Clone)]
+pub struct ReconcileOutcome {
+    /// The phase written to status.
+    pub phase: String,
+    /// A short result (`noop`, `deployed`, `gate_blocked`, `error`, ...).
+    pub result: String,
+    /// When to reconcile again if nothing else triggers it.
+    pub requeue_after: Option<Duration>,
+}
+
+/// Reconciles the environment `name` once. Never panics on bad input; errors end in status.
+pub async fn reconcile<C: Compose, B: Brokers, S: Smoke>(
+    ctx: &Arc<Context<C, B, S>>,
+    shared: &Arc<Shared>,
+    name: &str,
+) -> ReconcileOutcome {
+    let entry = read(&shared.desired).entries.get(name).cloned();
+    let generation = match &entry {
+        Some(DesiredEnv::Valid(env)) => env.generation.clone(),
+        _ => String::new(),
+    };
+    let span = info_span!("reconcile", environment = name, generation = %generation);
+    async {
+        let started = Instant::now();
+        let mut status = match ctx.state.read_status(name) {
+            Ok(Some(status)) => status,
+            Ok(None) => EnvironmentStatus::new(name),
+            Err(error) => {
+                // Never overwrite a status we cannot read with a fresh one: report and retry.
+                warn!(error = %error_chain(&error), "status file unreadable; leaving it as is");
+                return ReconcileOutcome {
+                    phase: "Unknown".into(),
+                    result: "state_error".into(),
+                    requeue_after: Some(TRANSIENT_RETRY),
+                };
+            }
+        };
+        let (action, reason, result, requeue_after) = match entry {
+            None => orphaned(ctx, name, &mut status),
+            Some(DesiredEnv::Invalid { message, .. }) => {
+                status.phase = Phase::Invalid;
+                status.message = message.clone();
+                ("invalid".to_string(), message, "invalid".to_string(), None)
+            }
+            Some(DesiredEnv::Valid(env)) => reconcile_valid(ctx, shared, &env, &mut status).await,
+        };
+        info!(action = %action, reason = %reason, result = %result, "reconciled");
+        let now = ctx.clock.now();
+        let elapsed = started.elapsed();
+        status.last_reconcile_at = Some(now);
+        status.last_result = Some(result.clone());
+        status.last_action = Some(action.clone());
+        status.push_history(HistoryEntry {
+            at: now,
+            generation: (!generation.is_empty()).then(|| generation.clone()),
+            action,
+            reason,
+            result: result.clone(),
+            duration_ms: elapsed.as_millis() as u64,
+        });
+        if let Err(error) = ctx.state.write_status(name, &status) {
+            warn!(error = %error_chain(&error), "cannot write status");
+        }
+        if let Some(metrics) = &ctx.metrics {
+            metrics.observe_reconcile(name, reconcile_result(&result), elapsed);
+            metrics.set_phase(name, status.phase.as_str());
+            metrics.set_pending_records(name, status.pending_records);
+            let blocked_since = (status.phase == Phase::GateBlocked)
+                .then(|| {
+                    status
+                        .condition(ConditionType::Gated)
+                        .map(|c| c.last_transition_time)
+                })
+                .flatten();
+            metrics.set_gate_blocked_since(name, blocked_since);
+            metrics.set_drift_detected(name, status.phase == Phase::Drifted);
+            metrics.set_manifest_errors(name, usize::from(status.phase == Phase::Invalid));
+            if status.phase == Phase::Ready {
+                metrics.set_last_success(name, now);
+            }
+        }
+        ReconcileOutcome {
+            phase: status.phase.as_str().to_string(),
+            result,
+            requeue_after,
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+type Step = (String, String, String, Option<Duration>);
+
+/// The bounded metric label of a reconcile result.
+fn reconcile_result(result: &str) -> ReconcileResult {
+    match result {
+        "noop" | "up_to_date" | "await_change" | "waiting_for_gate" | "drifted" | "suspended"
+        | "orphaned" => ReconcileResult::Noop,
+        "deployed" | "record_failed" => ReconcileResult::Deployed,
+        "healed" => ReconcileResult::Healed,
+        "gate_blocked" | "gate_error" => ReconcileResult::GateBlocked,
+        "rolled_back" => ReconcileResult::RolledBack,
+        "invalid" => ReconcileResult::Skipped,
+        _ => ReconcileResult::Failed,
+    }
+}
+
+fn orphaned<C, B, S>(ctx: &Context<C, B, S>, name: &str, status: &mut EnvironmentStatus) -> Step {
+    let _ = ctx;
+    status.phase = Phase::Orphaned;
+    status.message = format!(
+        "the manifest of {name} was removed: no longer managed; its containers keep running. \
+         To take it down: docker compose -p <project> down (see the last snapshot under the state directory)"
+    );
+    (
+        "orphaned".into(),
+        status.message.clone(),
+        "orphaned".into(),
+        None,
+    )
+}
+
+async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
+    ctx: &Arc<Context<C, B, S>>,
+    shared: &Arc<Shared>,
+    env: &Environment,
+    status: &mut EnvironmentStatus,
+) -> Step {
+    let name = env.name();
+    status.observed_generation = Some(env.generation.clone());
+    // 1. An interrupted deploy is recovered before anything else.
+    match ctx.state.read_intent(name) {
+        Ok(Some(_)) => match pipeline::recover(ctx, env, AGENT_LOCK_WAIT).await {
+            Ok(recovery) => info!(?recovery, "recovered an interrupted operation"),
+            Err(error) => {
+                return transient(status, "recover", &error_chain(&error));
+            }
+        },
+        Ok(None) => {}
+        Err(error) => return transient(status, "recover", &error_chain(&error)),
+    }
+    // Reload: recovery may have written status.
+    if let Ok(Some(fresh)) = ctx.state.read_status(name) {
+        *status = fresh;
+        status.observed_generation = Some(env.generation.clone());
+    }
+    // 2. Pending records are retried before anything new happens.
+    let mut record_requeue = None;
+    if env.manifest.spec.broker.is_some() {
+        match pipeline::drain_outbox(ctx, env).await {
+            Ok(items) => {
+                for item in &items {
+                    info!(pacticipant = %item.candidate.pacticipant, version = %item.candidate.version, status = ?item.status, "outbox record attempt");
+                }
+            }
+            Err(error) => warn!(error = %error_chain(&error), "cannot read the outbox"),
+        }
+        record_requeue = refresh_pending(ctx, env, status);
+    }
+    if env.manifest.spec.suspend {
+        status.phase = Phase::Suspended;
+        status.message = "spec.suspend is true: observing only".into();
+        return (
+            "suspended".into(),
+            status.message.clone(),
+            "suspended".into(),
+            None,
+        );
+    }
+    // 3. Observe and plan.
+    let project = pipeline::project_of(env);
+    let observed = match ctx.compose.ps(&project).await {
+        Ok(containers) => {
+            shared
+                .docker_ok
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            containers
+        }
+        Err(error) => {
+            shared
+                .docker_ok
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            return transient(status, "observe", &error_chain(&error));
+        }
+    };
+    let applied = pipeline::applied_state_of(status);
+    let now = ctx.clock.now();
+    let plan = plan::plan(Desired::Valid(env), &applied, &observed, now);
+    info!(action = plan.action.name(), reason = %plan.reason, "plan");
+    let action = plan.action.name().to_string();
+    let options = DeployOptions {
+        holder: "agent",
+        lock_wait: AGENT_LOCK_WAIT,
+        ..DeployOptions::default()
+    };
+    let (result, requeue) = match &plan.action {
+        Action::Noop => {
+            status.phase = Phase::Ready;
+            status.message = plan.reason.clone();
+            ("noop".to_string(), record_requeue)
+        }
+        Action::Deploy { .. } => {
+            status.phase = Phase::Progressing;
+            status.message = plan.reason.clone();
+            let _ = ctx.state.write_status(name, status);
+            match pipeline::deploy(ctx, env, &options).await {
+                Ok(report) => apply_outcome(ctx, env, status, &report, now),
+                Err(error) => deploy_error(ctx, env, status, &error, now),
+            }
+        }
+        Action::Heal { services } => {
+            let heal = pipeline::heal(ctx, env, services, &options).await;
+            status.heals.push(now);
+            status.heals.retain(|at| {
+                now.duration_since(*at)
+                    .map(|age| age < plan::HEAL_WINDOW)
+                    .unwrap_or(true)
+            });
+            if let Some(metrics) = &ctx.metrics {
+                metrics.observe_heal(name);
+            }
+            match heal {
+                Ok(report) if report.outcome == Outcome::Deployed => {
+                    status.phase = Phase::Ready;
+                    status.message = format!("healed {}", services.join(", "));
+                    ("healed".to_string(), record_requeue)
+                }
+                Ok(report) => {
+                    status.phase = Phase::Degraded;
+                    status.message = format!("heal failed: {:?}", report.outcome);
+                    ("heal_failed".to_string(), Some(TRANSIENT_RETRY))
+                }
+                Err(error) => return transient(status, "heal", &error_chain(&error)),
+            }
+        }
+        Action::ReportDrift { .. } => {
+            status.phase = Phase::Drifted;
+            status.message = plan.reason.clone();
+            ("drifted".to_string(), None)
+        }
+        Action::HealCapReached { .. } => {
+            status.phase = Phase::Degraded;
+            status.message = plan.reason.clone();
+            ("degraded".to_string(), Some(plan::HEAL_WINDOW))
+        }
+        Action::WaitForGate { next_check_at } => {
+            status.phase = Phase::GateBlocked;
+            let delay = next_check_at.duration_since(now).unwrap_or_default();
+            ("waiting_for_gate".to_string(), Some(delay))
+        }
+        Action::AwaitChange => {
+            status.phase = Phase::RolledBack;
+            status.message = plan.reason.clone();
+            ("await_change".to_string(), None)
+        }
+        Action::Suspended => {
+            status.phase = Phase::Suspended;
+            ("suspended".to_string(), None)
+        }
+        Action::Invalid => {
+            status.phase = Phase::Invalid;
+            ("invalid".to_string(), None)
+        }
+    };
+    let requeue = match (requeue, refresh_pending(ctx, env, status)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    (action, plan.reason, result, requeue)
+}
+
+/// Maps a pipeline report onto status; returns the result label and the requeue delay.
+fn apply_outcome<C: Compose, B: Brokers, S: Smoke>(
+    ctx: &Context<C, B, S>,
+    env: &Environment,
+    status: &mut EnvironmentStatus,
+    report: &pipeline::DeployReport,
+    now: SystemTime,
+) -> (String, Option<Duration>) {
+    // The pipeline wrote the applied release; take it over.
+    if let Ok(Some(fresh)) = ctx.state.read_status(env.name()) {
+        status.applied_generation = fresh.applied_generation;
+        status.releases = fresh.releases;
+    }
+    let result = report.outcome.name().to_string();
+    match &report.outcome {
+        Outcome::Deployed | Outcome::UpToDate | Outcome::DryRun => {
+            status.phase = Phase::Ready;
+            status.message = report.plan.clone();
+            status.failed_generation = None;
+            status.gate_checks = 0;
+            status.next_gate_check_at = None;
+            status.set_condition(
+                ConditionType::Gated,
+                ConditionStatus::True,
+                "Deployable",
+                "the broker said deployable",
+                now,
+            );
+            status.set_condition(
+                ConditionType::Applied,
+                ConditionStatus::True,
+                "Applied",
+                &report.plan,
+                now,
+            );
+            status.set_condition(
+                ConditionType::SmokePassed,
+                ConditionStatus::True,
+                "SmokePassed",
+                "smoke checks passed",
+                now,
+            );
+            (result, None)
+        }
+        Outcome::RecordFailed => {
+            status.phase = Phase::Ready;
+            status.message = format!("{}; some broker records are pending", report.plan);
+            status.failed_generation = None;
+            status.gate_checks = 0;
+            status.next_gate_check_at = None;
+            status.set_condition(
+                ConditionType::Applied,
+                ConditionStatus::True,
+                "Applied",
+                &report.plan,
+                now,
+            );
+            (result, Some(pipeline::record_retry_delay(1)))
+        }
+        Outcome::GateBlocked => {
+            let reasons = report.gate_reasons().join("\n");
+            status.phase = Phase::GateBlocked;
+            status.message = reasons.clone();
+            if status.gate_blocked_generation.as_deref() != Some(env.generation.as_str()) {
+                // A new commit resets the backoff.
+                status.gate_checks = 0;
+            }
+            status.gate_checks += 1;
+            let retry = &env.manifest.spec.policy.gate_retry;
+            let delay =
+                plan::gate_retry_delay(retry.initial.get(), retry.max.get(), status.gate_checks);
+            status.next_gate_check_at = Some(now + delay);
+            status.gate_blocked_generation = Some(env.generation.clone());
+            status.set_condition(
+                ConditionType::Gated,
+                ConditionStatus::False,
+                "GateBlocked",
+                &reasons,
+                now,
+            );
+            (result, Some(delay))
+        }
+        Outcome::RolledBack { failed_step, cause } => {
+            status.phase = Phase::RolledBack;
+            status.message =
+                format!("{failed_step} failed ({cause}); rolled back to the previous images");
+            status.failed_generation = Some(env.generation.clone());
+            status.set_condition(
+                ConditionType::Applied,
+                ConditionStatus::False,
+                "RolledBack",
+                &status.message.clone(),
+                now,
+            );
+            (result, None)
+        }
+        Outcome::RollbackFailed {
+            failed_step,
+            cause,
+            rollback,
+        } => {
+            status.phase = Phase::Degraded;
+            status.message = format!("{failed_step} failed ({cause}); not rolled back: {rollback}");
+            status.failed_generation = Some(env.generation.clone());
+            status.set_condition(
+                ConditionType::Applied,
+                ConditionStatus::False,
+                "RollbackFailed",
+                &status.message.clone(),
+                now,
+            );
+            (result, None)
+        }
+    }
+}
+
+fn deploy_error<C, B, S>(
+    ctx: &Context<C, B, S>,
+    env: &Environment,
+    status: &mut EnvironmentStatus,
+    error: &pipeline::Error,
+    now: SystemTime,
+) -> (String, Option<Duration>) {
+    let _ = ctx;
+    let message = error_chain(error);
+    warn!(error = %message, kind = error.kind(), "deploy did not start");
+    match error {
+        pipeline::Error::Gate { .. } => {
+            // The broker could not answer: no gate ever passes on an error.
+            status.phase = Phase::GateBlocked;
+            status.message = format!("broker unreachable or refused: {message}");
+            if status.gate_blocked_generation.as_deref() != Some(env.generation.as_str()) {
+                // A new commit resets the backoff.
+                status.gate_checks = 0;
+            }
+            status.gate_checks += 1;
+            let retry = &env.manifest.spec.policy.gate_retry;
+            let delay =
+                plan::gate_retry_delay(retry.initial.get(), retry.max.get(), status.gate_checks);
+            status.next_gate_check_at = Some(now + delay);
+            status.gate_blocked_generation = Some(env.generation.clone());
+            status.set_condition(
+                ConditionType::Gated,
+                ConditionStatus::Unknown,
+                "BrokerError",
+                &message,
+                now,
+            );
+            ("gate_error".into(), Some(delay))
+        }
+        _ if error.is_transient() => {
+            status.message = message;
+            ("error".into(), Some(TRANSIENT_RETRY))
+        }
+        _ => {
+            status.phase = Phase::Degraded;
+            status.message = message;
+            ("error".into(), None)
+        }
+    }
+}
+
+fn transient(status: &mut EnvironmentStatus, step: &str, message: &str) -> Step {
+    status.message = format!("{step}: {message}");
+    (
+        step.to_string(),
+        status.message.clone(),
+        "error".into(),
+        Some(TRANSIENT_RETRY),
+    )
+}
+
+/// Updates the pending-record count and the `Recorded` condition; returns when to retry.
+fn refresh_pending<C, B, S>(
+    ctx: &Context<C, B, S>,
+    env: &Environment,
+    status: &mut EnvironmentStatus,
+) -> Option<Duration> {
+    let (pending, _) = ctx.state.outbox_list(env.name()).unwrap_or_default();
+    status.pending_records = pending.len();
+    let now = ctx.clock.now();
+    if pending.is_empty() {
+        if status.applied_generation.is_some() && env.manifest.spec.broker.is_some() {
+            status.set_condition(
+                ConditionType::Recorded,
+                ConditionStatus::True,
+                "Recorded",
+                "every deployment is recorded in the broker",
+                now,
+            );
+        }
+        return None;
+    }
+    let message = pending
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} ({} attempts{})",
+                r.pacticipant,
+                r.version,
+                r.attempts,
+                r.last_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    status.set_condition(
+        ConditionType::Recorded,
+        ConditionStatus::False,
+        "RecordPending",
+        &message,
+        now,
+    );
+    pending
+        .iter()
+        .map(|r| {
+            r.next_attempt_at
+                .and_then(|at| at.duration_since(now).ok())
+                .unwrap_or(Duration::from_secs(1))
+        })
+        .min()
+}
+
+/// Environments whose plan is not `Noop` given one observation of all containers, plus those
+/// with pending records or an open intent. Used by the resync: no process per environment.
+pub fn needing_reconcile<C, B, S>(
+    ctx: &Context<C, B, S>,
+    desired: &DesiredSet,
+    containers: &[Container],
+) -> Vec<String> {
+    let now = ctx.clock.now();
+    let mut names = Vec::new();
+    for (name, entry) in &desired.entries {
+        let status = ctx.state.read_status(name).ok().flatten();
+        let needs = match entry {
+            DesiredEnv::Invalid { .. } => status
+                .as_ref()
+                .map(|s| s.phase != Phase::Invalid)
+                .unwrap_or(true),
+            DesiredEnv::Valid(env) => {
+                let Some(status) = status else {
+                    names.push(name.clone());
+                    continue;
+                };
+                let observed: Vec<Container> = containers
+                    .iter()
+                    .filter(|c| c.project == env.project)
+                    .cloned()
+                    .collect();
+                let applied = pipeline::applied_state_of(&status);
+                let plan = plan::plan(Desired::Valid(env), &applied, &observed, now);
+                let phase_matches = match plan.action {
+                    Action::Noop => status.phase == Phase::Ready,
+                    Action::AwaitChange => {
+                        status.phase == Phase::RolledBack || status.phase == Phase::Degraded
+                    }
+                    Action::ReportDrift { .. } => status.phase == Phase::Drifted,
+                    Action::Suspended => status.phase == Phase::Suspended,
+                    _ => false,
+                };
+                !phase_matches
+                    || status.pending_records > 0
+                    || matches!(ctx.state.read_intent(name), Ok(Some(_)))
+            }
+        };
+        if needs {
+            names.push(name.clone());
+        }
+    }
+    names
+}

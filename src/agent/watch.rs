@@ -1,0 +1,78 @@
+//! Triggers from outside: debounced file events of the desired directory, and container events.
+
+use std::path::Path;
+use std::time::Duration;
+
+use notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::{Error, Event};
+
+/// The live watcher; dropping it stops the watch.
+pub type DesiredWatcher = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
+
+/// Watches `dir`; every debounced burst of events (an editor save, a `git pull` touching many
+/// files) becomes one [`Event::DesiredChanged`]. The agent then reloads and diffs the directory,
+/// so only environments whose generation changed are reconciled.
+pub fn watch_desired(
+    dir: &Path,
+    debounce: Duration,
+    tx: mpsc::UnboundedSender<Event>,
+) -> Result<DesiredWatcher, Error> {
+    let handler = move |result: DebounceEventResult| match result {
+        Ok(events) if !events.is_empty() => {
+            debug!(events = events.len(), "desired directory events");
+            let _ = tx.send(Event::DesiredChanged);
+        }
+        Ok(_) => {}
+        Err(errors) => {
+            for error in errors {
+                warn!(error = %error, "file watch error; the periodic resync covers missed events");
+            }
+        }
+    };
+    let mut debouncer = new_debouncer(debounce, None, handler).map_err(|e| Error::Watch {
+        dir: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    debouncer
+        .watch(dir, RecursiveMode::NonRecursive)
+        .map_err(|e| Error::Watch {
+            dir: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    Ok(debouncer)
+}
+
+/// Follows container events of every Compose project (a long-running `docker events` child,
+/// restarted with backoff when it dies) and sends one [`Event::ContainersChanged`] per event.
+pub fn follow_container_events(tx: mpsc::UnboundedSender<Event>) {
+    tokio::spawn(async move {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            let (project_tx, mut project_rx) = mpsc::unbounded_channel::<String>();
+            let follower = tokio::spawn(crate::compose::events::follow(project_tx));
+            while let Some(project) = project_rx.recv().await {
+                delay = Duration::from_secs(1);
+                if tx.send(Event::ContainersChanged(project)).is_err() {
+                    follower.abort();
+                    return;
+                }
+            }
+            match follower.await {
+                Ok(Ok(())) => debug!("docker events ended"),
+                Ok(Err(error)) => {
+                    warn!(error = %crate::pipeline::error_chain(&error), "docker events failed")
+                }
+                Err(_) => return,
+            }
+            if tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
+    });
+}

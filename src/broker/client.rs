@@ -1,0 +1,318 @@
+//! The broker operations of [`HttpBroker`]: the cached HAL index, can-i-deploy through
+//! `/matrix` (per service with bounded fan-out, or all-or-nothing), environment uuids, and
+//! record-deployment; and the [`Broker`] trait implementation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use reqwest::{Method, Url};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+use super::error::{Error, Result};
+use super::http::{Call, HttpBroker};
+use super::parse::{Link, parse_environments, parse_index, parse_matrix, record_deployment_href};
+use super::requests::{
+    describe_candidates, expand_url, matrix_url, record_deployment_body, version_url_fallback,
+};
+use super::{Broker, Candidate, GateAnswer, GateMode};
+
+/// Stats relation of the index request.
+pub const RELATION_INDEX: &str = "index";
+/// Stats relation of `/matrix` queries (the index has no matrix relation).
+pub const RELATION_MATRIX: &str = "matrix";
+/// The environments list relation.
+pub const RELATION_ENVIRONMENTS: &str = "pb:environments";
+/// The version resource relation.
+pub const RELATION_VERSION: &str = "pb:pacticipant-version";
+/// The record-deployment relation (on a version resource).
+pub const RELATION_RECORD_DEPLOYMENT: &str = "pb:record-deployment";
+
+fn malformed(relation: &str, url: &Url, detail: impl ToString) -> Error {
+    Error::Malformed {
+        relation: relation.to_string(),
+        path: url.path().to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+impl HttpBroker {
+    /// The broker's HAL index (`GET <base>`), fetched once and cached; a failed fetch is not
+    /// cached, so the next call tries again.
+    pub async fn index(&self) -> Result<&BTreeMap<String, Link>> {
+        self.inner
+            .index
+            .get_or_try_init(|| async {
+                let url = self.inner.base.clone();
+                let reply = self
+                    .inner
+                    .send(Call {
+                        method: Method::GET,
+                        relation: RELATION_INDEX,
+                        url: url.clone(),
+                        body: None,
+                    })
+                    .await?;
+                parse_index(&reply.body).map_err(|e| malformed(RELATION_INDEX, &url, e))
+            })
+            .await
+    }
+
+    /// The href of a single-link index relation, resolved against the base URL.
+    async fn relation_url(&self, relation: &str) -> Result<Url> {
+        let link = self
+            .index()
+            .await?
+            .get(relation)
+            .ok_or_else(|| Error::MissingRelation {
+                relation: relation.to_string(),
+                detail: "absent from the index (a broker before 2.80.0?)".into(),
+            })?;
+        self.inner
+            .base
+            .join(&link.href)
+            .map_err(|e| Error::MissingRelation {
+                relation: relation.to_string(),
+                detail: format!("href is not a URL: {e}"),
+            })
+    }
+
+    /// One `/matrix` query for `candidates` into `environment`
+    /// (`q[][pacticipant]=..&q[][version]=..&latestby=cvpv&environment=..`).
+    pub async fn matrix(&self, environment: &str, candidates: &[Candidate]) -> Result<GateAnswer> {
+        let url =
+            matrix_url(&self.inner.base, environment, candidates).map_err(|e| Error::Config {
+                detail: format!("cannot build the matrix URL: {e}"),
+            })?;
+        let reply = self
+            .inner
+            .send(Call {
+                method: Method::GET,
+                relation: RELATION_MATRIX,
+                url: url.clone(),
+                body: None,
+            })
+            .await
+            .map_err(|error| match error {
+                Error::BadRequest { messages, .. } => Error::BadRequest {
+                    request: format!(
+                        "can-i-deploy of {} to environment {environment} ({})",
+                        describe_candidates(candidates),
+                        url.path()
+                    ),
+                    messages,
+                },
+                other => other,
+            })?;
+        parse_matrix(&reply.body).map_err(|e| malformed(RELATION_MATRIX, &url, e))
+    }
+
+    /// One matrix query per candidate, at most `parallelism` at a time; answers in the
+    /// caller's order whatever the completion order. The first error in caller order wins.
+    async fn per_service(
+        &self,
+        environment: &str,
+        candidates: &[Candidate],
+    ) -> Result<Vec<GateAnswer>> {
+        let permits = Arc::new(Semaphore::new(self.inner.config.parallelism.max(1)));
+        let mut tasks = JoinSet::new();
+        for (position, candidate) in candidates.iter().cloned().enumerate() {
+            let broker = self.clone();
+            let permits = Arc::clone(&permits);
+            let environment = environment.to_string();
+            let task = async move {
+                let _permit = permits.acquire_owned().await.ok();
+                let answer = broker
+                    .matrix(&environment, std::slice::from_ref(&candidate))
+                    .await;
+                (position, answer)
+            };
+            tasks.spawn(task.in_current_span());
+        }
+        let mut answers: Vec<Option<Result<GateAnswer>>> =
+            candidates.iter().map(|_| None).collect();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((position, answer)) => answers[position] = Some(answer),
+                Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                Err(error) => {
+                    return Err(Error::Config {
+                        detail: format!("a can-i-deploy task was cancelled: {error}"),
+                    });
+                }
+            }
+        }
+        answers
+            .into_iter()
+            .map(|answer| {
+                answer.unwrap_or_else(|| {
+                    Err(Error::Config {
+                        detail: "a can-i-deploy task gave no answer".into(),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Resolves an environment name to its uuid. Cached; a miss refreshes the whole list
+    /// from `pb:environments` once, then fails with [`Error::UnknownEnvironment`].
+    pub async fn environment_uuid(&self, name: &str) -> Result<String> {
+        if let Some(uuid) = self.cached_environment(name) {
+            return Ok(uuid);
+        }
+        let url = self.relation_url(RELATION_ENVIRONMENTS).await?;
+        let reply = self
+            .inner
+            .send(Call {
+                method: Method::GET,
+                relation: RELATION_ENVIRONMENTS,
+                url: url.clone(),
+                body: None,
+            })
+            .await?;
+        let listed = parse_environments(&reply.body)
+            .map_err(|e| malformed(RELATION_ENVIRONMENTS, &url, e))?;
+        let mut cache = lock(&self.inner.environments);
+        cache.clear();
+        cache.extend(listed);
+        cache
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownEnvironment {
+                environment: name.to_string(),
+            })
+    }
+
+    fn cached_environment(&self, name: &str) -> Option<String> {
+        lock(&self.inner.environments).get(name).cloned()
+    }
+
+    /// The URL of a version resource: the index's `pb:pacticipant-version` template, or
+    /// `<base>/pacticipants/{p}/versions/{v}` when the index lacks it.
+    async fn version_url(&self, candidate: &Candidate) -> Result<Url> {
+        let params = [
+            ("pacticipant", candidate.pacticipant.as_str()),
+            ("version", candidate.version.as_str()),
+        ];
+        let built = match self.index().await?.get(RELATION_VERSION) {
+            Some(link) => expand_url(&link.href, &params),
+            None => {
+                version_url_fallback(&self.inner.base, &candidate.pacticipant, &candidate.version)
+            }
+        };
+        built.map_err(|e| Error::MissingRelation {
+            relation: RELATION_VERSION.into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The `pb:record-deployment` href for (candidate, environment), from the version
+    /// resource; cached per (pacticipant, version, environment).
+    async fn record_link(&self, environment: &str, candidate: &Candidate) -> Result<Url> {
+        let key = record_key(environment, candidate);
+        let cached = lock(&self.inner.record_links).get(&key).cloned();
+        let href = match cached {
+            Some(href) => href,
+            None => {
+                let url = self.version_url(candidate).await?;
+                let reply = self
+                    .inner
+                    .send(Call {
+                        method: Method::GET,
+                        relation: RELATION_VERSION,
+                        url: url.clone(),
+                        body: None,
+                    })
+                    .await
+                    .map_err(|error| match error {
+                        Error::NotFound { .. } => Error::UnknownVersion {
+                            pacticipant: candidate.pacticipant.clone(),
+                            version: candidate.version.clone(),
+                        },
+                        other => other,
+                    })?;
+                let href = record_deployment_href(&reply.body, environment)
+                    .map_err(|e| malformed(RELATION_VERSION, &url, e))?
+                    .ok_or_else(|| Error::UnknownEnvironment {
+                        environment: environment.to_string(),
+                    })?;
+                lock(&self.inner.record_links).insert(key, href.clone());
+                href
+            }
+        };
+        self.inner
+            .base
+            .join(&href)
+            .map_err(|e| Error::MissingRelation {
+                relation: RELATION_RECORD_DEPLOYMENT.into(),
+                detail: format!("href {href:?} is not a URL: {e}"),
+            })
+    }
+
+    /// Records that `candidate` now runs in `environment`: GET the version resource, pick the
+    /// `pb:record-deployment` link named after the environment, POST to it.
+    pub async fn record(
+        &self,
+        environment: &str,
+        candidate: &Candidate,
+        application_instance: Option<&str>,
+    ) -> Result<()> {
+        let url = self.record_link(environment, candidate).await?;
+        let result = self
+            .inner
+            .send(Call {
+                method: Method::POST,
+                relation: RELATION_RECORD_DEPLOYMENT,
+                url,
+                body: Some(record_deployment_body(application_instance)),
+            })
+            .await;
+        if let Err(Error::NotFound { .. }) = &result {
+            // The environment or version vanished since the link was cached: look it up anew
+            // next time.
+            lock(&self.inner.record_links).remove(&record_key(environment, candidate));
+        }
+        result.map(|_| ())
+    }
+}
+
+fn record_key(environment: &str, candidate: &Candidate) -> (String, String, String) {
+    (
+        candidate.pacticipant.clone(),
+        candidate.version.clone(),
+        environment.to_string(),
+    )
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Broker for HttpBroker {
+    async fn can_i_deploy(
+        &self,
+        environment: &str,
+        candidates: &[Candidate],
+        mode: GateMode,
+    ) -> Result<Vec<GateAnswer>> {
+        match mode {
+            GateMode::AllOrNothing if candidates.len() >= 2 => {
+                Ok(vec![self.matrix(environment, candidates).await?])
+            }
+            _ => self.per_service(environment, candidates).await,
+        }
+    }
+
+    async fn record_deployment(
+        &self,
+        environment: &str,
+        candidate: &Candidate,
+        application_instance: Option<&str>,
+    ) -> Result<()> {
+        self.record(environment, candidate, application_instance)
+            .await
+    }
+}

@@ -1,0 +1,177 @@
+//! Fixture tests of the broker JSON parsers (fixtures in `fixtures/`, written for c2quay).
+
+use super::*;
+
+const MIXED: &str = include_str!("fixtures/matrix-mixed-unknown.json");
+const DEPLOYABLE: &str = include_str!("fixtures/matrix-deployable.json");
+const VERSION_MISSING: &str = include_str!("fixtures/matrix-version-missing.json");
+const FAILED_WITH_IGNORED: &str = include_str!("fixtures/matrix-failed-with-ignored.json");
+
+#[test]
+fn unknown_keeps_counts_reason_and_failing_rows() {
+    let answer = parse_matrix(MIXED).unwrap();
+    assert_eq!(answer.verdict, Verdict::Unknown);
+    assert_eq!((answer.success, answer.failed, answer.unknown), (1, 1, 1));
+    assert!(
+        answer
+            .reason
+            .starts_with("The verification for the pact between version 7")
+    );
+    assert_eq!(
+        answer.failing_rows,
+        [
+            "shop-web 7 -> basket-api (no version): not verified",
+            "shop-web 7 -> catalog-api 41: verification failed",
+        ]
+    );
+}
+
+#[test]
+fn deployable_has_no_failing_rows() {
+    let answer = parse_matrix(DEPLOYABLE).unwrap();
+    assert_eq!(answer.verdict, Verdict::Deployable);
+    assert_eq!(answer.success, 1);
+    assert!(answer.failing_rows.is_empty());
+}
+
+#[test]
+fn unknown_version_is_not_deployable_with_the_brokers_reason() {
+    let answer = parse_matrix(VERSION_MISSING).unwrap();
+    assert_eq!(answer.verdict, Verdict::NotDeployable);
+    assert_eq!(
+        answer.reason,
+        "No pacts or verifications have been published for version 9 of shop-web"
+    );
+    assert!(answer.failing_rows.is_empty());
+}
+
+#[test]
+fn ignored_rows_are_not_failing_rows() {
+    let answer = parse_matrix(FAILED_WITH_IGNORED).unwrap();
+    assert_eq!(answer.verdict, Verdict::NotDeployable);
+    assert_eq!(
+        answer.failing_rows,
+        ["checkout 5 -> payments 2: verification failed"]
+    );
+}
+
+#[test]
+fn garbage_and_wrong_shapes_are_errors_not_panics() {
+    for body in [
+        "",
+        "<html>502 Bad Gateway</html>",
+        "{\"summary\":",
+        "[]",
+        "null",
+        "{}",
+        "{\"summary\": 3}",
+        "{\"summary\": {}}",
+        "{\"summary\": {\"deployable\": \"yes\"}}",
+        "{\"summary\": {\"deployable\": true, \"success\": -1}}",
+        "{\"summary\": {\"deployable\": true, \"reason\": 5}}",
+        "{\"summary\": {\"deployable\": true}, \"matrix\": {}}",
+    ] {
+        assert!(parse_matrix(body).is_err(), "accepted {body:?}");
+    }
+    // Strange rows are described, not rejected.
+    let odd =
+        r#"{"summary":{"deployable":null},"matrix":[{"verificationResult":{"success":"?"}}, 7]}"#;
+    assert_eq!(
+        parse_matrix(odd).unwrap().failing_rows,
+        [
+            "(unnamed) (no version) -> (unnamed) (no version): verification result unreadable",
+            "(unnamed) (no version) -> (unnamed) (no version): not verified",
+        ]
+    );
+}
+
+#[test]
+fn index_links_by_relation() {
+    let body = r#"{"_links":{
+        "self":{"href":"http://b.test/broker","title":"Index"},
+        "pb:pacticipant-version":{"href":"http://b.test/broker/pacticipants/{pacticipant}/versions/{version}","templated":true},
+        "pb:environments":{"href":"http://b.test/broker/environments"},
+        "curies":[{"name":"pb","href":"http://b.test/doc/{rel}","templated":true}]
+    }}"#;
+    let index = parse_index(body).unwrap();
+    assert_eq!(
+        index["pb:environments"].href,
+        "http://b.test/broker/environments"
+    );
+    assert!(
+        index["pb:pacticipant-version"]
+            .href
+            .ends_with("/versions/{version}")
+    );
+    assert!(!index.contains_key("curies"));
+    assert!(parse_index("{\"x\":1}").is_err());
+    assert!(parse_index("not json").is_err());
+}
+
+#[test]
+fn record_deployment_link_is_found_by_environment_name() {
+    let body = r#"{"number":"1","_links":{
+        "pb:record-deployment":[
+            {"title":"Record deployment to Production","name":"production","href":"http://b.test/pacticipants/Foo/versions/1/deployed-versions/environment/aaa"},
+            {"title":"Record deployment to Test","name":"test","href":"http://b.test/pacticipants/Foo/versions/1/deployed-versions/environment/bbb"}
+        ]}}"#;
+    assert_eq!(
+        record_deployment_href(body, "test").unwrap().as_deref(),
+        Some("http://b.test/pacticipants/Foo/versions/1/deployed-versions/environment/bbb")
+    );
+    assert_eq!(record_deployment_href(body, "Production").unwrap(), None);
+    let empty = r#"{"_links":{"pb:record-deployment":[]}}"#;
+    assert_eq!(record_deployment_href(empty, "test").unwrap(), None);
+    assert!(record_deployment_href(r#"{"_links":{}}"#, "test").is_err());
+}
+
+#[test]
+fn environments_list_gives_name_and_uuid() {
+    let body = r#"{"_embedded":{"environments":[
+        {"uuid":"u-1","name":"production","displayName":"Production","production":true},
+        {"uuid":"u-2","name":"test","displayName":"Test","production":false}]},
+        "_links":{"self":{"href":"http://b.test/environments"}}}"#;
+    assert_eq!(
+        parse_environments(body).unwrap(),
+        [
+            ("production".to_string(), "u-1".to_string()),
+            ("test".to_string(), "u-2".to_string())
+        ]
+    );
+    assert!(parse_environments(r#"{"_embedded":{"environments":[{"name":"x"}]}}"#).is_err());
+    assert!(parse_environments("{}").is_err());
+}
+
+#[test]
+fn error_bodies_in_every_form() {
+    assert_eq!(
+        error_messages(
+            r#"{"errors":["Pacticipant Nope not found","Environment with name 'x' does not exist"]}"#
+        ),
+        [
+            "Pacticipant Nope not found",
+            "Environment with name 'x' does not exist"
+        ]
+    );
+    assert_eq!(
+        error_messages(
+            r#"{"errors":{"environment":["with name 'x' does not exist"],"":["Must specify either an environment or a 'to' tag."]}}"#
+        ),
+        [
+            "Must specify either an environment or a 'to' tag.",
+            "environment with name 'x' does not exist"
+        ]
+    );
+    assert_eq!(
+        error_messages(r#"{"error":{"message":"An error has occurred","reference":"r1"}}"#),
+        ["An error has occurred"]
+    );
+    assert_eq!(error_messages("plain text"), ["plain text"]);
+    assert!(error_messages("").is_empty());
+}
+
+#[test]
+fn excerpt_cuts_on_char_boundaries() {
+    assert_eq!(excerpt("  héllo  ", 3), "hél...");
+    assert_eq!(excerpt("ok", 10), "ok");
+}

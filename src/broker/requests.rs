@@ -1,0 +1,321 @@
+//! Pure request and URL builders: base URL normalisation, HAL template expansion, the
+//! `/matrix` query, the record-deployment body and the same-origin rule for credentials.
+//!
+//! Nothing here does IO; the HTTP adapter (`http.rs`) only sends what these functions build.
+
+use reqwest::Url;
+
+use super::Candidate;
+
+/// Why a URL or template could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// The base URL does not parse or is not usable.
+    #[error("base URL {url:?} {problem}")]
+    BaseUrl {
+        /// The URL as configured (credentials, if any, are not echoed: see the problem).
+        url: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A template kept a `{placeholder}` no value was given for.
+    #[error("template {template:?} has no value for {{{placeholder}}}")]
+    MissingParameter {
+        /// The template.
+        template: String,
+        /// The placeholder name.
+        placeholder: String,
+    },
+    /// The expanded template is not a valid URL.
+    #[error("{url:?} is not a valid URL: {problem}")]
+    InvalidUrl {
+        /// The expanded URL.
+        url: String,
+        /// The parser's message.
+        problem: String,
+    },
+}
+
+/// Parses and normalises a broker base URL: http or https, no credentials, no query or
+/// fragment, and a path ending in `/` so that relative joins keep a path prefix
+/// (`https://host/broker` -> `https://host/broker/`).
+pub fn normalize_base_url(raw: &str) -> Result<Url, BuildError> {
+    let problem = |problem: &str| BuildError::BaseUrl {
+        url: if raw.contains('@') {
+            "<redacted: contains userinfo>".to_string()
+        } else {
+            raw.to_string()
+        },
+        problem: problem.to_string(),
+    };
+    let mut url = Url::parse(raw.trim()).map_err(|e| problem(&format!("does not parse: {e}")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(problem("must use http or https"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(problem(
+            "must not contain credentials (use a token or username/password file)",
+        ));
+    }
+    if url.host_str().is_none() {
+        return Err(problem("has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(problem("must not have a query or fragment"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// Percent-encodes a value the way the broker and both official clients do: everything
+/// except `A-Z a-z 0-9 - . _ ~` (space -> `%20`, `/` -> `%2F`, `+` -> `%2B`).
+pub fn encode(value: &str) -> String {
+    urlencoding::encode(value).into_owned()
+}
+
+/// Expands a HAL template: each `{key}` becomes the percent-encoded value. A placeholder left
+/// without a value is an error; a template without placeholders is returned unchanged.
+pub fn expand_template(template: &str, params: &[(&str, &str)]) -> Result<String, BuildError> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+            break;
+        };
+        let name = &rest[open + 1..close];
+        out.push_str(&rest[..open]);
+        match params.iter().find(|(key, _)| *key == name) {
+            Some((_, value)) => out.push_str(&encode(value)),
+            None => {
+                return Err(BuildError::MissingParameter {
+                    template: template.to_string(),
+                    placeholder: name.to_string(),
+                });
+            }
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Expands a template and parses the result as a URL.
+pub fn expand_url(template: &str, params: &[(&str, &str)]) -> Result<Url, BuildError> {
+    let expanded = expand_template(template, params)?;
+    Url::parse(&expanded).map_err(|e| BuildError::InvalidUrl {
+        url: expanded.clone(),
+        problem: e.to_string(),
+    })
+}
+
+/// Resolves a path relative to the base URL, keeping its path prefix
+/// (`https://host/broker/` + `matrix` -> `https://host/broker/matrix`).
+pub fn join(base: &Url, relative: &str) -> Result<Url, BuildError> {
+    base.join(relative.trim_start_matches('/'))
+        .map_err(|e| BuildError::InvalidUrl {
+            url: relative.to_string(),
+            problem: e.to_string(),
+        })
+}
+
+/// The `/matrix` query string for can-i-deploy of `candidates` into `environment`, as the
+/// official CLI sends it: selectors grouped pacticipant-first (the Rack grouping rule), then
+/// `latestby=cvpv` and `environment`.
+///
+/// `q[][pacticipant]=Foo&q[][version]=1&latestby=cvpv&environment=test`
+pub fn matrix_query(environment: &str, candidates: &[Candidate]) -> String {
+    let mut query = String::new();
+    for candidate in candidates {
+        query.push_str("q[][pacticipant]=");
+        query.push_str(&encode(&candidate.pacticipant));
+        query.push_str("&q[][version]=");
+        query.push_str(&encode(&candidate.version));
+        query.push('&');
+    }
+    query.push_str("latestby=cvpv&environment=");
+    query.push_str(&encode(environment));
+    query
+}
+
+/// The full `/matrix` URL under the base URL (the index has no matrix relation).
+pub fn matrix_url(
+    base: &Url,
+    environment: &str,
+    candidates: &[Candidate],
+) -> Result<Url, BuildError> {
+    let mut url = join(base, "matrix")?;
+    url.set_query(Some(&matrix_query(environment, candidates)));
+    Ok(url)
+}
+
+/// The version resource URL built by hand, for brokers whose index lacks
+/// `pb:pacticipant-version`: `<base>/pacticipants/{p}/versions/{v}`.
+pub fn version_url_fallback(
+    base: &Url,
+    pacticipant: &str,
+    version: &str,
+) -> Result<Url, BuildError> {
+    join(
+        base,
+        &format!(
+            "pacticipants/{}/versions/{}",
+            encode(pacticipant),
+            encode(version)
+        ),
+    )
+}
+
+/// The JSON body of a record-deployment POST: `{}` or
+/// `{"applicationInstance":X,"target":X}` (both CLIs send `target` too, for older brokers).
+pub fn record_deployment_body(application_instance: Option<&str>) -> serde_json::Value {
+    match application_instance {
+        Some(instance) => {
+            serde_json::json!({ "applicationInstance": instance, "target": instance })
+        }
+        None => serde_json::json!({}),
+    }
+}
+
+/// Whether `url` is on the broker's own origin (scheme, host and port of the base URL).
+/// Credentials are only ever sent to that origin.
+pub fn same_origin(base: &Url, url: &Url) -> bool {
+    base.origin() == url.origin()
+}
+
+/// A short human description of a candidate set: "Foo 1, Bar 2".
+pub fn describe_candidates(candidates: &[Candidate]) -> String {
+    candidates
+        .iter()
+        .map(|c| format!("{} {}", c.pacticipant, c.version))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(p: &str, v: &str) -> Candidate {
+        Candidate {
+            pacticipant: p.into(),
+            version: v.into(),
+        }
+    }
+
+    #[test]
+    fn single_selector_query_is_the_official_one() {
+        assert_eq!(
+            matrix_query("test", &[candidate("Foo", "1")]),
+            "q[][pacticipant]=Foo&q[][version]=1&latestby=cvpv&environment=test"
+        );
+    }
+
+    #[test]
+    fn multi_selector_query_groups_pacticipant_first() {
+        assert_eq!(
+            matrix_query("test", &[candidate("Foo", "1"), candidate("Bar", "10")]),
+            "q[][pacticipant]=Foo&q[][version]=1&q[][pacticipant]=Bar&q[][version]=10&latestby=cvpv&environment=test"
+        );
+    }
+
+    #[test]
+    fn values_are_percent_encoded_like_the_broker() {
+        assert_eq!(
+            matrix_query("test env", &[candidate("Foo Thing", "1.0+build/7")]),
+            "q[][pacticipant]=Foo%20Thing&q[][version]=1.0%2Bbuild%2F7&latestby=cvpv&environment=test%20env"
+        );
+        assert_eq!(encode("a-Z.0_~"), "a-Z.0_~");
+    }
+
+    #[test]
+    fn matrix_url_keeps_the_path_prefix_and_raw_brackets() {
+        let base = normalize_base_url("https://host.example/broker").unwrap();
+        assert_eq!(base.as_str(), "https://host.example/broker/");
+        let url = matrix_url(&base, "prod", &[candidate("Foo", "1")]).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://host.example/broker/matrix?q[][pacticipant]=Foo&q[][version]=1&latestby=cvpv&environment=prod"
+        );
+        let root = normalize_base_url("http://127.0.0.1:9292").unwrap();
+        assert_eq!(
+            join(&root, "/matrix").unwrap().as_str(),
+            "http://127.0.0.1:9292/matrix"
+        );
+    }
+
+    #[test]
+    fn base_url_rejects_credentials_queries_and_other_schemes() {
+        let err = normalize_base_url("https://alice:s3cret@host/").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        assert!(normalize_base_url("ftp://host/").is_err());
+        assert!(normalize_base_url("https://host/?x=1").is_err());
+        assert!(normalize_base_url("not a url").is_err());
+    }
+
+    #[test]
+    fn templates_expand_with_encoding_and_report_missing_values() {
+        let template = "http://b.example/pacticipants/{pacticipant}/versions/{version}";
+        assert_eq!(
+            expand_template(
+                template,
+                &[("pacticipant", "Foo Thing"), ("version", "1.0+b/7")]
+            )
+            .unwrap(),
+            "http://b.example/pacticipants/Foo%20Thing/versions/1.0%2Bb%2F7"
+        );
+        assert_eq!(
+            expand_template(template, &[("pacticipant", "Foo")]),
+            Err(BuildError::MissingParameter {
+                template: template.into(),
+                placeholder: "version".into()
+            })
+        );
+        assert_eq!(
+            expand_template("http://x/plain", &[]).unwrap(),
+            "http://x/plain"
+        );
+        let query_template = "http://x/can-i-deploy?pacticipant={pacticipant}&version={version}";
+        assert_eq!(
+            expand_url(query_template, &[("pacticipant", "A"), ("version", "2")])
+                .unwrap()
+                .as_str(),
+            "http://x/can-i-deploy?pacticipant=A&version=2"
+        );
+    }
+
+    #[test]
+    fn fallback_version_url_is_encoded_under_the_prefix() {
+        let base = normalize_base_url("http://h/broker/").unwrap();
+        assert_eq!(
+            version_url_fallback(&base, "Foo Thing", "1.0+build/7")
+                .unwrap()
+                .as_str(),
+            "http://h/broker/pacticipants/Foo%20Thing/versions/1.0%2Bbuild%2F7"
+        );
+    }
+
+    #[test]
+    fn record_body_carries_instance_and_target() {
+        assert_eq!(record_deployment_body(None).to_string(), "{}");
+        assert_eq!(
+            record_deployment_body(Some("blue")),
+            serde_json::json!({"applicationInstance": "blue", "target": "blue"})
+        );
+    }
+
+    #[test]
+    fn origin_compares_scheme_host_and_port() {
+        let base = normalize_base_url("http://127.0.0.1:9292/broker/").unwrap();
+        let same = Url::parse("http://127.0.0.1:9292/other/path").unwrap();
+        let other_port = Url::parse("http://127.0.0.1:9293/broker/").unwrap();
+        let other_scheme = Url::parse("https://127.0.0.1:9292/broker/").unwrap();
+        let other_host = Url::parse("http://localhost:9292/broker/").unwrap();
+        assert!(same_origin(&base, &same));
+        assert!(!same_origin(&base, &other_port));
+        assert!(!same_origin(&base, &other_scheme));
+        assert!(!same_origin(&base, &other_host));
+    }
+}

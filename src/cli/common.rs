@@ -1,0 +1,98 @@
+//! What several subcommands share: the runtime, the real adapters, loading one environment.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::broker::RequestObserver;
+use crate::compose::{CliCompose, CliConfig};
+use crate::manifest::{self, Environment};
+use crate::metrics::Metrics;
+use crate::pipeline::{Context, HttpBrokers, error_chain};
+use crate::smoke::Checks;
+use crate::state::{StateDir, SystemClock};
+
+/// The context of a real run: Docker through the Compose CLI, brokers over HTTP.
+pub type RealContext = Context<CliCompose, HttpBrokers, Checks>;
+
+/// Runs a future on a fresh multi-threaded runtime and returns its exit code.
+pub fn block_on(future: impl Future<Output = i32>) -> i32 {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(future),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            1
+        }
+    }
+}
+
+/// Builds the real adapters on `state_dir`; `metrics` is given to the agent only.
+pub async fn real_context(
+    state_dir: &Path,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<RealContext, String> {
+    let state =
+        StateDir::open(state_dir).map_err(|e| format!("state directory: {}", error_chain(&e)))?;
+    let compose = CliCompose::detect(CliConfig::new(state.root().join("overrides")))
+        .await
+        .map_err(|e| format!("docker compose: {}", error_chain(&e)))?;
+    let observer: Option<Arc<dyn RequestObserver>> = metrics
+        .clone()
+        .map(|m| Arc::new(MetricsObserver(m)) as Arc<dyn RequestObserver>);
+    let smoke = Checks::new().map_err(|e| format!("smoke checks: {}", error_chain(&e)))?;
+    Ok(Context {
+        compose,
+        brokers: HttpBrokers::new(observer),
+        smoke,
+        state,
+        clock: Arc::new(SystemClock),
+        metrics,
+    })
+}
+
+/// Feeds every broker request into the metrics.
+struct MetricsObserver(Arc<Metrics>);
+
+impl RequestObserver for MetricsObserver {
+    fn observe(&self, method: &str, _relation: &str, status: Option<u16>, elapsed: Duration) {
+        self.0.observe_broker_request(method, status, elapsed);
+    }
+}
+
+/// Loads the environment `name` from the desired directory, with a message naming the problem.
+pub fn load_environment(desired: &Path, name: &str) -> Result<Environment, String> {
+    let report = manifest::load_dir(desired).map_err(|e| error_chain(&e))?;
+    if let Some(env) = report.environments.into_iter().find(|e| e.name() == name) {
+        return Ok(env);
+    }
+    let problems: Vec<String> = report
+        .problems
+        .iter()
+        .filter(|p| p.is_error())
+        .map(|p| p.to_string())
+        .collect();
+    if problems.is_empty() {
+        Err(format!(
+            "no environment named {name} in {}",
+            desired.display()
+        ))
+    } else {
+        Err(format!(
+            "no valid environment named {name} in {}; problems:\n  {}",
+            desired.display(),
+            problems.join("\n  ")
+        ))
+    }
+}
+
+/// Prints a JSON value to stdout.
+pub fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(error) => eprintln!("error: cannot render JSON: {error}"),
+    }
+}

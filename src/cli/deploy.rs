@@ -1,0 +1,301 @@
+//! `c2quay deploy`, `c2quay verify` and `c2quay rollback`: one environment, now, from the CLI.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::common::{load_environment, print_json, real_context};
+use super::{Dirs, EXIT_CODES, Output};
+use crate::manifest::RollbackMode;
+use crate::pipeline::{self, DeployOptions, DeployReport, Outcome, RecordStatus, error_chain};
+
+/// Arguments of `c2quay deploy`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = format!("Examples:\n  c2quay deploy shop-staging --desired desired --state-dir /var/lib/c2quay\n  c2quay deploy shop-staging --dry-run\n\n{EXIT_CODES}"))]
+pub struct DeployArgs {
+    /// The environment (its `metadata.name`).
+    pub environment: String,
+    /// Directories.
+    #[command(flatten)]
+    pub dirs: Dirs,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Recreate containers even when the image reference is unchanged (a rebuilt tag).
+    #[arg(long)]
+    pub force_recreate: bool,
+    /// Override `policy.rollback` for this run.
+    #[arg(long, value_parser = parse_rollback)]
+    pub rollback: Option<RollbackMode>,
+    /// How long to wait for the environment lock held by another run.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lock_wait: Duration,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// Arguments of `c2quay verify`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Asks the broker about the versions that would be deployed; changes nothing.\nExit 0 when deployable, 3 when not (or unknown)."
+)]
+pub struct VerifyArgs {
+    /// The environment.
+    pub environment: String,
+    /// Directories.
+    #[command(flatten)]
+    pub dirs: Dirs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// Arguments of `c2quay rollback`.
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The environment.
+    pub environment: String,
+    /// Directories.
+    #[command(flatten)]
+    pub dirs: Dirs,
+    /// The snapshot to restore (default: the newest pre-deploy snapshot).
+    #[arg(long)]
+    pub from_snapshot: Option<PathBuf>,
+    /// How long to wait for the environment lock.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lock_wait: Duration,
+}
+
+fn parse_rollback(text: &str) -> Result<RollbackMode, String> {
+    match text {
+        "on" => Ok(RollbackMode::On),
+        "off" => Ok(RollbackMode::Off),
+        "dry-run" => Ok(RollbackMode::DryRun),
+        other => Err(format!("{other:?} is not one of on, off, dry-run")),
+    }
+}
+
+/// Runs `deploy`.
+pub async fn deploy(args: DeployArgs) -> i32 {
+    let env = match load_environment(&args.dirs.desired, &args.environment) {
+        Ok(env) => env,
+        Err(message) => return fail(&message),
+    };
+    let ctx = match real_context(&args.dirs.state_dir, None).await {
+        Ok(ctx) => ctx,
+        Err(message) => return fail(&message),
+    };
+    let options = DeployOptions {
+        rollback: args.rollback,
+        dry_run: args.dry_run,
+        force_recreate: args.force_recreate,
+        lock_wait: args.lock_wait,
+        holder: "deploy",
+    };
+    match pipeline::deploy(&ctx, &env, &options).await {
+        Ok(report) => {
+            match args.output {
+                Output::Json => print_json(&report),
+                Output::Text => print_report(&report),
+            }
+            if report.outcome.exit_code() != 0 {
+                print_hint(&report, &args.environment);
+            }
+            // Keep the status in step for `c2quay status` (the agent does the same).
+            report.outcome.exit_code()
+        }
+        Err(error) => {
+            let code = if matches!(error, pipeline::Error::Gate { .. }) {
+                3
+            } else {
+                1
+            };
+            eprintln!("error: {}", error_chain(&error));
+            eprintln!("nothing on the host was changed.");
+            code
+        }
+    }
+}
+
+/// Runs `verify`.
+pub async fn verify(args: VerifyArgs) -> i32 {
+    let env = match load_environment(&args.dirs.desired, &args.environment) {
+        Ok(env) => env,
+        Err(message) => return fail(&message),
+    };
+    let ctx = match real_context(&args.dirs.state_dir, None).await {
+        Ok(ctx) => ctx,
+        Err(message) => return fail(&message),
+    };
+    match pipeline::verify(&ctx, &env).await {
+        Ok(report) => {
+            match args.output {
+                Output::Json => print_json(&report.gate),
+                Output::Text => {
+                    if report.gate.is_empty() {
+                        println!(
+                            "{}: no gated service to ask the broker about",
+                            args.environment
+                        );
+                    }
+                    for entry in &report.gate {
+                        let who: Vec<String> = entry
+                            .candidates
+                            .iter()
+                            .map(|c| format!("{} {}", c.pacticipant, c.version))
+                            .collect();
+                        println!(
+                            "{}: {:?}: {}",
+                            who.join(", "),
+                            entry.answer.verdict,
+                            entry.answer.reason.replace('\n', " / ")
+                        );
+                        for row in &entry.answer.failing_rows {
+                            println!("  {row}");
+                        }
+                    }
+                }
+            }
+            if report.gate_passed() { 0 } else { 3 }
+        }
+        Err(error) => fail(&error_chain(&error)),
+    }
+}
+
+/// Runs `rollback`.
+pub async fn rollback(args: RollbackArgs) -> i32 {
+    let env = match load_environment(&args.dirs.desired, &args.environment) {
+        Ok(env) => env,
+        Err(message) => return fail(&message),
+    };
+    let ctx = match real_context(&args.dirs.state_dir, None).await {
+        Ok(ctx) => ctx,
+        Err(message) => return fail(&message),
+    };
+    match pipeline::rollback_to_snapshot(&ctx, &env, args.from_snapshot.as_deref(), args.lock_wait)
+        .await
+    {
+        Ok(images) if images.is_empty() => {
+            println!(
+                "{}: the snapshot shows no running container; nothing restored",
+                args.environment
+            );
+            0
+        }
+        Ok(images) => {
+            for (service, image) in images {
+                println!("{service}: restored {image}");
+            }
+            0
+        }
+        Err(error) => {
+            eprintln!("error: {}", error_chain(&error));
+            5
+        }
+    }
+}
+
+fn print_report(report: &DeployReport) {
+    println!("{}: {}", report.environment, report.plan);
+    for step in &report.steps {
+        println!("  {:<10} {:>7} ms  {}", step.step, step.millis, step.result);
+    }
+    for line in report.gate_reasons() {
+        println!("  gate: {line}");
+    }
+    for record in &report.records {
+        println!(
+            "  record {} {}: {:?}",
+            record.candidate.pacticipant, record.candidate.version, record.status
+        );
+    }
+    let summary = match &report.outcome {
+        Outcome::UpToDate => "up to date: nothing to do".to_string(),
+        Outcome::DryRun => "dry run: nothing changed".to_string(),
+        Outcome::Deployed => "deployed and recorded".to_string(),
+        Outcome::GateBlocked => "gate blocked: nothing on the host changed".to_string(),
+        Outcome::RolledBack { failed_step, cause } => {
+            format!("{failed_step} failed and the previous images run again: {cause}")
+        }
+        Outcome::RollbackFailed {
+            failed_step,
+            cause,
+            rollback,
+        } => format!("{failed_step} failed ({cause}); NOT rolled back: {rollback}"),
+        Outcome::RecordFailed => {
+            "deployed and healthy, but some broker records are pending".to_string()
+        }
+    };
+    println!("{}: {summary}", report.environment);
+    if report.outcome == Outcome::DryRun {
+        for line in &report.hints {
+            println!("{line}");
+        }
+    }
+    if let Some(path) = &report.report_path {
+        println!("report: {}", path.display());
+    }
+}
+
+/// The hint on stderr after a failure: what failed, what runs, where to look, what to run next.
+fn print_hint(report: &DeployReport, environment: &str) {
+    eprintln!("--- c2quay: {environment} did not deploy cleanly ---");
+    let (step, cause) = match &report.outcome {
+        Outcome::RolledBack { failed_step, cause }
+        | Outcome::RollbackFailed {
+            failed_step, cause, ..
+        } => (failed_step.as_str(), cause.as_str()),
+        Outcome::GateBlocked => ("gate", "the broker did not say deployable"),
+        Outcome::RecordFailed => ("record", "the broker did not accept every record"),
+        _ => ("", ""),
+    };
+    eprintln!("failed step: {step}");
+    eprintln!("cause: {cause}");
+    eprintln!("affected services: {}", report.changed.join(", "));
+    if let Some(path) = &report.pre_snapshot {
+        eprintln!("pre-deploy snapshot: {}", path.display());
+    }
+    if let Some(path) = &report.post_snapshot {
+        eprintln!("post snapshot: {}", path.display());
+    }
+    if let Some(path) = &report.rollback_report {
+        eprintln!("rollback report: {}", path.display());
+    }
+    match &report.outcome {
+        Outcome::RolledBack { .. } => eprintln!("rollback: succeeded, the previous images run"),
+        Outcome::RollbackFailed { rollback, .. } => eprintln!("rollback: not done: {rollback}"),
+        _ => {}
+    }
+    for record in &report.records {
+        let status = match record.status {
+            RecordStatus::Recorded => "recorded".to_string(),
+            RecordStatus::Failed => format!("FAILED ({})", record.error.as_deref().unwrap_or("")),
+            RecordStatus::NotAttempted => "not attempted".to_string(),
+        };
+        eprintln!(
+            "record {} {}: {status}",
+            record.candidate.pacticipant, record.candidate.version
+        );
+    }
+    for line in &report.hints {
+        eprintln!("{line}");
+    }
+    let next = match &report.outcome {
+        Outcome::GateBlocked => format!(
+            "c2quay verify {environment}   # re-ask the broker; the agent retries by itself"
+        ),
+        Outcome::RecordFailed => format!(
+            "c2quay status {environment}   # the agent retries pending records from the outbox"
+        ),
+        Outcome::RolledBack { .. } => format!(
+            "c2quay status {environment}; fix the release, commit a new version (or c2quay retry {environment})"
+        ),
+        _ => format!("c2quay rollback {environment}   # restore the pre-deploy snapshot"),
+    };
+    eprintln!("next: {next}");
+}
+
+fn fail(message: &str) -> i32 {
+    eprintln!("error: {message}");
+    1
+}

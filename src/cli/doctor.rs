@@ -1,0 +1,166 @@
+//! `c2quay doctor`: checks what c2quay needs on this host and says how to fix each failure.
+
+use std::sync::Arc;
+
+use super::Dirs;
+use crate::broker::HttpBroker;
+use crate::compose::{CliCompose, CliConfig, Compose};
+use crate::manifest;
+use crate::pipeline::{Brokers, HttpBrokers, error_chain};
+use crate::state::StateDir;
+
+/// Arguments of `c2quay doctor`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit 0 when every check passes, 1 otherwise; each failure says how to fix it."
+)]
+pub struct DoctorArgs {
+    /// Directories.
+    #[command(flatten)]
+    pub dirs: Dirs,
+}
+
+struct Report {
+    failures: usize,
+}
+
+impl Report {
+    fn ok(&mut self, what: &str, detail: &str) {
+        println!("ok    {what}: {detail}");
+    }
+
+    fn fail(&mut self, what: &str, detail: &str, fix: &str) {
+        self.failures += 1;
+        println!("FAIL  {what}: {detail}\n      fix: {fix}");
+    }
+}
+
+/// Runs `doctor`.
+pub async fn doctor(args: DoctorArgs) -> i32 {
+    let mut report = Report { failures: 0 };
+    // State directory: exists or can be created, private, writable.
+    match StateDir::open(&args.dirs.state_dir) {
+        Ok(state) => {
+            let probe = state.root().join(".doctor-probe");
+            match crate::state::write_atomic(&probe, b"ok", 0o600) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&probe);
+                    report.ok(
+                        "state directory",
+                        &format!("{} is private and writable", args.dirs.state_dir.display()),
+                    );
+                }
+                Err(error) => report.fail(
+                    "state directory",
+                    &error_chain(&error),
+                    "give the c2quay user write access (systemd: StateDirectory=c2quay)",
+                ),
+            }
+        }
+        Err(error) => report.fail(
+            "state directory",
+            &error_chain(&error),
+            "create it with mode 0700 owned by the c2quay user",
+        ),
+    }
+    // Compose v2 and Docker.
+    let overrides = std::env::temp_dir().join("c2quay-doctor");
+    match CliCompose::detect(CliConfig::new(overrides)).await {
+        Ok(compose) => {
+            report.ok("docker compose", &format!("v{}", compose.version()));
+            match compose.ps_all().await {
+                Ok(containers) => report.ok("docker", &format!("reachable, {} Compose containers", containers.len())),
+                Err(error) => report.fail("docker", &error_chain(&error), "start the Docker daemon and add the c2quay user to the docker group"),
+            }
+        }
+        Err(error) => report.fail(
+            "docker compose",
+            &error_chain(&error),
+            "install Docker and the Compose v2 plugin (/usr/local/lib/docker/cli-plugins/docker-compose); Compose v1 is not supported",
+        ),
+    }
+    // Desired directory and brokers.
+    match manifest::load_dir(&args.dirs.desired) {
+        Ok(loaded) => {
+            let errors = loaded.problems.iter().filter(|p| p.is_error()).count();
+            if errors == 0 {
+                report.ok(
+                    "desired directory",
+                    &format!("{} environments, all valid", loaded.environments.len()),
+                );
+            } else {
+                report.fail(
+                    "desired directory",
+                    &format!("{errors} problems"),
+                    &format!("run c2quay validate {}", args.dirs.desired.display()),
+                );
+            }
+            let brokers = HttpBrokers::new(None);
+            for env in &loaded.environments {
+                let Some(spec) = &env.manifest.spec.broker else {
+                    continue;
+                };
+                let what = format!("broker of {}", env.name());
+                match brokers.client(spec) {
+                    Ok(client) => check_broker(&mut report, &what, client, &spec.environment).await,
+                    Err(error) => report.fail(
+                        &what,
+                        &error_chain(&error),
+                        "check the tokenFile/passwordFile paths and their permissions",
+                    ),
+                }
+            }
+        }
+        Err(error) => report.fail(
+            "desired directory",
+            &error_chain(&error),
+            "check --desired and that the c2quay user can read it",
+        ),
+    }
+    if report.failures == 0 {
+        println!("all checks passed");
+        0
+    } else {
+        println!("{} checks failed", report.failures);
+        1
+    }
+}
+
+async fn check_broker(report: &mut Report, what: &str, client: Arc<HttpBroker>, environment: &str) {
+    match client.index().await {
+        Ok(index) => {
+            let missing: Vec<&str> = ["pb:environments", "pb:pacticipant-version"]
+                .into_iter()
+                .filter(|rel| !index.contains_key(*rel))
+                .collect();
+            if missing.is_empty() {
+                report.ok(
+                    what,
+                    &format!(
+                        "{} answers with the relations c2quay needs",
+                        client.base_url()
+                    ),
+                );
+            } else {
+                report.fail(
+                    what,
+                    &format!("index lacks {}", missing.join(", ")),
+                    "upgrade the Pact Broker to 2.80 or later",
+                );
+                return;
+            }
+        }
+        Err(error) => {
+            report.fail(
+                what,
+                &error_chain(&error),
+                "check spec.broker.url, the network and the credentials",
+            );
+            return;
+        }
+    }
+    match client.environment_uuid(environment).await {
+        Ok(uuid) => report.ok(what, &format!("environment {environment} exists ({uuid})")),
+        Err(error) => report.fail(what, &error_chain(&error), &format!("create it: pact broker create-environment --name {environment} --production|--no-production")),
+    }
+}

@@ -1,0 +1,337 @@
+//! `c2quay agent`, `status`, `plan` and `retry`: running and operating the controller.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::common::{print_json, real_context};
+use super::{Dirs, Output};
+use crate::agent::{self, DesiredEnv, DesiredSet};
+use crate::compose::Compose;
+use crate::metrics::Metrics;
+use crate::pipeline::{self, error_chain};
+use crate::plan::{self, Action, Desired};
+use crate::state::StateDir;
+
+/// Arguments of `c2quay agent` (each flag also reads an environment variable, for systemd).
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  c2quay agent --desired /etc/c2quay/desired --state-dir /var/lib/c2quay\n  c2quay agent --desired desired --state-dir .state --once"
+)]
+pub struct AgentArgs {
+    /// Directories.
+    #[command(flatten)]
+    pub dirs: Dirs,
+    /// Address of /metrics, /healthz, /readyz and /api/v1/environments.
+    #[arg(long, env = "C2QUAY_LISTEN", default_value = "127.0.0.1:9464")]
+    pub listen: SocketAddr,
+    /// Allow `--listen` on a non-loopback address (status and metrics become reachable).
+    #[arg(long, env = "C2QUAY_LISTEN_ANY")]
+    pub listen_any: bool,
+    /// Disable the HTTP endpoints.
+    #[arg(long)]
+    pub no_http: bool,
+    /// This host's name, matched against `spec.hosts`.
+    #[arg(long, env = "C2QUAY_HOST")]
+    pub host: Option<String>,
+    /// Periodic resync interval.
+    #[arg(long, env = "C2QUAY_RESYNC", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub resync: Duration,
+    /// Environments reconciled in parallel.
+    #[arg(long, env = "C2QUAY_PARALLEL", default_value_t = 4)]
+    pub parallel: usize,
+    /// Grace period for running reconciles at shutdown.
+    #[arg(long, env = "C2QUAY_GRACE", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+    /// Debounce of desired-directory file events.
+    #[arg(long, env = "C2QUAY_DEBOUNCE", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub debounce: Duration,
+    /// Reconcile every environment once, print a summary and exit (0 when all are Ready).
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// Arguments of `c2quay status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// One environment (default: all).
+    pub environment: Option<String>,
+    /// The state directory.
+    #[arg(long, env = "C2QUAY_STATE_DIR", default_value = "/var/lib/c2quay")]
+    pub state_dir: std::path::PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// Arguments of `c2quay plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// One environment (default: all).
+    pub environment: Option<String>,
+    /// Directories.
+    #[command(flatten)]
+    pub dirs: Dirs,
+    /// This host's name, matched against `spec.hosts`.
+    #[arg(long, env = "C2QUAY_HOST")]
+    pub host: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// Arguments of `c2quay retry`.
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// The environment.
+    pub environment: String,
+    /// The state directory.
+    #[arg(long, env = "C2QUAY_STATE_DIR", default_value = "/var/lib/c2quay")]
+    pub state_dir: std::path::PathBuf,
+}
+
+/// Runs the agent until SIGTERM/SIGINT (or once).
+pub async fn agent(args: AgentArgs) -> i32 {
+    if !args.listen.ip().is_loopback() && !args.listen_any && !args.no_http {
+        eprintln!(
+            "error: --listen {} is not a loopback address; pass --listen-any to expose status and metrics beyond this host",
+            args.listen
+        );
+        return 2;
+    }
+    let metrics = match Metrics::new() {
+        Ok(metrics) => Arc::new(metrics),
+        Err(error) => {
+            eprintln!("error: metrics: {error}");
+            return 1;
+        }
+    };
+    let ctx = match real_context(&args.dirs.state_dir, Some(metrics)).await {
+        Ok(ctx) => Arc::new(ctx),
+        Err(message) => {
+            eprintln!("error: {message}");
+            return 1;
+        }
+    };
+    let mut config = agent::Config::new(args.dirs.desired.clone());
+    config.listen = (!args.no_http).then_some(args.listen);
+    if let Some(host) = args.host {
+        config.host = host;
+    }
+    config.resync = args.resync;
+    config.parallel = args.parallel.max(1);
+    config.once = args.once;
+    config.grace = args.grace;
+    config.debounce = args.debounce;
+    let once = args.once;
+    match agent::run(config, ctx, shutdown_signal()).await {
+        Ok(summary) => {
+            if once {
+                for (name, phase) in &summary.phases {
+                    println!(
+                        "{name}: {phase} ({})",
+                        summary.results.get(name).map(String::as_str).unwrap_or("")
+                    );
+                }
+                if summary.all_ready() { 0 } else { 1 }
+            } else {
+                0
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {}", error_chain(&error));
+            1
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+/// Runs `status` from the state directory (works with the agent stopped).
+pub fn status(args: StatusArgs) -> i32 {
+    let state = match StateDir::open(&args.state_dir) {
+        Ok(state) => state,
+        Err(error) => {
+            eprintln!("error: {}", error_chain(&error));
+            return 1;
+        }
+    };
+    let (mut statuses, errors) = state.list_statuses();
+    if let Some(name) = &args.environment {
+        statuses.retain(|s| &s.name == name);
+        if statuses.is_empty() {
+            eprintln!(
+                "error: no status for environment {name} in {}",
+                args.state_dir.display()
+            );
+            return 1;
+        }
+    }
+    match args.output {
+        Output::Json => print_json(&statuses),
+        Output::Text => {
+            println!(
+                "{:<24} {:<12} {:<17} {:<8} {:<20} MESSAGE",
+                "ENVIRONMENT", "PHASE", "APPLIED", "PENDING", "LAST RESULT"
+            );
+            for s in &statuses {
+                let message = s.message.lines().next().unwrap_or("");
+                println!(
+                    "{:<24} {:<12} {:<17} {:<8} {:<20} {}",
+                    s.name,
+                    s.phase.as_str(),
+                    s.applied_generation.as_deref().unwrap_or("-"),
+                    s.pending_records,
+                    s.last_result.as_deref().unwrap_or("-"),
+                    message
+                );
+                if args.environment.is_some() {
+                    for (service, release) in &s.releases {
+                        println!(
+                            "  {service}: {} {}",
+                            release.version.as_deref().unwrap_or("-"),
+                            release.image
+                        );
+                    }
+                    for c in &s.conditions {
+                        println!(
+                            "  condition {:?}={:?} ({}): {}",
+                            c.type_, c.status, c.reason, c.message
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for error in &errors {
+        eprintln!("warning: {}", error_chain(error));
+    }
+    if errors.is_empty() { 0 } else { 1 }
+}
+
+/// Runs `plan`: what the agent would do now, with the broker's current answers. Read-only.
+pub async fn plan(args: PlanArgs) -> i32 {
+    let ctx = match real_context(&args.dirs.state_dir, None).await {
+        Ok(ctx) => ctx,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return 1;
+        }
+    };
+    let host = args.host.unwrap_or_else(agent::hostname);
+    let desired = DesiredSet::load(&args.dirs.desired, &host, &DesiredSet::default());
+    let mut rows = Vec::new();
+    for (name, entry) in &desired.entries {
+        if args.environment.as_ref().is_some_and(|n| n != name) {
+            continue;
+        }
+        let row = match entry {
+            DesiredEnv::Invalid { message, .. } => {
+                serde_json::json!({"environment": name, "action": "invalid", "reason": message})
+            }
+            DesiredEnv::Valid(env) => {
+                let observed = match ctx.compose.ps(&pipeline::project_of(env)).await {
+                    Ok(containers) => containers,
+                    Err(error) => {
+                        eprintln!("error: {name}: cannot observe: {}", error_chain(&error));
+                        return 1;
+                    }
+                };
+                let applied = pipeline::applied_state(&ctx.state, name);
+                let plan = plan::plan(Desired::Valid(env), &applied, &observed, ctx.clock.now());
+                let gate = if matches!(
+                    plan.action,
+                    Action::Deploy { .. } | Action::WaitForGate { .. }
+                ) {
+                    match pipeline::verify(&ctx, env).await {
+                        Ok(report) => report.gate_reasons_or_ok(),
+                        Err(error) => vec![format!("broker: {}", error_chain(&error))],
+                    }
+                } else {
+                    Vec::new()
+                };
+                serde_json::json!({"environment": name, "action": plan.action.name(), "reason": plan.reason, "gate": gate})
+            }
+        };
+        rows.push(row);
+    }
+    match args.output {
+        Output::Json => print_json(&rows),
+        Output::Text => {
+            for row in &rows {
+                println!(
+                    "{}: {}: {}",
+                    row["environment"].as_str().unwrap_or(""),
+                    row["action"].as_str().unwrap_or(""),
+                    row["reason"].as_str().unwrap_or("")
+                );
+                for line in row["gate"].as_array().into_iter().flatten() {
+                    println!("  gate: {}", line.as_str().unwrap_or(""));
+                }
+            }
+        }
+    }
+    0
+}
+
+/// Runs `retry`: forgets the failed generation so the agent deploys it again.
+pub fn retry(args: RetryArgs) -> i32 {
+    let state = match StateDir::open(&args.state_dir) {
+        Ok(state) => state,
+        Err(error) => {
+            eprintln!("error: {}", error_chain(&error));
+            return 1;
+        }
+    };
+    let _lock = match state.lock_environment(&args.environment, "retry", Duration::from_secs(30)) {
+        Ok(lock) => lock,
+        Err(error) => {
+            eprintln!("error: {}", error_chain(&error));
+            return 1;
+        }
+    };
+    match state.read_status(&args.environment) {
+        Ok(Some(mut status)) => {
+            let failed = status.failed_generation.take();
+            status.gate_checks = 0;
+            status.next_gate_check_at = None;
+            status.gate_blocked_generation = None;
+            if let Err(error) = state.write_status(&args.environment, &status) {
+                eprintln!("error: {}", error_chain(&error));
+                return 1;
+            }
+            match failed {
+                Some(generation) => println!(
+                    "{}: generation {generation} will be tried again at the agent's next reconcile",
+                    args.environment
+                ),
+                None => println!(
+                    "{}: no failed generation; gate backoff reset",
+                    args.environment
+                ),
+            }
+            0
+        }
+        Ok(None) => {
+            eprintln!("error: no status for environment {}", args.environment);
+            1
+        }
+        Err(error) => {
+            eprintln!("error: {}", error_chain(&error));
+            1
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! Pure argv builders for `docker` and `docker compose`: no IO, unit-tested with exact vectors.
+//!
+//! Every Compose command carries `-p NAME --project-directory DIR -f FILE...` explicitly (and the
+//! c2quay override file last when pinning), so nothing depends on the current directory or on
+//! `COMPOSE_*` variables of the agent's environment.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use super::{Project, UpOptions};
+use crate::manifest::PullPolicy;
+
+/// Labels Compose puts on the containers it manages.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+/// The service label.
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+
+/// The `docker inspect` template: one JSON object per line with exactly the fields we read.
+pub const INSPECT_FORMAT: &str = r#"{"Id":{{json .Id}},"Name":{{json .Name}},"Image":{{json .Image}},"Config":{"Image":{{json .Config.Image}},"Labels":{{json .Config.Labels}}},"State":{"Status":{{json .State.Status}},"ExitCode":{{json .State.ExitCode}},"Health":{{if .State.Health}}{"Status":{{json .State.Health.Status}}}{{else}}null{{end}}}}"#;
+
+/// How Compose is invoked: `docker compose ...` (plugin) or `docker-compose ...` (standalone v2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The program to run (`docker` or `docker-compose`).
+    pub program: PathBuf,
+    /// Arguments before the Compose arguments (`["compose"]` for the plugin, empty otherwise).
+    pub prefix: Vec<OsString>,
+}
+
+impl Invocation {
+    /// The plugin form, `docker compose`.
+    pub fn plugin(docker: impl Into<PathBuf>) -> Invocation {
+        Invocation {
+            program: docker.into(),
+            prefix: vec!["compose".into()],
+        }
+    }
+
+    /// The standalone form, `docker-compose`.
+    pub fn standalone(program: impl Into<PathBuf>) -> Invocation {
+        Invocation {
+            program: program.into(),
+            prefix: Vec::new(),
+        }
+    }
+
+    /// The full argument list (without the program) for Compose arguments `args`.
+    pub fn args(&self, args: Vec<OsString>) -> Vec<OsString> {
+        let mut out = self.prefix.clone();
+        out.extend(args);
+        out
+    }
+}
+
+/// `-p NAME --project-directory DIR -f FILE... [-f OVERRIDE]`.
+pub fn global(project: &Project, override_file: Option<&Path>) -> Vec<OsString> {
+    let mut out: Vec<OsString> = vec![
+        "-p".into(),
+        project.name.clone().into(),
+        "--project-directory".into(),
+        project.directory.clone().into(),
+    ];
+    for f in project
+        .files
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(override_file)
+    {
+        out.push("-f".into());
+        out.push(f.into());
+    }
+    out
+}
+
+fn with(mut base: Vec<OsString>, rest: &[&str]) -> Vec<OsString> {
+    base.extend(rest.iter().map(OsString::from));
+    base
+}
+
+/// `config --format json` (the rendered model, without the override).
+pub fn config(project: &Project) -> Vec<OsString> {
+    with(global(project, None), &["config", "--format", "json"])
+}
+
+/// `ps -a --format json`.
+pub fn ps(project: &Project) -> Vec<OsString> {
+    with(global(project, None), &["ps", "-a", "--format", "json"])
+}
+
+/// `pull [--policy P] SERVICES` with the override, or `None` when the policy is `never`
+/// or there is nothing to pull. Without `--policy` support (Compose < 2.22) it pulls always.
+pub fn pull(
+    project: &Project,
+    override_file: Option<&Path>,
+    services: &[String],
+    policy: PullPolicy,
+    supports_policy: bool,
+) -> Option<Vec<OsString>> {
+    if policy == PullPolicy::Never || services.is_empty() {
+        return None;
+    }
+    let mut out = with(global(project, override_file), &["pull"]);
+    if supports_policy {
+        let p = if policy == PullPolicy::Always {
+            "always"
+        } else {
+            "missing"
+        };
+        out.extend(["--policy".into(), p.into()]);
+    }
+    out.extend(services.iter().map(OsString::from));
+    Some(out)
+}
+
+/// `up -d --pull never [--force-recreate] [--remove-orphans] SERVICES` with the override.
+/// Pulling is its own step before `up`, so `up` never reaches a registry.
+pub fn up(
+    project: &Project,
+    override_file: Option<&Path>,
+    services: &[String],
+    options: &UpOptions,
+) -> Vec<OsString> {
+    let mut out = with(
+        global(project, override_file),
+        &["up", "-d", "--pull", "never"],
+    );
+    if options.force_recreate {
+        out.push("--force-recreate".into());
+    }
+    if options.remove_orphans {
+        out.push("--remove-orphans".into());
+    }
+    out.extend(services.iter().map(OsString::from));
+    out
+}
+
+/// `logs --no-color --tail N SERVICE`.
+pub fn logs(project: &Project, service: &str, tail: usize) -> Vec<OsString> {
+    let mut out = with(global(project, None), &["logs", "--no-color", "--tail"]);
+    out.push(tail.to_string().into());
+    out.push(service.into());
+    out
+}
+
+/// `down -v --remove-orphans` (tests and operators; the agent never runs it).
+pub fn down(project: &Project) -> Vec<OsString> {
+    with(global(project, None), &["down", "-v", "--remove-orphans"])
+}
+
+/// `version --short` (Compose arguments; prefix with the invocation).
+pub fn version() -> Vec<OsString> {
+    vec!["version".into(), "--short".into()]
+}
+
+/// `docker ps -a --no-trunc --filter label=com.docker.compose.project[=NAME] --format {{json .}}`.
+pub fn docker_ps(project: Option<&str>) -> Vec<OsString> {
+    let filter = match project {
+        Some(name) => format!("label={PROJECT_LABEL}={name}"),
+        None => format!("label={PROJECT_LABEL}"),
+    };
+    vec![
+        "ps".into(),
+        "-a".into(),
+        "--no-trunc".into(),
+        "--filter".into(),
+        filter.into(),
+        "--format".into(),
+        "{{json .}}".into(),
+    ]
+}
+
+/// `docker inspect --type container --format TEMPLATE IDS...`.
+pub fn docker_inspect(ids: &[String]) -> Vec<OsString> {
+    let mut out: Vec<OsString> = vec![
+        "inspect".into(),
+        "--type".into(),
+        "container".into(),
+        "--format".into(),
+        INSPECT_FORMAT.into(),
+    ];
+    out.extend(ids.iter().map(OsString::from));
+    out
+}
+
+/// `docker rm -f IDS...`.
+pub fn docker_rm_force(ids: &[String]) -> Vec<OsString> {
+    let mut out: Vec<OsString> = vec!["rm".into(), "-f".into()];
+    out.extend(ids.iter().map(OsString::from));
+    out
+}
+
+/// `docker tag SOURCE TARGET`.
+pub fn docker_tag(source: &str, target: &str) -> Vec<OsString> {
+    vec!["tag".into(), source.into(), target.into()]
+}
+
+/// Joins argv for messages; arguments with spaces or quotes are single-quoted.
+pub fn display(program: &Path, args: &[OsString]) -> String {
+    let mut out = program.to_string_lossy().into_owned();
+    for a in args {
+        let a = a.to_string_lossy();
+        out.push(' ');
+        if a.is_empty() || a.contains([' ', '"', '\'', '{', '\t']) {
+            out.push('\'');
+            out.push_str(&a.replace('\'', r"'\''"));
+            out.push('\'');
+        } else {
+            out.push_str(&a);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project() -> Project {
+        Project {
+            name: "shop".into(),
+            directory: "/srv/shop".into(),
+            files: vec![
+                "/srv/shop/compose.yaml".into(),
+                "/srv/shop/extra.yaml".into(),
+            ],
+        }
+    }
+
+    fn s(v: Vec<OsString>) -> Vec<String> {
+        v.into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    const G: [&str; 8] = [
+        "-p",
+        "shop",
+        "--project-directory",
+        "/srv/shop",
+        "-f",
+        "/srv/shop/compose.yaml",
+        "-f",
+        "/srv/shop/extra.yaml",
+    ];
+
+    fn expect(tail: &[&str], with_override: bool) -> Vec<String> {
+        let mut v: Vec<String> = G.iter().map(|a| a.to_string()).collect();
+        if with_override {
+            v.extend([
+                "-f".to_string(),
+                "/state/shop.c2quay-override.yaml".to_string(),
+            ]);
+        }
+        v.extend(tail.iter().map(|a| a.to_string()));
+        v
+    }
+
+    const OVR: &str = "/state/shop.c2quay-override.yaml";
+
+    #[test]
+    fn config_and_ps() {
+        assert_eq!(
+            s(config(&project())),
+            expect(&["config", "--format", "json"], false)
+        );
+        assert_eq!(
+            s(ps(&project())),
+            expect(&["ps", "-a", "--format", "json"], false)
+        );
+    }
+
+    #[test]
+    fn pull_respects_policy_and_version() {
+        let svc = vec!["web".to_string(), "worker".to_string()];
+        let p = project();
+        let o = Some(Path::new(OVR));
+        assert_eq!(
+            s(pull(&p, o, &svc, PullPolicy::Missing, true).unwrap()),
+            expect(&["pull", "--policy", "missing", "web", "worker"], true)
+        );
+        assert_eq!(
+            s(pull(&p, o, &svc, PullPolicy::Always, true).unwrap()),
+            expect(&["pull", "--policy", "always", "web", "worker"], true)
+        );
+        assert_eq!(
+            s(pull(&p, o, &svc, PullPolicy::Missing, false).unwrap()),
+            expect(&["pull", "web", "worker"], true)
+        );
+        assert_eq!(pull(&p, o, &svc, PullPolicy::Never, true), None);
+        assert_eq!(pull(&p, o, &[], PullPolicy::Always, true), None);
+    }
+
+    #[test]
+    fn up_flags() {
+        let svc = vec!["web".to_string()];
+        let o = Some(Path::new(OVR));
+        assert_eq!(
+            s(up(&project(), o, &svc, &UpOptions::default())),
+            expect(&["up", "-d", "--pull", "never", "web"], true)
+        );
+        let all = UpOptions {
+            force_recreate: true,
+            remove_orphans: true,
+        };
+        assert_eq!(
+            s(up(&project(), o, &svc, &all)),
+            expect(
+                &[
+                    "up",
+                    "-d",
+                    "--pull",
+                    "never",
+                    "--force-recreate",
+                    "--remove-orphans",
+                    "web"
+                ],
+                true
+            )
+        );
+    }
+
+    #[test]
+    fn logs_down_version_and_invocation() {
+        assert_eq!(
+            s(logs(&project(), "web", 20)),
+            expect(&["logs", "--no-color", "--tail", "20", "web"], false)
+        );
+        assert_eq!(
+            s(down(&project())),
+            expect(&["down", "-v", "--remove-orphans"], false)
+        );
+        assert_eq!(
+            s(Invocation::plugin("docker").args(version())),
+            ["compose", "version", "--short"]
+        );
+        assert_eq!(
+            s(Invocation::standalone("docker-compose").args(version())),
+            ["version", "--short"]
+        );
+    }
+
+    #[test]
+    fn docker_commands() {
+        assert_eq!(
+            s(docker_ps(None)),
+            [
+                "ps",
+                "-a",
+                "--no-trunc",
+                "--filter",
+                "label=com.docker.compose.project",
+                "--format",
+                "{{json .}}"
+            ]
+        );
+        assert_eq!(
+            s(docker_ps(Some("shop")))[4],
+            "label=com.docker.compose.project=shop"
+        );
+        let ids = vec!["aa".to_string(), "bb".to_string()];
+        assert_eq!(
+            s(docker_inspect(&ids)),
+            [
+                "inspect",
+                "--type",
+                "container",
+                "--format",
+                INSPECT_FORMAT,
+                "aa",
+                "bb"
+            ]
+        );
+        assert_eq!(s(docker_rm_force(&ids)), ["rm", "-f", "aa", "bb"]);
+        assert_eq!(
+            s(docker_tag("sha256:ab", "x/y:ab")),
+            ["tag", "sha256:ab", "x/y:ab"]
+        );
+    }
+
+    #[test]
+    fn display_quotes_what_a_shell_would_split() {
+        let args: Vec<OsString> = vec![
+            "ps".into(),
+            "--format".into(),
+            "{{json .}}".into(),
+            "it's".into(),
+        ];
+        assert_eq!(
+            display(Path::new("docker"), &args),
+            r#"docker ps --format '{{json .}}' 'it'\''s'"#
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! The error enum of the Compose adapter: every variant names the command or step that failed.
+
+use std::time::Duration;
+
+/// Errors from running or interpreting `docker` / `docker compose`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The program could not be started at all (not installed, not executable).
+    #[error("could not start `{command}`")]
+    Spawn {
+        /// The command line, argv joined with spaces.
+        command: String,
+        /// Why the spawn failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The command did not finish in time and was killed.
+    #[error("`{command}` did not finish within {}; killed it", round_ms(*timeout))]
+    Timeout {
+        /// The command line.
+        command: String,
+        /// The limit that passed.
+        timeout: Duration,
+    },
+    /// The command exited non-zero.
+    #[error("`{command}` failed ({status}):\n{stderr_tail}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// `exit code N` or `killed by signal`.
+        status: String,
+        /// The last lines of its stderr (or stdout when stderr was empty).
+        stderr_tail: String,
+    },
+    /// The output of a command could not be understood.
+    #[error("cannot parse the output of `{what}`: {detail}")]
+    Parse {
+        /// Which output (e.g. `docker compose ps --format json`, line 3).
+        what: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Only Compose v1 (or no Compose) was found.
+    #[error(
+        "{found}; c2quay needs Docker Compose v2 or later (the `docker compose` plugin or a v2 `docker-compose`)"
+    )]
+    ComposeV1 {
+        /// What was found, e.g. `docker-compose 1.29.2`.
+        found: String,
+    },
+    /// Neither the `docker compose` plugin nor a `docker-compose` program could be run.
+    #[error("Docker Compose not found: {detail}")]
+    NotFound {
+        /// What was tried and what happened.
+        detail: String,
+    },
+    /// A feature needs a newer Compose.
+    #[error("{feature} needs Docker Compose >= {needs}, found {found}")]
+    Unsupported {
+        /// The feature (e.g. `build: !reset` in the override file).
+        feature: &'static str,
+        /// The minimum version.
+        needs: &'static str,
+        /// The version found.
+        found: String,
+    },
+    /// A service named by the caller is not in the rendered Compose model.
+    #[error("service {service:?} is not defined in the Compose project {project:?}")]
+    MissingService {
+        /// The Compose project.
+        project: String,
+        /// The service.
+        service: String,
+    },
+    /// Services did not become ready before the deadline, or failed.
+    #[error("services not ready in project {project:?} after {}:\n{}", round_ms(*waited), format_failures(failures))]
+    NotReady {
+        /// The Compose project.
+        project: String,
+        /// How long readiness was awaited.
+        waited: Duration,
+        /// One entry per failed service, in service order.
+        failures: Vec<ServiceFailure>,
+    },
+    /// The override file could not be written.
+    #[error("cannot write the override file {path}")]
+    Override {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The caller asked for something invalid (e.g. `up` with no services).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// Why one service is not ready, with the tail of its logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceFailure {
+    /// The Compose service.
+    pub service: String,
+    /// Its state as seen last, e.g. `running (unhealthy)`, `exited (1)`, `no container`.
+    pub state: String,
+    /// The last lines of `docker compose logs` for it (may be empty).
+    pub logs: String,
+}
+
+/// A duration rounded to milliseconds, e.g. `8s 61ms`.
+fn round_ms(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_millis(
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+    ))
+}
+
+fn format_failures(failures: &[ServiceFailure]) -> String {
+    let mut out = String::new();
+    for f in failures {
+        out.push_str(&format!("  - {}: {}", f.service, f.state));
+        if !f.logs.trim().is_empty() {
+            out.push_str("; last log lines:\n");
+            for line in f.logs.lines() {
+                out.push_str("      ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        } else {
+            out.push('\n');
+        }
+    }
+    out.trim_end().to_string()
+}
+
+impl Error {
+    /// A bounded label for metrics and reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Spawn { .. } => "spawn",
+            Error::Timeout { .. } => "timeout",
+            Error::Failed { .. } => "failed",
+            Error::Parse { .. } => "parse",
+            Error::ComposeV1 { .. } => "compose_v1",
+            Error::NotFound { .. } => "not_found",
+            Error::Unsupported { .. } => "unsupported",
+            Error::MissingService { .. } => "missing_service",
+            Error::NotReady { .. } => "not_ready",
+            Error::Override { .. } => "override",
+            Error::Invalid(_) => "invalid",
+        }
+    }
+
+    /// Whether retrying the same operation later may succeed without a change of input.
+    /// Timeouts and daemon hiccups are transient; a bad image or a missing service is not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::Override { .. } => true,
+            Error::Failed { stderr_tail, .. } => {
+                let s = stderr_tail.to_ascii_lowercase();
+                s.contains("cannot connect to the docker daemon")
+                    || s.contains("connection refused")
+                    || s.contains("i/o timeout")
+                    || s.contains("tls handshake timeout")
+                    || s.contains("context deadline exceeded")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Result alias of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_ready_message_names_service_state_and_logs() {
+        let e = Error::NotReady {
+            project: "shop".into(),
+            waited: Duration::from_micros(3_000_700),
+            failures: vec![ServiceFailure {
+                service: "web".into(),
+                state: "running (unhealthy)".into(),
+                logs: "boom\nbang".into(),
+            }],
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("web: running (unhealthy)"), "{msg}");
+        assert!(msg.contains("      bang"), "{msg}");
+        assert!(msg.contains("after 3s:\n"), "{msg}");
+        assert_eq!(e.kind(), "not_ready");
+        assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn daemon_down_is_transient_but_bad_image_is_not() {
+        let down = Error::Failed {
+            command: "docker compose ps".into(),
+            status: "exit code 1".into(),
+            stderr_tail: "Cannot connect to the Docker daemon at unix:///var/run/docker.sock"
+                .into(),
+        };
+        assert!(down.is_transient());
+        let bad = Error::Failed {
+            command: "docker compose pull".into(),
+            status: "exit code 18".into(),
+            stderr_tail: "manifest unknown".into(),
+        };
+        assert!(!bad.is_transient());
+    }
+}

@@ -1,0 +1,482 @@
+//! [`FakeCompose`]: test support. A stateful in-memory Compose project that implements
+//! [`Compose`]: `up` runs the pinned images, `wait_ready` judges them with the real
+//! [`evaluate`], and failures can be injected. Always compiled so integration tests and
+//! the pipeline's tests can use it; nothing in the agent constructs it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::readiness::{ReadinessVerdict, evaluate};
+use super::{
+    Compose, Container, Error, ImagePins, Project, RenderedModel, RenderedService, Result,
+    ServiceFailure, UpOptions,
+};
+use crate::manifest::PullPolicy;
+
+/// The fake's state, shared by clones.
+#[derive(Debug, Default)]
+struct State {
+    project: String,
+    model: RenderedModel,
+    containers: BTreeMap<String, Container>,
+    leftovers: Vec<Container>,
+    unhealthy: BTreeSet<String>,
+    crashing: BTreeSet<String>,
+    fail_next_up: Option<String>,
+    fail_next_pull: Option<String>,
+    calls: Vec<String>,
+    next_id: u64,
+}
+
+/// A stateful fake Compose project (test support). Clones share state.
+#[derive(Debug, Clone, Default)]
+pub struct FakeCompose {
+    state: Arc<Mutex<State>>,
+}
+
+/// The fake image id of an image reference (an id stays itself).
+pub fn fake_image_id(image: &str) -> String {
+    if image.starts_with("sha256:") {
+        return image.to_string();
+    }
+    format!("sha256:{}", hex::encode(Sha256::digest(image.as_bytes())))
+}
+
+impl FakeCompose {
+    /// An empty project named `project`.
+    pub fn new(project: &str) -> FakeCompose {
+        let fake = FakeCompose::default();
+        fake.lock().project = project.to_string();
+        fake
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in another test thread must not hide this test's result.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a long-running service (restart `unless-stopped`) to the model, running `image`.
+    pub fn with_service(self, service: &str, image: &str) -> FakeCompose {
+        self.define(
+            service,
+            RenderedService {
+                image: Some(image.to_string()),
+                has_build: false,
+                restart: Some("unless-stopped".into()),
+                has_healthcheck: false,
+            },
+        );
+        self.set_running(service, image);
+        self
+    }
+
+    /// Adds or replaces a service in the rendered model (nothing starts).
+    pub fn define(&self, service: &str, rendered: RenderedService) {
+        self.lock().model.insert(service.to_string(), rendered);
+    }
+
+    /// Runs `image` for `service` now (as if someone ran `up` outside c2quay).
+    pub fn set_running(&self, service: &str, image: &str) {
+        let mut s = self.lock();
+        let c = s.start(service, image);
+        s.containers.insert(service.to_string(), c);
+    }
+
+    /// Sets the state of a service's container (e.g. `exited` with `exit_code`), simulating drift.
+    pub fn set_state(&self, service: &str, state: &str, exit_code: i64) {
+        if let Some(c) = self.lock().containers.get_mut(service) {
+            c.state = state.to_string();
+            c.exit_code = exit_code;
+        }
+    }
+
+    /// Removes a service's container (it vanished).
+    pub fn remove_container(&self, service: &str) {
+        self.lock().containers.remove(service);
+    }
+
+    /// Containers started from `image` from now on report `unhealthy`.
+    pub fn make_unhealthy(&self, image: &str) {
+        self.lock().unhealthy.insert(image.to_string());
+    }
+
+    /// Containers started from `image` from now on exit with code 1.
+    pub fn make_crashing(&self, image: &str) {
+        self.lock().crashing.insert(image.to_string());
+    }
+
+    /// The next `up` fails with `message` and changes nothing.
+    pub fn fail_next_up(&self, message: &str) {
+        self.lock().fail_next_up = Some(message.to_string());
+    }
+
+    /// The next `pull` fails with `message`.
+    pub fn fail_next_pull(&self, message: &str) {
+        self.lock().fail_next_pull = Some(message.to_string());
+    }
+
+    /// Adds a leftover container (`<12 hex>_<project>-<service>-1`) of `service`.
+    pub fn add_leftover(&self, service: &str) {
+        let mut s = self.lock();
+        let image = s
+            .model
+            .get(service)
+            .and_then(|m| m.image.clone())
+            .unwrap_or_default();
+        let mut c = s.start(service, &image);
+        c.state = "exited".into();
+        c.name = format!("{}_{}", &c.id[..12], c.name);
+        s.leftovers.push(c);
+    }
+
+    /// Every call so far, e.g. `up web,worker pins=web=x:2`.
+    pub fn calls(&self) -> Vec<String> {
+        self.lock().calls.clone()
+    }
+
+    /// The image reference a service runs now.
+    pub fn running_image(&self, service: &str) -> Option<String> {
+        self.lock().containers.get(service).map(|c| c.image.clone())
+    }
+
+    /// The current containers (service order).
+    pub fn containers(&self) -> Vec<Container> {
+        self.lock().containers.values().cloned().collect()
+    }
+}
+
+impl State {
+    fn start(&mut self, service: &str, image: &str) -> Container {
+        self.next_id += 1;
+        let id = format!("{:012x}{:052x}", self.next_id, self.next_id);
+        let has_healthcheck = self.model.get(service).is_some_and(|m| m.has_healthcheck);
+        let crashing = self.crashing.contains(image);
+        let health = if self.unhealthy.contains(image) {
+            "unhealthy"
+        } else if has_healthcheck && !crashing {
+            "healthy"
+        } else {
+            ""
+        };
+        Container {
+            id,
+            name: format!("{}-{service}-1", self.project),
+            project: self.project.clone(),
+            service: service.to_string(),
+            image: image.to_string(),
+            image_id: fake_image_id(image),
+            state: if crashing { "exited" } else { "running" }.to_string(),
+            health: health.to_string(),
+            exit_code: if crashing { 1 } else { 0 },
+        }
+    }
+
+    fn check(&self, services: &[String]) -> Result<()> {
+        match services.iter().find(|s| !self.model.contains_key(*s)) {
+            Some(s) => Err(Error::MissingService {
+                project: self.project.clone(),
+                service: s.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+fn pins_text(pins: &ImagePins) -> String {
+    pins.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Compose for FakeCompose {
+    async fn config(&self, _project: &Project) -> Result<RenderedModel> {
+        let mut s = self.lock();
+        s.calls.push("config".into());
+        Ok(s.model.clone())
+    }
+
+    async fn ps(&self, _project: &Project) -> Result<Vec<Container>> {
+        let mut s = self.lock();
+        s.calls.push("ps".into());
+        Ok(s.containers.values().chain(&s.leftovers).cloned().collect())
+    }
+
+    async fn ps_all(&self) -> Result<Vec<Container>> {
+        let mut s = self.lock();
+        s.calls.push("ps_all".into());
+        Ok(s.containers.values().chain(&s.leftovers).cloned().collect())
+    }
+
+    async fn pull(&self, project: &Project, pins: &ImagePins, services: &[String]) -> Result<()> {
+        self.pull_with_policy(project, pins, services, PullPolicy::Missing)
+            .await
+    }
+
+    async fn pull_with_policy(
+        &self,
+        _project: &Project,
+        pins: &ImagePins,
+        services: &[String],
+        policy: PullPolicy,
+    ) -> Result<()> {
+        let mut s = self.lock();
+        s.calls.push(format!(
+            "pull {} policy={policy:?} pins={}",
+            services.join(","),
+            pins_text(pins)
+        ));
+        s.check(services)?;
+        if policy == PullPolicy::Never {
+            return Ok(());
+        }
+        match s.fail_next_pull.take() {
+            Some(message) => Err(Error::Failed {
+                command: format!("docker compose pull {}", services.join(" ")),
+                status: "exit code 18".into(),
+                stderr_tail: message,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn up(
+        &self,
+        _project: &Project,
+        pins: &ImagePins,
+        services: &[String],
+        options: &UpOptions,
+    ) -> Result<()> {
+        let mut s = self.lock();
+        s.calls.push(format!(
+            "up {} pins={}{}",
+            services.join(","),
+            pins_text(pins),
+            if options.force_recreate {
+                " force-recreate"
+            } else {
+                ""
+            }
+        ));
+        if services.is_empty() {
+            return Err(Error::Invalid("`up` with no services".into()));
+        }
+        s.check(services)?;
+        if let Some(message) = s.fail_next_up.take() {
+            return Err(Error::Failed {
+                command: format!("docker compose up -d {}", services.join(" ")),
+                status: "exit code 1".into(),
+                stderr_tail: message,
+            });
+        }
+        for service in services {
+            let image = pins
+                .get(service)
+                .cloned()
+                .or_else(|| s.model.get(service).and_then(|m| m.image.clone()))
+                .unwrap_or_default();
+            let unchanged = s
+                .containers
+                .get(service)
+                .is_some_and(|c| c.image == image && c.state == "running");
+            if !unchanged || options.force_recreate {
+                let c = s.start(service, &image);
+                s.containers.insert(service.clone(), c);
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_ready(
+        &self,
+        _project: &Project,
+        services: &[String],
+        timeout: Duration,
+    ) -> Result<()> {
+        let mut s = self.lock();
+        s.calls.push(format!("wait_ready {}", services.join(",")));
+        s.check(services)?;
+        let containers: Vec<Container> = s.containers.values().cloned().collect();
+        // Nothing changes over time in the fake: "still waiting" is final.
+        match evaluate(services, &containers, &s.model) {
+            ReadinessVerdict::Ready => Ok(()),
+            ReadinessVerdict::Waiting(list) | ReadinessVerdict::Failed(list) => {
+                Err(Error::NotReady {
+                    project: s.project.clone(),
+                    waited: timeout,
+                    failures: list
+                        .into_iter()
+                        .map(|(service, state)| ServiceFailure {
+                            logs: format!("fake logs of {service}"),
+                            service,
+                            state,
+                        })
+                        .collect(),
+                })
+            }
+        }
+    }
+
+    async fn logs_tail(&self, _project: &Project, service: &str, _lines: usize) -> Result<String> {
+        self.lock().calls.push(format!("logs {service}"));
+        Ok(format!("fake logs of {service}"))
+    }
+
+    async fn leftovers(&self, _project: &Project) -> Result<Vec<Container>> {
+        let mut s = self.lock();
+        s.calls.push("leftovers".into());
+        Ok(s.leftovers.clone())
+    }
+
+    async fn remove_leftovers(&self, _project: &Project) -> Result<Vec<Container>> {
+        let mut s = self.lock();
+        s.calls.push("remove_leftovers".into());
+        Ok(std::mem::take(&mut s.leftovers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project() -> Project {
+        Project {
+            name: "shop".into(),
+            directory: "/srv/shop".into(),
+            files: vec!["/srv/shop/compose.yaml".into()],
+        }
+    }
+
+    fn pins(service: &str, image: &str) -> ImagePins {
+        ImagePins::from([(service.to_string(), image.to_string())])
+    }
+
+    #[tokio::test]
+    async fn up_runs_pins_and_readiness_follows_images() {
+        let fake = FakeCompose::new("shop").with_service("web", "web:1");
+        let p = project();
+        let web = vec!["web".to_string()];
+        fake.up(&p, &pins("web", "web:2"), &web, &UpOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(fake.running_image("web").as_deref(), Some("web:2"));
+        fake.wait_ready(&p, &web, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let ps = fake.ps(&p).await.unwrap();
+        assert_eq!(ps[0].image_id, fake_image_id("web:2"));
+
+        fake.make_unhealthy("web:bad");
+        fake.up(&p, &pins("web", "web:bad"), &web, &UpOptions::default())
+            .await
+            .unwrap();
+        let err = fake
+            .wait_ready(&p, &web, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "not_ready");
+        assert!(
+            err.to_string().contains("web: running (unhealthy)"),
+            "{err}"
+        );
+
+        // Rollback by image id.
+        let id = fake_image_id("web:2");
+        fake.up(&p, &pins("web", &id), &web, &UpOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(fake.ps(&p).await.unwrap()[0].image_id, id);
+        fake.wait_ready(&p, &web, Duration::from_secs(1))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn injected_failures_change_nothing() {
+        let fake = FakeCompose::new("shop").with_service("web", "web:1");
+        let p = project();
+        let web = vec!["web".to_string()];
+        fake.fail_next_pull("manifest unknown");
+        let err = fake
+            .pull(&p, &pins("web", "web:9"), &web)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("manifest unknown"));
+        fake.pull(&p, &pins("web", "web:9"), &web).await.unwrap();
+        let before = fake.containers();
+        fake.fail_next_up("port is already allocated");
+        assert!(
+            fake.up(&p, &pins("web", "web:9"), &web, &UpOptions::default())
+                .await
+                .is_err()
+        );
+        assert_eq!(fake.containers(), before);
+        assert_eq!(
+            fake.up(&p, &ImagePins::new(), &[], &UpOptions::default())
+                .await
+                .unwrap_err()
+                .kind(),
+            "invalid"
+        );
+        let missing = fake
+            .up(
+                &p,
+                &ImagePins::new(),
+                &["db".to_string()],
+                &UpOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(missing.kind(), "missing_service");
+        assert_eq!(fake.calls()[0], "pull web policy=Missing pins=web=web:9");
+    }
+
+    #[tokio::test]
+    async fn leftovers_are_reported_then_removed() {
+        let fake = FakeCompose::new("shop").with_service("web", "web:1");
+        fake.add_leftover("web");
+        let p = project();
+        let found = fake.leftovers(&p).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(
+            super::super::parse::is_leftover_name(&found[0].name),
+            "{}",
+            found[0].name
+        );
+        assert_eq!(fake.remove_leftovers(&p).await.unwrap().len(), 1);
+        assert!(fake.leftovers(&p).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_shot_exit_zero_is_done_and_crash_fails() {
+        let fake = FakeCompose::new("shop");
+        fake.define(
+            "migrate",
+            RenderedService {
+                image: Some("m:1".into()),
+                has_build: false,
+                restart: None,
+                has_healthcheck: false,
+            },
+        );
+        fake.set_running("migrate", "m:1");
+        fake.set_state("migrate", "exited", 0);
+        let p = project();
+        let m = vec!["migrate".to_string()];
+        fake.wait_ready(&p, &m, Duration::from_secs(1))
+            .await
+            .unwrap();
+        fake.make_crashing("m:2");
+        fake.up(&p, &pins("migrate", "m:2"), &m, &UpOptions::default())
+            .await
+            .unwrap();
+        let err = fake
+            .wait_ready(&p, &m, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("migrate: exited (1)"), "{err}");
+    }
+}

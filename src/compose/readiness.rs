@@ -1,0 +1,246 @@
+//! c2quay's own readiness decision (not `up --wait` alone, see docker/compose#10596): pure,
+//! table-tested. The adapter polls `ps` and calls [`evaluate`] until it is ready, failed, or
+//! the deadline turns "still waiting" into a failure.
+
+use super::parse::is_leftover_name;
+use super::{Container, RenderedModel};
+
+/// The readiness of a set of services at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadinessVerdict {
+    /// Every service is running (and healthy when it has a healthcheck) or a finished one-shot.
+    Ready,
+    /// Some services are not ready yet: (service, state) in service order.
+    Waiting(Vec<(String, String)>),
+    /// Some services failed for good: (service, state) in service order. Takes precedence over waiting.
+    Failed(Vec<(String, String)>),
+}
+
+/// One container's contribution.
+enum One {
+    Ok,
+    Wait(String),
+    Fail(String),
+}
+
+fn is_one_shot(restart: Option<&str>) -> bool {
+    match restart {
+        None => true,
+        Some(r) => r == "no" || r.starts_with("on-failure"),
+    }
+}
+
+fn judge(c: &Container, one_shot: bool) -> One {
+    match c.state.as_str() {
+        "running" => match c.health.as_str() {
+            "" | "healthy" => One::Ok,
+            "starting" => One::Wait("running (health: starting)".into()),
+            other => One::Wait(format!("running ({other})")),
+        },
+        "exited" if c.exit_code == 0 && one_shot => One::Ok,
+        "exited" if c.exit_code == 0 => {
+            One::Wait("exited (0) but its restart policy keeps it running".into())
+        }
+        "exited" => One::Fail(format!("exited ({})", c.exit_code)),
+        "restarting" => One::Fail(format!("restarting (last exit code {})", c.exit_code)),
+        "dead" => One::Fail("dead".into()),
+        "paused" => One::Fail("paused".into()),
+        "" => One::Wait("unknown state".into()),
+        other => One::Wait(other.to_string()),
+    }
+}
+
+/// Decides the readiness of `services` from `containers` (any project's; filtered by service
+/// name, leftovers of interrupted recreates ignored) and the rendered `model` (restart policy).
+pub fn evaluate(
+    services: &[String],
+    containers: &[Container],
+    model: &RenderedModel,
+) -> ReadinessVerdict {
+    let mut waiting = Vec::new();
+    let mut failed = Vec::new();
+    for service in services {
+        let restart = model.get(service).and_then(|m| m.restart.as_deref());
+        let one_shot = is_one_shot(restart);
+        let mine: Vec<&Container> = containers
+            .iter()
+            .filter(|c| &c.service == service && !is_leftover_name(&c.name))
+            .collect();
+        if mine.is_empty() {
+            waiting.push((service.clone(), "no container".to_string()));
+            continue;
+        }
+        let mut wait: Option<String> = None;
+        let mut fail: Option<String> = None;
+        for c in mine {
+            match judge(c, one_shot) {
+                One::Ok => {}
+                One::Wait(s) => wait = wait.or(Some(s)),
+                One::Fail(s) => fail = fail.or(Some(s)),
+            }
+        }
+        if let Some(s) = fail {
+            failed.push((service.clone(), s));
+        } else if let Some(s) = wait {
+            waiting.push((service.clone(), s));
+        }
+    }
+    if !failed.is_empty() {
+        ReadinessVerdict::Failed(failed)
+    } else if !waiting.is_empty() {
+        ReadinessVerdict::Waiting(waiting)
+    } else {
+        ReadinessVerdict::Ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::RenderedService;
+    use super::*;
+
+    fn c(service: &str, state: &str, health: &str, exit: i64) -> Container {
+        Container {
+            id: format!("id-{service}"),
+            name: format!("shop-{service}-1"),
+            project: "shop".into(),
+            service: service.into(),
+            image: "img".into(),
+            image_id: "sha256:1".into(),
+            state: state.into(),
+            health: health.into(),
+            exit_code: exit,
+        }
+    }
+
+    fn model(restart: Option<&str>) -> RenderedModel {
+        let mut m = RenderedModel::new();
+        m.insert(
+            "s".into(),
+            RenderedService {
+                image: None,
+                has_build: false,
+                restart: restart.map(str::to_string),
+                has_healthcheck: false,
+            },
+        );
+        m
+    }
+
+    fn v(state: &str, health: &str, exit: i64, restart: Option<&str>) -> ReadinessVerdict {
+        evaluate(
+            &["s".to_string()],
+            &[c("s", state, health, exit)],
+            &model(restart),
+        )
+    }
+
+    fn wait(s: &str) -> ReadinessVerdict {
+        ReadinessVerdict::Waiting(vec![("s".into(), s.into())])
+    }
+
+    fn fail(s: &str) -> ReadinessVerdict {
+        ReadinessVerdict::Failed(vec![("s".into(), s.into())])
+    }
+
+    #[test]
+    fn table() {
+        let always = Some("always");
+        let cases: Vec<(&str, &str, i64, Option<&str>, ReadinessVerdict)> = vec![
+            ("running", "", 0, always, ReadinessVerdict::Ready),
+            ("running", "healthy", 0, always, ReadinessVerdict::Ready),
+            (
+                "running",
+                "starting",
+                0,
+                always,
+                wait("running (health: starting)"),
+            ),
+            (
+                "running",
+                "unhealthy",
+                0,
+                always,
+                wait("running (unhealthy)"),
+            ),
+            ("exited", "", 0, Some("no"), ReadinessVerdict::Ready),
+            ("exited", "", 0, None, ReadinessVerdict::Ready),
+            (
+                "exited",
+                "",
+                0,
+                Some("on-failure:3"),
+                ReadinessVerdict::Ready,
+            ),
+            (
+                "exited",
+                "",
+                0,
+                Some("unless-stopped"),
+                wait("exited (0) but its restart policy keeps it running"),
+            ),
+            ("exited", "", 2, Some("no"), fail("exited (2)")),
+            ("exited", "", 137, always, fail("exited (137)")),
+            (
+                "restarting",
+                "",
+                1,
+                always,
+                fail("restarting (last exit code 1)"),
+            ),
+            ("dead", "", 0, always, fail("dead")),
+            ("paused", "", 0, always, fail("paused")),
+            ("created", "", 0, always, wait("created")),
+        ];
+        for (state, health, exit, restart, want) in cases {
+            assert_eq!(
+                v(state, health, exit, restart),
+                want,
+                "{state} {health} {exit} {restart:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_container_waits_and_leftovers_do_not_count() {
+        let mut leftover = c("s", "running", "", 0);
+        leftover.name = "0123456789ab_shop-s-1".into();
+        assert_eq!(
+            evaluate(&["s".to_string()], &[leftover], &model(None)),
+            wait("no container")
+        );
+        assert_eq!(
+            evaluate(&["s".to_string()], &[], &model(None)),
+            wait("no container")
+        );
+    }
+
+    #[test]
+    fn failure_wins_over_waiting_and_order_follows_services() {
+        let services = vec!["a".to_string(), "b".to_string(), "s".to_string()];
+        let cs = vec![
+            c("s", "exited", "", 1),
+            c("a", "running", "starting", 0),
+            c("b", "dead", "", 0),
+        ];
+        assert_eq!(
+            evaluate(&services, &cs, &model(Some("always"))),
+            ReadinessVerdict::Failed(vec![
+                ("b".into(), "dead".into()),
+                ("s".into(), "exited (1)".into())
+            ])
+        );
+    }
+
+    #[test]
+    fn every_replica_must_be_ready() {
+        let cs = vec![
+            c("s", "running", "healthy", 0),
+            c("s", "running", "starting", 0),
+        ];
+        assert_eq!(
+            evaluate(&["s".to_string()], &cs, &model(Some("always"))),
+            wait("running (health: starting)")
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Parsing one manifest text into an [`Environment`]: YAML, the inline-secret scan, the typed
+//! parse, the rules, then path resolution and the generation hash.
+//!
+//! Pure apart from reading the current directory to make a relative source path absolute; the
+//! filesystem checks (file size, Compose files exist) are in `load.rs` and `environment.rs`.
+
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::environment::Environment;
+use super::locate::line_of;
+use super::problem::{FieldPath, Problem, Severity};
+use super::types::Manifest;
+use super::{rules, secrets};
+
+/// Parses and validates one manifest. `source` names the file in problems and anchors a
+/// relative `compose.directory`. `Ok` carries the warnings; `Err` carries errors and warnings.
+pub fn parse_str(text: &str, source: &Path) -> Result<Environment, Vec<Problem>> {
+    let at = |path: &FieldPath, message: String, severity: Severity| {
+        let location = line_of(text, path);
+        Problem {
+            file: source.to_path_buf(),
+            line: location.map(|l| l.0),
+            column: location.map(|l| l.1),
+            field: Some(path.to_string()),
+            message,
+            severity,
+        }
+    };
+    let raw: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| vec![yaml_problem(source, &e)])?;
+    if raw.is_null() {
+        return Err(vec![Problem::file_error(
+            source,
+            "empty manifest: expected apiVersion, kind, metadata and spec",
+        )]);
+    }
+    let inline = secrets::find_inline_secrets(&raw);
+    if !inline.is_empty() {
+        return Err(inline
+            .into_iter()
+            .map(|s| at(&s.path, s.message, Severity::Error))
+            .collect());
+    }
+    // serde_yaml places custom errors (a bad duration) at the start of the enclosing mapping;
+    // checking durations on the raw value first gives them their own field and line.
+    let bad_durations: Vec<Problem> = bad_durations(&raw)
+        .into_iter()
+        .map(|(path, message)| at(&path, message, Severity::Error))
+        .collect();
+    if !bad_durations.is_empty() {
+        return Err(bad_durations);
+    }
+    let manifest: Manifest =
+        serde_yaml::from_str(text).map_err(|e| vec![yaml_problem(source, &e)])?;
+    let problems: Vec<Problem> = rules::check(&manifest)
+        .into_iter()
+        .map(|finding| at(&finding.path, finding.message, finding.severity))
+        .collect();
+    if problems.iter().any(Problem::is_error) {
+        return Err(problems);
+    }
+    Ok(build(source, manifest, problems))
+}
+
+/// Every duration field of the raw manifest whose string does not parse, with the message.
+fn bad_durations(raw: &serde_yaml::Value) -> Vec<(FieldPath, String)> {
+    let spec = FieldPath::default().key("spec");
+    let mut paths = vec![
+        spec.key("compose").key("waitTimeout"),
+        spec.key("policy").key("gateRetry").key("initial"),
+        spec.key("policy").key("gateRetry").key("max"),
+    ];
+    let n_checks = raw
+        .get("spec")
+        .and_then(|s| s.get("smoke"))
+        .and_then(|s| s.as_sequence())
+        .map_or(0, Vec::len);
+    for i in 0..n_checks {
+        paths.push(spec.key("smoke").index(i).key("timeout"));
+        paths.push(spec.key("smoke").index(i).key("interval"));
+    }
+    paths
+        .into_iter()
+        .filter_map(|path| {
+            let text = value_at(raw, &path)?.as_str()?;
+            let error = super::types::parse_duration(text).err()?;
+            Some((path, error))
+        })
+        .collect()
+}
+
+fn value_at<'a>(root: &'a serde_yaml::Value, path: &FieldPath) -> Option<&'a serde_yaml::Value> {
+    path.0
+        .iter()
+        .try_fold(root, |value, segment| match segment {
+            super::problem::Segment::Key(key) => value.get(key.as_str()),
+            super::problem::Segment::Index(index) => value.get(*index),
+        })
+}
+
+/// The environment of a manifest that passed every rule.
+fn build(source: &Path, manifest: Manifest, warnings: Vec<Problem>) -> Environment {
+    let compose = &manifest.spec.compose;
+    let project = compose
+        .project
+        .clone()
+        .unwrap_or_else(|| manifest.metadata.name.clone());
+    let base = absolute(source.parent().unwrap_or(Path::new("")));
+    let compose_directory = normalize(&base.join(&compose.directory));
+    let files: Vec<PathBuf> = if compose.files.is_empty() {
+        vec![PathBuf::from("compose.yaml")]
+    } else {
+        compose.files.clone()
+    };
+    let compose_files = files
+        .iter()
+        .map(|f| normalize(&compose_directory.join(f)))
+        .collect();
+    let generation = generation(&manifest);
+    Environment {
+        source: source.to_path_buf(),
+        manifest,
+        project,
+        compose_directory,
+        compose_files,
+        generation,
+        warnings,
+    }
+}
+
+/// The first 16 hex chars of the sha256 of the manifest's canonical JSON.
+pub fn generation(manifest: &Manifest) -> String {
+    let json = serde_json::to_vec(manifest).unwrap_or_default();
+    let digest = Sha256::digest(&json);
+    hex::encode(digest)[..16].to_string()
+}
+
+/// A problem from a serde_yaml error: its location, the field path it names, and its message
+/// without the " at line N column M" that the location already says.
+pub fn yaml_problem(source: &Path, error: &serde_yaml::Error) -> Problem {
+    let location = error.location();
+    let mut message = error.to_string();
+    if let Some(location) = &location {
+        message = message.replacen(
+            &format!(" at line {} column {}", location.line(), location.column()),
+            "",
+            1,
+        );
+    }
+    let mut field = None;
+    if let Some((prefix, rest)) = message.split_once(": ") {
+        let looks_like_path = !prefix.is_empty()
+            && prefix
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '.' | '[' | ']' | '_' | '-'));
+        if looks_like_path {
+            field = Some(prefix.to_string());
+            message = rest.to_string();
+        }
+    }
+    let named = backticked_after(&message, "unknown field `")
+        .or_else(|| backticked_after(&message, "missing field `"));
+    if let Some(named) = named {
+        field = Some(match field {
+            Some(parent) => format!("{parent}.{named}"),
+            None => named,
+        });
+    }
+    if message.contains("repetition limit exceeded") || message.contains("recursion limit exceeded")
+    {
+        message = format!(
+            "{message}: the document expands too far (YAML alias bomb or nesting too deep); refused"
+        );
+    }
+    Problem {
+        file: source.to_path_buf(),
+        line: location.as_ref().map(|l| l.line()),
+        column: location.as_ref().map(|l| l.column()),
+        field,
+        message,
+        severity: Severity::Error,
+    }
+}
+
+fn backticked_after(message: &str, marker: &str) -> Option<String> {
+    let start = message.find(marker)? + marker.len();
+    let end = message[start..].find('`')?;
+    Some(message[start..start + end].to_string())
+}
+
+/// `path` made absolute against the current directory (unchanged when that is unknown).
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    std::env::current_dir()
+        .map(|cwd| cwd.join(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Removes `.` and resolves `..` lexically (`/a/desired/../examples` -> `/a/examples`).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if out.file_name().is_some() {
+                    out.pop();
+                } else if !out.has_root() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

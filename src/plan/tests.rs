@@ -1,0 +1,377 @@
+//! Table and property tests of the planner.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use proptest::prelude::*;
+
+use super::*;
+
+const BASE: &str = "\
+apiVersion: c2quay.dev/v1
+kind: Environment
+metadata:
+  name: shop
+spec:
+  compose:
+    directory: /srv/shop
+  broker:
+    url: http://127.0.0.1:9292
+    environment: staging
+  services:
+    web:
+      version: \"2\"
+      image: c2quay-test/web:{version}
+    redis: {}
+  policy:
+    selfHeal: SELF_HEAL
+";
+
+fn env(self_heal: bool) -> Environment {
+    let text = BASE.replace("SELF_HEAL", if self_heal { "true" } else { "false" });
+    parse_str(&text, Path::new("/desired/shop.yaml")).expect("test manifest is valid")
+}
+
+fn parse_str(text: &str, path: &Path) -> Result<Environment, Vec<crate::manifest::Problem>> {
+    crate::manifest::parse_str(text, path)
+}
+
+fn container(service: &str, image: &str, state: &str, health: &str) -> Container {
+    Container {
+        id: format!("id-{service}"),
+        name: format!("shop-{service}-1"),
+        project: "shop".into(),
+        service: service.into(),
+        image: image.into(),
+        image_id: format!("sha256:{image}"),
+        state: state.into(),
+        health: health.into(),
+        exit_code: 0,
+    }
+}
+
+fn applied(env: &Environment, version: &str) -> AppliedState {
+    let mut state = AppliedState {
+        generation: Some(env.generation.clone()),
+        ..AppliedState::default()
+    };
+    state.releases.insert(
+        "web".into(),
+        AppliedRelease {
+            version: Some(version.into()),
+            image: format!("c2quay-test/web:{version}"),
+        },
+    );
+    state.releases.insert(
+        "redis".into(),
+        AppliedRelease {
+            version: None,
+            image: "redis:7".into(),
+        },
+    );
+    state
+}
+
+fn healthy(web_image: &str) -> Vec<Container> {
+    vec![
+        container("web", web_image, "running", "healthy"),
+        container("redis", "redis:7", "running", ""),
+    ]
+}
+
+fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+#[test]
+fn version_bump_deploys_only_the_changed_service_and_says_why() {
+    let env = env(false);
+    let plan = plan(
+        Desired::Valid(&env),
+        &applied(&env, "1"),
+        &healthy("c2quay-test/web:1"),
+        now(),
+    );
+    assert_eq!(
+        plan.action,
+        Action::Deploy {
+            changed: vec!["web".into()]
+        }
+    );
+    assert!(plan.reason.contains("web 1 -> 2"), "{}", plan.reason);
+    assert!(
+        plan.reason
+            .contains("c2quay-test/web:1 -> c2quay-test/web:2"),
+        "{}",
+        plan.reason
+    );
+}
+
+#[test]
+fn converged_environment_is_noop() {
+    let env = env(false);
+    let plan = plan(
+        Desired::Valid(&env),
+        &applied(&env, "2"),
+        &healthy("c2quay-test/web:2"),
+        now(),
+    );
+    assert_eq!(plan.action, Action::Noop);
+}
+
+#[test]
+fn first_adoption_of_a_running_release_records_it() {
+    let env = env(false);
+    let plan = plan(
+        Desired::Valid(&env),
+        &AppliedState::default(),
+        &healthy("c2quay-test/web:2"),
+        now(),
+    );
+    assert_eq!(
+        plan.action,
+        Action::Deploy {
+            changed: vec!["web".into()]
+        }
+    );
+}
+
+#[test]
+fn drift_is_reported_without_self_heal_and_healed_with_it() {
+    let observed = vec![container("redis", "redis:7", "running", "")];
+    let env_off = env(false);
+    let off = plan(
+        Desired::Valid(&env_off),
+        &applied(&env_off, "2"),
+        &observed,
+        now(),
+    );
+    assert_eq!(
+        off.action,
+        Action::ReportDrift {
+            services: vec!["web".into()]
+        }
+    );
+    assert!(
+        off.reason.contains("web: container missing"),
+        "{}",
+        off.reason
+    );
+
+    let env_on = env(true);
+    let on = plan(
+        Desired::Valid(&env_on),
+        &applied(&env_on, "2"),
+        &observed,
+        now(),
+    );
+    assert_eq!(
+        on.action,
+        Action::Heal {
+            services: vec!["web".into()]
+        }
+    );
+}
+
+#[test]
+fn unhealthy_and_stopped_containers_are_drift_but_a_finished_one_shot_is_not() {
+    let env = env(true);
+    let state = applied(&env, "2");
+    let unhealthy = vec![
+        container("web", "c2quay-test/web:2", "running", "unhealthy"),
+        container("redis", "redis:7", "running", ""),
+    ];
+    assert_eq!(
+        plan(Desired::Valid(&env), &state, &unhealthy, now()).action,
+        Action::Heal {
+            services: vec!["web".into()]
+        }
+    );
+    let mut stopped = healthy("c2quay-test/web:2");
+    stopped[1].state = "exited".into();
+    stopped[1].exit_code = 137;
+    assert_eq!(
+        plan(Desired::Valid(&env), &state, &stopped, now()).action,
+        Action::Heal {
+            services: vec!["redis".into()]
+        }
+    );
+    stopped[1].exit_code = 0;
+    assert_eq!(
+        plan(Desired::Valid(&env), &state, &stopped, now()).action,
+        Action::Noop
+    );
+}
+
+#[test]
+fn heal_cap_turns_into_degraded() {
+    let env = env(true);
+    let mut state = applied(&env, "2");
+    state.heals = (1..=MAX_HEALS_PER_WINDOW as u64)
+        .map(|minutes| now() - Duration::from_secs(minutes * 60))
+        .collect();
+    let observed = vec![container("redis", "redis:7", "running", "")];
+    let plan = plan(Desired::Valid(&env), &state, &observed, now());
+    assert_eq!(
+        plan.action,
+        Action::HealCapReached {
+            services: vec!["web".into()]
+        }
+    );
+    // Old heals fall out of the window.
+    let mut old = applied(&env, "2");
+    old.heals = vec![now() - HEAL_WINDOW - Duration::from_secs(1); MAX_HEALS_PER_WINDOW];
+    assert!(matches!(
+        super::plan(Desired::Valid(&env), &old, &observed, now()).action,
+        Action::Heal { .. }
+    ));
+}
+
+#[test]
+fn failed_generation_awaits_change_and_a_new_generation_deploys() {
+    let env = env(false);
+    let mut state = applied(&env, "1");
+    state.generation = Some("old".into());
+    state.failed_generation = Some(env.generation.clone());
+    let plan1 = plan(
+        Desired::Valid(&env),
+        &state,
+        &healthy("c2quay-test/web:1"),
+        now(),
+    );
+    assert_eq!(plan1.action, Action::AwaitChange);
+    assert!(
+        plan1.reason.contains("c2quay retry shop"),
+        "{}",
+        plan1.reason
+    );
+    state.failed_generation = Some("another".into());
+    assert!(matches!(
+        plan(
+            Desired::Valid(&env),
+            &state,
+            &healthy("c2quay-test/web:1"),
+            now()
+        )
+        .action,
+        Action::Deploy { .. }
+    ));
+}
+
+#[test]
+fn blocked_gate_waits_until_the_next_check_then_deploys() {
+    let env = env(false);
+    let mut state = applied(&env, "1");
+    state.gate_blocked = Some(GateBlock {
+        generation: env.generation.clone(),
+        next_check_at: now() + Duration::from_secs(30),
+    });
+    let waiting = plan(
+        Desired::Valid(&env),
+        &state,
+        &healthy("c2quay-test/web:1"),
+        now(),
+    );
+    assert!(matches!(waiting.action, Action::WaitForGate { .. }));
+    let later = now() + Duration::from_secs(31);
+    assert!(matches!(
+        plan(
+            Desired::Valid(&env),
+            &state,
+            &healthy("c2quay-test/web:1"),
+            later
+        )
+        .action,
+        Action::Deploy { .. }
+    ));
+}
+
+#[test]
+fn invalid_and_suspended_change_nothing() {
+    let invalid = plan(
+        Desired::Invalid("shop.yaml:3:1: bad"),
+        &AppliedState::default(),
+        &[],
+        now(),
+    );
+    assert_eq!(invalid.action, Action::Invalid);
+    assert!(invalid.reason.contains("shop.yaml:3:1"));
+    let text = BASE
+        .replace("SELF_HEAL", "true")
+        .replace("  compose:", "  suspend: true\n  compose:");
+    let suspended = parse_str(&text, Path::new("/d/shop.yaml")).unwrap();
+    assert_eq!(
+        plan(
+            Desired::Valid(&suspended),
+            &AppliedState::default(),
+            &[],
+            now()
+        )
+        .action,
+        Action::Suspended
+    );
+}
+
+#[test]
+fn gate_retry_delay_doubles_and_caps() {
+    let initial = Duration::from_secs(15);
+    let max = Duration::from_secs(600);
+    let delays: Vec<u64> = (1..=8)
+        .map(|n| gate_retry_delay(initial, max, n).as_secs())
+        .collect();
+    assert_eq!(delays, vec![15, 30, 60, 120, 240, 480, 600, 600]);
+    assert_eq!(gate_retry_delay(initial, max, 200), max);
+}
+
+fn arb_container() -> impl Strategy<Value = Container> {
+    (
+        prop::sample::select(vec!["web", "redis", "other"]),
+        prop::sample::select(vec!["c2quay-test/web:1", "c2quay-test/web:2", "redis:7"]),
+        prop::sample::select(vec!["running", "exited", "restarting", "dead"]),
+        prop::sample::select(vec!["", "healthy", "unhealthy", "starting"]),
+        0i64..2,
+    )
+        .prop_map(|(service, image, state, health, exit_code)| {
+            let mut c = container(service, image, state, health);
+            c.exit_code = exit_code;
+            c
+        })
+}
+
+proptest! {
+    /// The planner is deterministic and total: any observation gives a plan with a reason.
+    #[test]
+    fn plan_is_deterministic_and_always_explains(
+        observed in prop::collection::vec(arb_container(), 0..5),
+        applied_version in prop::sample::select(vec!["1", "2"]),
+        self_heal in any::<bool>(),
+        heals in 0usize..8,
+    ) {
+        let env = env(self_heal);
+        let mut state = applied(&env, applied_version);
+        state.heals = vec![now() - Duration::from_secs(5); heals];
+        let first = plan(Desired::Valid(&env), &state, &observed, now());
+        let second = plan(Desired::Valid(&env), &state, &observed, now());
+        prop_assert_eq!(&first, &second);
+        prop_assert!(!first.reason.is_empty());
+        // Never heal when self-heal is off, never past the cap.
+        if let Action::Heal { .. } = first.action {
+            prop_assert!(self_heal && heals < MAX_HEALS_PER_WINDOW);
+        }
+        // A deploy always names at least one changed service, and only declared ones.
+        if let Action::Deploy { changed } = &first.action {
+            prop_assert!(!changed.is_empty());
+            prop_assert!(changed.iter().all(|s| env.manifest.spec.services.contains_key(s)));
+        }
+    }
+
+    /// When the desired image runs healthy for every service and it was applied, nothing happens.
+    #[test]
+    fn converged_is_always_noop(self_heal in any::<bool>(), heals in 0usize..8) {
+        let env = env(self_heal);
+        let mut state = applied(&env, "2");
+        state.heals = vec![now(); heals];
+        let plan = plan(Desired::Valid(&env), &state, &healthy("c2quay-test/web:2"), now());
+        prop_assert_eq!(plan.action, Action::Noop);
+    }
+}

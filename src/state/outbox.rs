@@ -1,0 +1,307 @@
+//! The record outbox: deployments that must still be recorded in the broker, one file each.
+//!
+//! A record is put here (idempotently, keyed by a deterministic id) once smoke passed, and
+//! removed only after the broker accepted it, so a broker outage or a crash never loses one and
+//! a retry never records twice. A corrupt outbox file is reported, never deleted.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::StateDir;
+use super::atomic::{create_dir_private, read_json, remove_durable, write_json_atomic};
+use super::error::{Error, Result};
+
+/// One `record-deployment` still to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRecord {
+    /// Deterministic id: see [`record_id`].
+    pub id: String,
+    /// The c2quay environment (state directory name).
+    pub environment: String,
+    /// The generation whose deploy produced this record.
+    pub generation: String,
+    /// The broker's environment name.
+    pub broker_environment: String,
+    /// The pacticipant (application) name.
+    pub pacticipant: String,
+    /// The pacticipant version that now runs.
+    pub version: String,
+    /// The broker's `applicationInstance`, when the manifest sets one.
+    pub application_instance: Option<String>,
+    /// When the record was queued.
+    #[serde(with = "super::clock::rfc3339")]
+    pub created_at: SystemTime,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// The last failure, for status and logs.
+    pub last_error: Option<String>,
+    /// Do not retry before this time (`None`: now).
+    #[serde(with = "super::clock::rfc3339_opt")]
+    pub next_attempt_at: Option<SystemTime>,
+}
+
+/// The id of a record: the first 16 hex digits of the SHA-256 of its identifying fields.
+pub fn record_id(
+    environment: &str,
+    generation: &str,
+    pacticipant: &str,
+    version: &str,
+    instance: Option<&str>,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        environment,
+        generation,
+        pacticipant,
+        version,
+        instance.unwrap_or(""),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+impl PendingRecord {
+    /// A new record with no attempts; its id is derived from the identifying fields.
+    pub fn new(
+        environment: &str,
+        generation: &str,
+        broker_environment: &str,
+        pacticipant: &str,
+        version: &str,
+        application_instance: Option<&str>,
+        created_at: SystemTime,
+    ) -> Self {
+        PendingRecord {
+            id: record_id(
+                environment,
+                generation,
+                pacticipant,
+                version,
+                application_instance,
+            ),
+            environment: environment.to_string(),
+            generation: generation.to_string(),
+            broker_environment: broker_environment.to_string(),
+            pacticipant: pacticipant.to_string(),
+            version: version.to_string(),
+            application_instance: application_instance.map(str::to_string),
+            created_at,
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: None,
+        }
+    }
+
+    /// Notes a failed attempt at `now`: counts it, keeps the error, waits `retry_after`.
+    pub fn record_failure(&mut self, error: &str, now: SystemTime, retry_after: Duration) {
+        self.attempts = self.attempts.saturating_add(1);
+        self.last_error = Some(error.to_string());
+        self.next_attempt_at = Some(now + retry_after);
+    }
+
+    /// Whether the record may be tried at `now`.
+    pub fn is_due(&self, now: SystemTime) -> bool {
+        self.next_attempt_at.is_none_or(|t| t <= now)
+    }
+}
+
+impl StateDir {
+    /// Queues `record` unless a record with its id is already queued (then the queued one, with
+    /// its attempt count, is kept). Returns whether it was added.
+    pub fn outbox_put(&self, env: &str, record: &PendingRecord) -> Result<bool> {
+        let path = self.outbox_path(env, &record.id)?;
+        if path.exists() {
+            return Ok(false);
+        }
+        write_json_atomic(&path, record)?;
+        Ok(true)
+    }
+
+    /// Replaces a queued record (after a failed attempt).
+    pub fn outbox_update(&self, env: &str, record: &PendingRecord) -> Result<()> {
+        let path = self.outbox_path(env, &record.id)?;
+        write_json_atomic(&path, record)
+    }
+
+    /// Removes a record once the broker accepted it (idempotent).
+    pub fn outbox_remove(&self, env: &str, id: &str) -> Result<()> {
+        let path = self.outbox_path(env, id)?;
+        remove_durable(&path)
+    }
+
+    /// The queued records of `env`, oldest first, and the files that could not be read (left in
+    /// place for an operator).
+    pub fn outbox_list(&self, env: &str) -> Result<(Vec<PendingRecord>, Vec<Error>)> {
+        self.validate_env_name(env)?;
+        let dir = self.outbox_dir(env);
+        let mut records = Vec::new();
+        let mut problems = Vec::new();
+        for path in json_files(&dir)? {
+            match read_json::<PendingRecord>(&path) {
+                Ok(r) => records.push(r),
+                Err(e) => problems.push(e),
+            }
+        }
+        records.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok((records, problems))
+    }
+
+    fn outbox_path(&self, env: &str, id: &str) -> Result<PathBuf> {
+        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::InvalidName {
+                what: "record id",
+                value: id.to_string(),
+                rule: "1-64 hex digits",
+            });
+        }
+        self.ensure_env(env)?;
+        let dir = self.outbox_dir(env);
+        create_dir_private(&dir)?;
+        Ok(dir.join(format!("{id}.json")))
+    }
+}
+
+/// The `*.json` files of `dir`, sorted by name; a missing dir has none.
+pub(crate) fn json_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".json") && !name.starts_with('.') {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::UNIX_EPOCH;
+
+    use super::super::clock::FixedClock;
+    use super::*;
+
+    fn state() -> (tempfile::TempDir, StateDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let s =
+            StateDir::open_with_clock(&dir.path().join("state"), Arc::new(FixedClock::at_unix(0)))
+                .unwrap();
+        (dir, s)
+    }
+
+    fn rec(version: &str, secs: u64) -> PendingRecord {
+        PendingRecord::new(
+            "shop",
+            "g1",
+            "production",
+            "web",
+            version,
+            Some("blue"),
+            UNIX_EPOCH + Duration::from_secs(secs),
+        )
+    }
+
+    #[test]
+    fn id_is_deterministic_and_depends_on_every_identifying_field() {
+        let a = record_id("shop", "g1", "web", "2", None);
+        assert_eq!(a.len(), 16);
+        assert_eq!(a, record_id("shop", "g1", "web", "2", None));
+        assert_ne!(a, record_id("shop", "g2", "web", "2", None));
+        assert_ne!(a, record_id("shop", "g1", "web", "2", Some("blue")));
+        assert_ne!(
+            record_id("ab", "c", "w", "1", None),
+            record_id("a", "bc", "w", "1", None),
+            "fields are separated"
+        );
+    }
+
+    #[test]
+    fn put_is_idempotent_and_keeps_attempts() {
+        let (_d, s) = state();
+        let mut r = rec("2", 10);
+        assert!(s.outbox_put("shop", &r).unwrap());
+        r.record_failure(
+            "broker returned 503",
+            UNIX_EPOCH + Duration::from_secs(20),
+            Duration::from_secs(30),
+        );
+        s.outbox_update("shop", &r).unwrap();
+        assert!(
+            !s.outbox_put("shop", &rec("2", 10)).unwrap(),
+            "same id: not added again"
+        );
+        let (list, problems) = s.outbox_list("shop").unwrap();
+        assert!(problems.is_empty());
+        assert_eq!(list, vec![r.clone()]);
+        assert_eq!(list[0].attempts, 1);
+        assert!(!list[0].is_due(UNIX_EPOCH + Duration::from_secs(49)));
+        assert!(list[0].is_due(UNIX_EPOCH + Duration::from_secs(50)));
+        let mode = std::fs::metadata(s.outbox_dir("shop").join(format!("{}.json", r.id)))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn list_is_oldest_first_and_remove_is_idempotent() {
+        let (_d, s) = state();
+        let (new, old) = (rec("3", 50), rec("2", 10));
+        s.outbox_put("shop", &new).unwrap();
+        s.outbox_put("shop", &old).unwrap();
+        assert_eq!(
+            s.outbox_list("shop").unwrap().0,
+            vec![old.clone(), new.clone()]
+        );
+        s.outbox_remove("shop", &old.id).unwrap();
+        s.outbox_remove("shop", &old.id).unwrap();
+        assert_eq!(s.outbox_list("shop").unwrap().0, vec![new]);
+        assert_eq!(s.outbox_list("empty").unwrap().0, vec![]);
+    }
+
+    #[test]
+    fn corrupt_outbox_file_is_reported_and_never_deleted() {
+        let (_d, s) = state();
+        s.outbox_put("shop", &rec("2", 10)).unwrap();
+        let bad = s.outbox_dir("shop").join("00000000deadbeef.json");
+        std::fs::write(&bad, b"{\"id\":").unwrap();
+        let (list, problems) = s.outbox_list("shop").unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].to_string().contains("00000000deadbeef.json"),
+            "{}",
+            problems[0]
+        );
+        assert!(bad.exists());
+    }
+
+    #[test]
+    fn ids_that_are_not_hex_are_refused() {
+        let (_d, s) = state();
+        assert_eq!(
+            s.outbox_remove("shop", "../status").unwrap_err().kind(),
+            "invalid"
+        );
+    }
+}

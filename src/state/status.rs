@@ -1,0 +1,302 @@
+//! Environment status: phase, conditions, releases and a bounded reconcile history.
+//!
+//! Written atomically to `envs/<name>/status.json` after every reconcile; read by `c2quay
+//! status` (with the agent stopped too), the HTTP API and the planner (applied generation and
+//! releases are the "applied state").
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::StateDir;
+use super::atomic::{read_json_opt, write_json_atomic};
+use super::error::{Error, Result};
+
+/// How many reconciles [`EnvironmentStatus::history`] keeps.
+pub const HISTORY_LIMIT: usize = 10;
+
+/// Where an environment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Phase {
+    /// Never reconciled yet.
+    Pending,
+    /// The applied generation runs and is ready.
+    Ready,
+    /// A deploy, rollback or heal is in flight.
+    Progressing,
+    /// The broker does not (yet) allow the desired generation; nothing on the host changed.
+    GateBlocked,
+    /// Running, but not as applied, and healing gave up (heal cap reached).
+    Degraded,
+    /// The desired generation failed and was rolled back; waits for a new generation or a retry.
+    RolledBack,
+    /// The containers differ from what was applied and self-heal is off.
+    Drifted,
+    /// The manifest does not parse or validate; running services are untouched.
+    Invalid,
+    /// The manifest asks c2quay to leave the environment alone.
+    Suspended,
+    /// The manifest was removed; containers keep running unmanaged.
+    Orphaned,
+}
+
+impl Phase {
+    /// Every phase, for one-hot metrics.
+    pub const ALL: [Phase; 10] = [
+        Phase::Pending,
+        Phase::Ready,
+        Phase::Progressing,
+        Phase::GateBlocked,
+        Phase::Degraded,
+        Phase::RolledBack,
+        Phase::Drifted,
+        Phase::Invalid,
+        Phase::Suspended,
+        Phase::Orphaned,
+    ];
+
+    /// The phase's name as written in status files and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Ready => "Ready",
+            Phase::Progressing => "Progressing",
+            Phase::GateBlocked => "GateBlocked",
+            Phase::Degraded => "Degraded",
+            Phase::RolledBack => "RolledBack",
+            Phase::Drifted => "Drifted",
+            Phase::Invalid => "Invalid",
+            Phase::Suspended => "Suspended",
+            Phase::Orphaned => "Orphaned",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The aspects of an environment that conditions report on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionType {
+    /// The broker allows the desired generation.
+    Gated,
+    /// The desired generation runs on the host.
+    Applied,
+    /// The smoke checks of the applied generation passed.
+    SmokePassed,
+    /// Every deployment is recorded in the broker (no pending records).
+    Recorded,
+}
+
+/// Kubernetes-style condition status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionStatus {
+    /// The condition holds.
+    True,
+    /// The condition does not hold.
+    False,
+    /// Not known (e.g. the broker could not answer).
+    Unknown,
+}
+
+/// One condition with its reason and the time its status last changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Which aspect.
+    #[serde(rename = "type")]
+    pub type_: ConditionType,
+    /// Whether it holds.
+    pub status: ConditionStatus,
+    /// A CamelCase reason (`NotDeployable`, `BrokerUnavailable`, ...).
+    pub reason: String,
+    /// A human-readable message.
+    pub message: String,
+    /// When `status` last changed.
+    #[serde(with = "super::clock::rfc3339")]
+    pub last_transition_time: SystemTime,
+}
+
+/// What runs for one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Release {
+    /// The release identity recorded in the broker, when the service is gated.
+    pub version: Option<String>,
+    /// The pinned image reference.
+    pub image: String,
+    /// The image id the container ran when last observed.
+    pub image_id: Option<String>,
+}
+
+/// One reconcile in the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// When the reconcile started.
+    #[serde(with = "super::clock::rfc3339")]
+    pub at: SystemTime,
+    /// The generation it worked on.
+    pub generation: Option<String>,
+    /// The planner's action (`noop`, `deploy`, `heal`, ...).
+    pub action: String,
+    /// Why the planner chose it.
+    pub reason: String,
+    /// The outcome (`succeeded`, `gateBlocked`, `rolledBack`, ...).
+    pub result: String,
+    /// How long it took.
+    pub duration_ms: u64,
+}
+
+/// The status of one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentStatus {
+    /// Environment name.
+    pub name: String,
+    /// Current phase.
+    pub phase: Phase,
+    /// One line saying why the environment is in this phase.
+    pub message: String,
+    /// Generation of the manifest last seen.
+    pub observed_generation: Option<String>,
+    /// Generation last applied successfully.
+    pub applied_generation: Option<String>,
+    /// Generation that failed and was rolled back (not retried until it changes or `retry`).
+    pub failed_generation: Option<String>,
+    /// Conditions, at most one per type.
+    pub conditions: Vec<Condition>,
+    /// Service -> what runs (the applied state the planner compares against).
+    pub releases: BTreeMap<String, Release>,
+    /// When the last reconcile ended.
+    #[serde(with = "super::clock::rfc3339_opt")]
+    pub last_reconcile_at: Option<SystemTime>,
+    /// The last reconcile's result.
+    pub last_result: Option<String>,
+    /// The last reconcile's action.
+    pub last_action: Option<String>,
+    /// Records waiting in the outbox.
+    pub pending_records: usize,
+    /// Consecutive blocked gate checks (for backoff); 0 when not blocked.
+    pub gate_checks: u32,
+    /// When the gate may be asked again.
+    #[serde(with = "super::clock::rfc3339_opt")]
+    pub next_gate_check_at: Option<SystemTime>,
+    /// The generation whose gate is blocked (a new generation resets the backoff).
+    #[serde(default)]
+    pub gate_blocked_generation: Option<String>,
+    /// Times of recent heals (for the heal cap).
+    #[serde(with = "super::clock::rfc3339_vec")]
+    pub heals: Vec<SystemTime>,
+    /// The last [`HISTORY_LIMIT`] reconciles, oldest first.
+    pub history: VecDeque<HistoryEntry>,
+}
+
+impl EnvironmentStatus {
+    /// The status of an environment that was never reconciled: `Pending`, nothing applied.
+    pub fn new(name: &str) -> Self {
+        EnvironmentStatus {
+            name: name.to_string(),
+            phase: Phase::Pending,
+            message: "not reconciled yet".to_string(),
+            observed_generation: None,
+            applied_generation: None,
+            failed_generation: None,
+            conditions: Vec::new(),
+            releases: BTreeMap::new(),
+            last_reconcile_at: None,
+            last_result: None,
+            last_action: None,
+            pending_records: 0,
+            gate_checks: 0,
+            next_gate_check_at: None,
+            gate_blocked_generation: None,
+            heals: Vec::new(),
+            history: VecDeque::new(),
+        }
+    }
+
+    /// Sets a condition. `last_transition_time` becomes `now` only when the status changes (or
+    /// the condition is new); reason and message always take the new values.
+    pub fn set_condition(
+        &mut self,
+        type_: ConditionType,
+        status: ConditionStatus,
+        reason: &str,
+        message: &str,
+        now: SystemTime,
+    ) {
+        match self.conditions.iter_mut().find(|c| c.type_ == type_) {
+            Some(c) => {
+                if c.status != status {
+                    c.status = status;
+                    c.last_transition_time = now;
+                }
+                c.reason = reason.to_string();
+                c.message = message.to_string();
+            }
+            None => self.conditions.push(Condition {
+                type_,
+                status,
+                reason: reason.to_string(),
+                message: message.to_string(),
+                last_transition_time: now,
+            }),
+        }
+    }
+
+    /// The condition of `type_`, if set.
+    pub fn condition(&self, type_: ConditionType) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    /// Appends a reconcile to the history, dropping the oldest beyond [`HISTORY_LIMIT`].
+    pub fn push_history(&mut self, entry: HistoryEntry) {
+        self.history.push_back(entry);
+        while self.history.len() > HISTORY_LIMIT {
+            self.history.pop_front();
+        }
+    }
+}
+
+impl StateDir {
+    /// Writes the status of `env` atomically (0600). A failure leaves the previous file intact.
+    pub fn write_status(&self, env: &str, status: &EnvironmentStatus) -> Result<()> {
+        self.ensure_env(env)?;
+        write_json_atomic(&self.status_file(env), status)
+    }
+
+    /// The status of `env`; `None` when never written. A corrupt file is [`Error::Corrupt`]
+    /// naming it, and is left in place.
+    pub fn read_status(&self, env: &str) -> Result<Option<EnvironmentStatus>> {
+        self.validate_env_name(env)?;
+        read_json_opt(&self.status_file(env))
+    }
+
+    /// Every environment's status, by name, plus the ones that could not be read.
+    /// Environments with a directory but no status file are skipped.
+    pub fn list_statuses(&self) -> (Vec<EnvironmentStatus>, Vec<Error>) {
+        let names = match self.list_environments() {
+            Ok(n) => n,
+            Err(e) => return (Vec::new(), vec![e]),
+        };
+        let mut statuses = Vec::new();
+        let mut errors = Vec::new();
+        for name in names {
+            match self.read_status(&name) {
+                Ok(Some(s)) => statuses.push(s),
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        (statuses, errors)
+    }
+}
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;
