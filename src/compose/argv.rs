@@ -15,6 +15,9 @@ pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 /// The service label.
 pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 
+/// Set to `True` on containers of `docker compose run`: they are not the service's containers.
+pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
+
 /// The `docker inspect` template: one JSON object per line with exactly the fields we read.
 pub const INSPECT_FORMAT: &str = r#"{"Id":{{json .Id}},"Name":{{json .Name}},"Image":{{json .Image}},"Config":{"Image":{{json .Config.Image}},"Labels":{{json .Config.Labels}}},"State":{"Status":{{json .State.Status}},"ExitCode":{{json .State.ExitCode}},"Health":{{if .State.Health}}{"Status":{{json .State.Health.Status}}}{{else}}null{{end}}}}"#;
 
@@ -152,7 +155,8 @@ pub fn version() -> Vec<OsString> {
     vec!["version".into(), "--short".into()]
 }
 
-/// `docker ps -a --no-trunc --filter label=com.docker.compose.project[=NAME] --format {{json .}}`.
+/// `docker ps -a --no-trunc --filter label=com.docker.compose.project[=NAME]
+/// --filter label=com.docker.compose.oneoff=False --format {{json .}}` (`run` containers excluded).
 pub fn docker_ps(project: Option<&str>) -> Vec<OsString> {
     let filter = match project {
         Some(name) => format!("label={PROJECT_LABEL}={name}"),
@@ -164,6 +168,8 @@ pub fn docker_ps(project: Option<&str>) -> Vec<OsString> {
         "--no-trunc".into(),
         "--filter".into(),
         filter.into(),
+        "--filter".into(),
+        format!("label={ONEOFF_LABEL}=False").into(),
         "--format".into(),
         "{{json .}}".into(),
     ]
@@ -349,6 +355,8 @@ mod tests {
                 "--no-trunc",
                 "--filter",
                 "label=com.docker.compose.project",
+                "--filter",
+                "label=com.docker.compose.oneoff=False",
                 "--format",
                 "{{json .}}"
             ]
