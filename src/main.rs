@@ -17,7 +17,11 @@ fn init_logging(format: c2quay::cli::LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        c2quay::cli::LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        c2quay::cli::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
         c2quay::cli::LogFormat::Text => builder.with_target(false).init(),
     }
 }

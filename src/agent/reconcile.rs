@@ -84,7 +84,12 @@ pub async fn reconcile<C: Compose, B: Brokers, S: Smoke>(
         if let Err(error) = ctx.state.write_status(name, &status) {
             warn!(error = %error_chain(&error), "cannot write status");
         }
-        if let Some(metrics) = &ctx.metrics {
+        if let Some(metrics) = &ctx.metrics
+            && status.phase == Phase::Orphaned
+        {
+            // No longer managed: its series go, so dashboards and alerts stop showing it.
+            metrics.forget_environment(name);
+        } else if let Some(metrics) = &ctx.metrics {
             metrics.observe_reconcile(name, reconcile_result(&result), elapsed);
             metrics.set_phase(name, status.phase.as_str());
             metrics.set_pending_records(name, status.pending_records);
@@ -306,106 +311,8 @@ fn apply_outcome<C: Compose, B: Brokers, S: Smoke>(
         status.releases = fresh.releases;
     }
     let result = report.outcome.name().to_string();
-    match &report.outcome {
-        Outcome::Deployed | Outcome::UpToDate | Outcome::DryRun => {
-            status.phase = Phase::Ready;
-            status.message = report.plan.clone();
-            status.failed_generation = None;
-            status.gate_checks = 0;
-            status.next_gate_check_at = None;
-            status.set_condition(
-                ConditionType::Gated,
-                ConditionStatus::True,
-                "Deployable",
-                "the broker said deployable",
-                now,
-            );
-            status.set_condition(
-                ConditionType::Applied,
-                ConditionStatus::True,
-                "Applied",
-                &report.plan,
-                now,
-            );
-            status.set_condition(
-                ConditionType::SmokePassed,
-                ConditionStatus::True,
-                "SmokePassed",
-                "smoke checks passed",
-                now,
-            );
-            (result, None)
-        }
-        Outcome::RecordFailed => {
-            status.phase = Phase::Ready;
-            status.message = format!("{}; some broker records are pending", report.plan);
-            status.failed_generation = None;
-            status.gate_checks = 0;
-            status.next_gate_check_at = None;
-            status.set_condition(
-                ConditionType::Applied,
-                ConditionStatus::True,
-                "Applied",
-                &report.plan,
-                now,
-            );
-            (result, Some(pipeline::record_retry_delay(1)))
-        }
-        Outcome::GateBlocked => {
-            let reasons = report.gate_reasons().join("\n");
-            status.phase = Phase::GateBlocked;
-            status.message = reasons.clone();
-            if status.gate_blocked_generation.as_deref() != Some(env.generation.as_str()) {
-                // A new commit resets the backoff.
-                status.gate_checks = 0;
-            }
-            status.gate_checks += 1;
-            let retry = &env.manifest.spec.policy.gate_retry;
-            let delay =
-                plan::gate_retry_delay(retry.initial.get(), retry.max.get(), status.gate_checks);
-            status.next_gate_check_at = Some(now + delay);
-            status.gate_blocked_generation = Some(env.generation.clone());
-            status.set_condition(
-                ConditionType::Gated,
-                ConditionStatus::False,
-                "GateBlocked",
-                &reasons,
-                now,
-            );
-            (result, Some(delay))
-        }
-        Outcome::RolledBack { failed_step, cause } => {
-            status.phase = Phase::RolledBack;
-            status.message =
-                format!("{failed_step} failed ({cause}); rolled back to the previous images");
-            status.failed_generation = Some(env.generation.clone());
-            status.set_condition(
-                ConditionType::Applied,
-                ConditionStatus::False,
-                "RolledBack",
-                &status.message.clone(),
-                now,
-            );
-            (result, None)
-        }
-        Outcome::RollbackFailed {
-            failed_step,
-            cause,
-            rollback,
-        } => {
-            status.phase = Phase::Degraded;
-            status.message = format!("{failed_step} failed ({cause}); not rolled back: {rollback}");
-            status.failed_generation = Some(env.generation.clone());
-            status.set_condition(
-                ConditionType::Applied,
-                ConditionStatus::False,
-                "RollbackFailed",
-                &status.message.clone(),
-                now,
-            );
-            (result, None)
-        }
-    }
+    let delay = pipeline::status_after(status, env, report, now);
+    (result, delay)
 }
 
 fn deploy_error<C, B, S>(
@@ -553,6 +460,10 @@ pub fn needing_reconcile<C, B, S>(
                     }
                     Action::ReportDrift { .. } => status.phase == Phase::Drifted,
                     Action::Suspended => status.phase == Phase::Suspended,
+                    // A timer is already set for these (the gate backoff, the heal window):
+                    // reconciling on every resync would only spawn `docker compose ps`.
+                    Action::WaitForGate { .. } => status.phase == Phase::GateBlocked,
+                    Action::HealCapReached { .. } => status.phase == Phase::Degraded,
                     _ => false,
                 };
                 !phase_matches

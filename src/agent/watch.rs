@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use notify::RecursiveMode;
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -22,7 +23,7 @@ pub fn watch_desired(
     tx: mpsc::UnboundedSender<Event>,
 ) -> Result<DesiredWatcher, Error> {
     let handler = move |result: DebounceEventResult| match result {
-        Ok(events) if !events.is_empty() => {
+        Ok(events) if events.iter().any(|e| changes_content(&e.event.kind)) => {
             debug!(events = events.len(), "desired directory events");
             let _ = tx.send(Event::DesiredChanged);
         }
@@ -44,6 +45,17 @@ pub fn watch_desired(
             message: e.to_string(),
         })?;
     Ok(debouncer)
+}
+
+/// Whether a file event can change what the directory holds. Reads are not changes: the
+/// agent's own reload opens and closes every manifest, and counting those would make each
+/// reload trigger the next one, forever.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
 }
 
 /// Follows container events of every Compose project (a long-running `docker events` child,
@@ -75,4 +87,28 @@ pub fn follow_container_events(tx: mpsc::UnboundedSender<Event>) {
             delay = (delay * 2).min(Duration::from_secs(60));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, ModifyKind, RemoveKind};
+
+    #[test]
+    fn reading_the_manifests_is_not_a_change() {
+        assert!(!changes_content(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!changes_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!changes_content(&EventKind::Access(AccessKind::Read)));
+        assert!(changes_content(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(changes_content(&EventKind::Create(CreateKind::File)));
+        assert!(changes_content(&EventKind::Modify(ModifyKind::Any)));
+        assert!(changes_content(&EventKind::Remove(RemoveKind::File)));
+        assert!(changes_content(&EventKind::Any));
+    }
 }

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::common::{load_environment, print_json, real_context};
+use super::common::{RealContext, load_environment, print_json, real_context};
 use super::{Dirs, EXIT_CODES, Output};
-use crate::manifest::RollbackMode;
+use crate::manifest::{Environment, RollbackMode};
 use crate::pipeline::{self, DeployOptions, DeployReport, Outcome, RecordStatus, error_chain};
+use crate::state::{EnvironmentStatus, HistoryEntry};
 
 /// Arguments of `c2quay deploy`.
 #[derive(Debug, clap::Args)]
@@ -92,8 +93,20 @@ pub async fn deploy(args: DeployArgs) -> i32 {
         lock_wait: args.lock_wait,
         holder: "deploy",
     };
+    let started = std::time::Instant::now();
+    let started_at = ctx.clock.now();
     match pipeline::deploy(&ctx, &env, &options).await {
         Ok(report) => {
+            // Keep the status in step for `c2quay status` and the agent (the agent does the same
+            // after its own deploys): phase, failed generation, conditions, history.
+            if let Err(message) =
+                write_outcome(&ctx, &env, &report, args.lock_wait, started_at, started).await
+            {
+                eprintln!(
+                    "warning: the status of {} was not updated: {message}",
+                    env.name()
+                );
+            }
             match args.output {
                 Output::Json => print_json(&report),
                 Output::Text => print_report(&report),
@@ -101,7 +114,6 @@ pub async fn deploy(args: DeployArgs) -> i32 {
             if report.outcome.exit_code() != 0 {
                 print_hint(&report, &args.environment);
             }
-            // Keep the status in step for `c2quay status` (the agent does the same).
             report.outcome.exit_code()
         }
         Err(error) => {
@@ -115,6 +127,50 @@ pub async fn deploy(args: DeployArgs) -> i32 {
             code
         }
     }
+}
+
+/// Writes the outcome of a deploy into the environment's status, under the environment lock.
+/// A dry run changes nothing.
+async fn write_outcome(
+    ctx: &RealContext,
+    env: &Environment,
+    report: &DeployReport,
+    lock_wait: Duration,
+    started_at: std::time::SystemTime,
+    started: std::time::Instant,
+) -> Result<(), String> {
+    if report.outcome == Outcome::DryRun {
+        return Ok(());
+    }
+    let name = env.name();
+    let _lock = ctx
+        .state
+        .lock_environment_async(name, "deploy", lock_wait)
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let mut status = ctx
+        .state
+        .read_status(name)
+        .map_err(|e| error_chain(&e))?
+        .unwrap_or_else(|| EnvironmentStatus::new(name));
+    let now = ctx.clock.now();
+    pipeline::status_after(&mut status, env, report, now);
+    let (pending, _) = ctx.state.outbox_list(name).unwrap_or_default();
+    status.pending_records = pending.len();
+    status.last_reconcile_at = Some(now);
+    status.last_result = Some(report.outcome.name().to_string());
+    status.last_action = Some("deploy".to_string());
+    status.push_history(HistoryEntry {
+        at: started_at,
+        generation: Some(env.generation.clone()),
+        action: "deploy (cli)".to_string(),
+        reason: report.plan.clone(),
+        result: report.outcome.name().to_string(),
+        duration_ms: started.elapsed().as_millis() as u64,
+    });
+    ctx.state
+        .write_status(name, &status)
+        .map_err(|e| error_chain(&e))
 }
 
 /// Runs `verify`.

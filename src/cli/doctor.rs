@@ -57,20 +57,39 @@ pub async fn doctor(args: DoctorArgs) -> i32 {
                 ),
             }
         }
-        Err(error) => report.fail(
-            "state directory",
-            &error_chain(&error),
-            "create it with mode 0700 owned by the c2quay user",
-        ),
+        Err(error) => {
+            let dir = args.dirs.state_dir.display();
+            let fix = match error.kind() {
+                "permissions" => format!(
+                    "chmod 700 {dir} (only the c2quay user may write state: it decides what runs)"
+                ),
+                _ => format!("create {dir} with mode 0700 owned by the c2quay user"),
+            };
+            report.fail("state directory", &error_chain(&error), &fix)
+        }
     }
     // Compose v2 and Docker.
     let overrides = std::env::temp_dir().join("c2quay-doctor");
     match CliCompose::detect(CliConfig::new(overrides)).await {
         Ok(compose) => {
             report.ok("docker compose", &format!("v{}", compose.version()));
-            match compose.ps_all().await {
-                Ok(containers) => report.ok("docker", &format!("reachable, {} Compose containers", containers.len())),
-                Err(error) => report.fail("docker", &error_chain(&error), "start the Docker daemon and add the c2quay user to the docker group"),
+            // Asked twice: a container removed by someone else between `docker ps` and
+            // `docker inspect` can fail one listing without anything being wrong.
+            let mut listed = compose.ps_all().await;
+            if listed.is_err() {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                listed = compose.ps_all().await;
+            }
+            match listed {
+                Ok(containers) => report.ok(
+                    "docker",
+                    &format!("reachable, {} Compose containers", containers.len()),
+                ),
+                Err(error) => report.fail(
+                    "docker",
+                    &error_chain(&error),
+                    "start the Docker daemon and add the c2quay user to the docker group",
+                ),
             }
         }
         Err(error) => report.fail(
@@ -153,7 +172,7 @@ async fn check_broker(report: &mut Report, what: &str, client: Arc<HttpBroker>, 
         Err(error) => {
             report.fail(
                 what,
-                &error_chain(&error),
+                &format!("{}: {}", client.base_url(), error_chain(&error)),
                 "check spec.broker.url, the network and the credentials",
             );
             return;

@@ -2,7 +2,29 @@
 //!
 //! **Invariant:** only this module builds argv for, or parses the output of, `docker`.
 //! The [`Compose`] trait is what the pipeline and the agent use; [`CliCompose`] is the real
-//! implementation and `FakeCompose` (test support) a stateful fake.
+//! implementation and [`fake::FakeCompose`] (test support) a stateful fake.
+//!
+//! # Layout
+//!
+//! - `argv`: pure argv builders; `parse`: pure JSON parsers; `readiness`: the pure readiness
+//!   decision; `override_file`: the pinning override (pure rendering, atomic 0600 write);
+//!   `version`: Compose version parsing and feature gates; `run`: running children (timeouts,
+//!   process-group kill, stderr tails).
+//! - `cli`: [`CliCompose`], the real adapter; `fake`: [`fake::FakeCompose`].
+//!
+//! # Pins and services
+//!
+//! `pins` should hold every service c2quay pins in the environment (unchanged ones at the image
+//! they run), `services` only those to pull or (re)create. `up` does not pass `--no-deps`, so
+//! Compose also starts missing dependencies; a dependency whose pin is left out would be
+//! recreated from the base file's image. `up` always passes `--pull never`: pulling is its own
+//! step, before anything is stopped, so a failed pull changes nothing.
+//!
+//! # Rollback pins by image id
+//!
+//! A pin may be an image id (`sha256:<64 hex>`). Verified on Compose 2.40.3 with Docker 20.10:
+//! `image: sha256:<id>` plus `up --pull never` runs that image, so no rollback tag is needed.
+//! Image-id pins are never pulled.
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -28,6 +28,9 @@ pub fn parse_str(text: &str, source: &Path) -> Result<Environment, Vec<Problem>>
             severity,
         }
     };
+    if let Some(problem) = too_deep_flow_nesting(text, source) {
+        return Err(vec![problem]);
+    }
     let raw: serde_yaml::Value =
         serde_yaml::from_str(text).map_err(|e| vec![yaml_problem(source, &e)])?;
     if raw.is_null() {
@@ -62,6 +65,44 @@ pub fn parse_str(text: &str, source: &Path) -> Result<Environment, Vec<Problem>>
         return Err(problems);
     }
     Ok(build(source, manifest, problems))
+}
+
+/// The deepest nesting of flow collections (`[..]`, `{..}`) a manifest may use.
+///
+/// libyaml's scanner does work proportional to the current flow depth for every token, so a
+/// 1 MiB file of nested brackets costs minutes of CPU before serde_yaml's recursion limit is
+/// reached (found by `tests/parser_fuzz.rs`). Real manifests nest flow collections 2 or 3 deep.
+pub const MAX_FLOW_NESTING: usize = 16;
+
+/// Refuses text whose brackets and braces nest deeper than [`MAX_FLOW_NESTING`], before the
+/// YAML parser sees it. Brackets inside quotes and comments are counted too: that can only
+/// refuse a file with 17 unbalanced `[`/`{` in strings, and nothing can hide nesting from it.
+fn too_deep_flow_nesting(text: &str, source: &Path) -> Option<Problem> {
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    for c in text.chars() {
+        column += 1;
+        match c {
+            '\n' => (line, column) = (line + 1, 0),
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_FLOW_NESTING {
+                    return Some(Problem {
+                        line: Some(line),
+                        column: Some(column),
+                        ..Problem::file_error(
+                            source,
+                            format!(
+                                "flow collections (`[` or `{{`) nested more than {MAX_FLOW_NESTING} levels deep: the document expands too far (YAML alias bomb or nesting too deep); refused"
+                            ),
+                        )
+                    });
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Every duration field of the raw manifest whose string does not parse, with the message.

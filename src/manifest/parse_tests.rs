@@ -218,7 +218,7 @@ fn alias_bombs_and_deep_nesting_are_refused_quickly() {
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let errors = errors_of(&deep);
     assert!(
-        errors[0].message.contains("recursion limit exceeded"),
+        errors[0].message.contains("nesting too deep"),
         "{}",
         errors[0]
     );
@@ -301,4 +301,39 @@ mod fuzz {
             }
         }
     }
+}
+
+#[test]
+fn flow_nesting_beyond_the_limit_is_refused_before_the_yaml_parser() {
+    let ok = format!(
+        "{}{}",
+        "[".repeat(MAX_FLOW_NESTING),
+        "]".repeat(MAX_FLOW_NESTING)
+    );
+    assert!(
+        !errors_of(&ok)[0].message.contains("nested more than"),
+        "{}",
+        errors_of(&ok)[0]
+    );
+    let text = format!("a: 1\nb: {}", "[".repeat(MAX_FLOW_NESTING + 1));
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].message.contains("nested more than 16 levels"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(
+        (errors[0].line, errors[0].column),
+        (Some(2), Some(4 + MAX_FLOW_NESTING))
+    );
+    // 1 MiB of brackets is refused at once (libyaml alone needs minutes for it).
+    let started = std::time::Instant::now();
+    let errors = errors_of(&"[".repeat(1024 * 1024));
+    assert!(
+        errors[0].message.contains("nesting too deep"),
+        "{}",
+        errors[0]
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }

@@ -32,8 +32,10 @@ pub use outcome::{DeployReport, Outcome, RecordItem, RecordStatus, StepTiming};
 pub use recover::{Recovery, record_retry_delay};
 pub use recover::{drain_outbox, recover};
 pub use rollback::{rollback_override_commands, rollback_to_snapshot};
-pub use run::{applied_state, candidates, deploy, desired_pins, error_chain, heal, verify};
-pub use status::{applied_state_of, record_applied};
+pub use run::{
+    applied_state, candidates, deploy, desired_pins, error_chain, heal, try_applied_state, verify,
+};
+pub use status::{applied_state_of, record_applied, status_after};
 
 /// How long a deploy waits for another holder of the environment lock by default.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);

@@ -86,7 +86,12 @@ pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
         generation: env.generation.clone(),
         failed_step: failed_step.to_string(),
         cause: cause.to_string(),
-        mode: format!("{mode:?}").to_lowercase(),
+        mode: match mode {
+            RollbackMode::On => "on",
+            RollbackMode::Off => "off",
+            RollbackMode::DryRun => "dry-run",
+        }
+        .to_string(),
         restored: restored.clone(),
         without_previous,
         result: String::new(),

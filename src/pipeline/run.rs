@@ -62,8 +62,9 @@ pub async fn deploy<C: Compose, B: Brokers, S: Smoke>(
     );
     run.step(MetricStep::Snapshot, started, true);
 
-    // 2. plan
-    let applied = applied_state(&ctx.state, &name);
+    // 2. plan: an unreadable status stops here (planning as if nothing was applied would
+    // redeploy and re-record everything).
+    let applied = try_applied_state(&ctx.state, &name).map_err(state_err)?;
     let changed = plan::changed_services(env, &applied, &pre.containers);
     run.report.changed = changed.clone();
     run.report.plan = describe_plan(env, &changed);
@@ -225,7 +226,10 @@ pub async fn verify<C: Compose, B: Brokers, S: Smoke>(
             step: "snapshot",
             source,
         })?;
-    let applied = applied_state(&ctx.state, env.name());
+    let applied = try_applied_state(&ctx.state, env.name()).map_err(|source| Error::State {
+        environment: env.name().to_string(),
+        source,
+    })?;
     let mut changed = plan::changed_services(env, &applied, &observed);
     if changed.is_empty() {
         // Nothing changes: verify answers for the desired versions anyway.
@@ -301,7 +305,7 @@ pub async fn heal<C: Compose, B: Brokers, S: Smoke>(
     let started = Instant::now();
     let _pre = run.snapshot(&project).await?;
     run.step(MetricStep::Snapshot, started, true);
-    let applied = applied_state(&ctx.state, &name);
+    let applied = try_applied_state(&ctx.state, &name).map_err(state_err)?;
     let mut pins = desired_pins(env);
     for (service, release) in &applied.releases {
         pins.insert(service.clone(), release.image.clone());
@@ -481,7 +485,7 @@ impl<'a, C: Compose, B: Brokers, S: Smoke> Run<'a, C, B, S> {
             self.check("smoke", smoke)?;
         }
         let started = Instant::now();
-        let verified = verify_pins(ctx, project, &service_pins).await;
+        let verified = verify_pins(ctx, project, &service_pins, &self.model).await;
         self.step(MetricStep::Verify, started, verified.is_ok());
         self.check("verify", verified)?;
         info!(environment = name, "apply, readiness and smoke passed");
@@ -546,25 +550,48 @@ async fn run_smoke<C: Compose, B: Brokers, S: Smoke>(
         env_vars: BTreeMap::new(),
     };
     for check in &env.manifest.spec.smoke {
-        ctx.smoke
+        let result = ctx
+            .smoke
             .run(check, &smoke_ctx)
             .await
             .map_err(|e| format!("smoke check {:?}: {}", check.name, error_chain(&e)))?;
+        // A failed check is a result with `passed: false`, not an `Err`.
+        if !result.passed {
+            return Err(format!(
+                "smoke check {:?} failed after {} attempt(s): {}",
+                check.name,
+                result.attempts,
+                result.last_failure.as_deref().unwrap_or("no reason given")
+            ));
+        }
     }
     Ok(())
 }
 
-/// Checks that each pinned service's container runs the pinned image.
+/// Checks that each pinned service's container runs the pinned image. A one-shot service
+/// (restart `no` or `on-failure`) that exited 0 counts: readiness accepted it as done.
 async fn verify_pins<C: Compose, B: Brokers, S: Smoke>(
     ctx: &Context<C, B, S>,
     project: &Project,
     pins: &ImagePins,
+    model: &crate::compose::RenderedModel,
 ) -> std::result::Result<(), String> {
     let containers = ctx.compose.ps(project).await.map_err(|e| error_chain(&e))?;
     for (service, image) in pins {
+        let one_shot = model
+            .get(service)
+            .is_some_and(|m| match m.restart.as_deref() {
+                None => true,
+                Some(r) => r == "no" || r.starts_with("on-failure"),
+            });
         let running = containers
             .iter()
-            .find(|c| &c.service == service && c.state == "running");
+            .find(|c| &c.service == service && c.state == "running")
+            .or_else(|| {
+                containers.iter().find(|c| {
+                    &c.service == service && one_shot && c.state == "exited" && c.exit_code == 0
+                })
+            });
         match running {
             Some(container) if &container.image == image => {}
             Some(container) => {
@@ -660,6 +687,19 @@ pub(super) async fn record_all<C: Compose, B: Brokers, S: Smoke>(
 }
 
 /// The applied state the planner compares against, from the status file (empty when none).
+/// A corrupt or unreadable status file is an error naming the file: the pipeline stops.
+pub fn try_applied_state(
+    state: &state::StateDir,
+    environment: &str,
+) -> std::result::Result<AppliedState, state::Error> {
+    Ok(state
+        .read_status(environment)?
+        .map(|status| super::status::applied_state_of(&status))
+        .unwrap_or_default())
+}
+
+/// Like [`try_applied_state`], but an unreadable status only warns and counts as "nothing
+/// applied". For read-only views (`c2quay plan`); the pipeline uses [`try_applied_state`].
 pub fn applied_state(state: &state::StateDir, environment: &str) -> AppliedState {
     match state.read_status(environment) {
         Ok(Some(status)) => super::status::applied_state_of(&status),
@@ -678,19 +718,18 @@ fn write_applied<C: Compose, B: Brokers, S: Smoke>(
     _model: &crate::compose::RenderedModel,
 ) -> Result<()> {
     let name = env.name();
+    let state_err = |source| Error::State {
+        environment: name.to_string(),
+        source,
+    };
+    // A corrupt status is an error, never silently replaced (it holds history and backoff).
     let mut status = ctx
         .state
         .read_status(name)
-        .ok()
-        .flatten()
+        .map_err(state_err)?
         .unwrap_or_else(|| state::EnvironmentStatus::new(name));
     super::status::record_applied(&mut status, env, ctx.clock.now());
-    ctx.state
-        .write_status(name, &status)
-        .map_err(|source| Error::State {
-            environment: name.to_string(),
-            source,
-        })
+    ctx.state.write_status(name, &status).map_err(state_err)
 }
 
 /// Service -> desired image for every pinned service.

@@ -1,10 +1,13 @@
-//! Glue between the status file and the planner: what was applied, and recording a new release.
+//! Glue between the status file and the planner: what was applied, recording a new release,
+//! and the phase and conditions a deploy outcome leads to ([`status_after`], shared by the CLI
+//! and the agent).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use super::outcome::{DeployReport, Outcome};
 use crate::manifest::Environment;
-use crate::plan::{AppliedRelease, AppliedState, GateBlock};
-use crate::state::{EnvironmentStatus, Release};
+use crate::plan::{self, AppliedRelease, AppliedState, GateBlock};
+use crate::state::{ConditionStatus, ConditionType, EnvironmentStatus, Phase, Release};
 
 /// The planner's view of what was applied, from an environment's status.
 pub fn applied_state_of(status: &EnvironmentStatus) -> AppliedState {
@@ -61,4 +64,123 @@ pub fn record_applied(status: &mut EnvironmentStatus, env: &Environment, _now: S
             },
         );
     }
+}
+
+/// Sets phase, message, failed generation, gate backoff and conditions of `status` from the
+/// outcome of one deploy of `env`; returns when to look again (gate backoff, record retry), if
+/// ever. The applied release itself is written by the pipeline ([`record_applied`]); callers
+/// that hold an older copy of the status take `applied_generation` and `releases` over first.
+pub fn status_after(
+    status: &mut EnvironmentStatus,
+    env: &Environment,
+    report: &DeployReport,
+    now: SystemTime,
+) -> Option<Duration> {
+    status.observed_generation = Some(env.generation.clone());
+    match &report.outcome {
+        Outcome::Deployed | Outcome::UpToDate | Outcome::DryRun => {
+            status.phase = Phase::Ready;
+            status.message = report.plan.clone();
+            clear_gate_block(status);
+            status.failed_generation = None;
+            status.set_condition(
+                ConditionType::Gated,
+                ConditionStatus::True,
+                "Deployable",
+                "the broker said deployable",
+                now,
+            );
+            status.set_condition(
+                ConditionType::Applied,
+                ConditionStatus::True,
+                "Applied",
+                &report.plan,
+                now,
+            );
+            status.set_condition(
+                ConditionType::SmokePassed,
+                ConditionStatus::True,
+                "SmokePassed",
+                "smoke checks passed",
+                now,
+            );
+            None
+        }
+        Outcome::RecordFailed => {
+            status.phase = Phase::Ready;
+            status.message = format!("{}; some broker records are pending", report.plan);
+            clear_gate_block(status);
+            status.failed_generation = None;
+            status.set_condition(
+                ConditionType::Applied,
+                ConditionStatus::True,
+                "Applied",
+                &report.plan,
+                now,
+            );
+            Some(super::recover::record_retry_delay(1))
+        }
+        Outcome::GateBlocked => {
+            let reasons = report.gate_reasons().join("\n");
+            status.phase = Phase::GateBlocked;
+            status.message = reasons.clone();
+            if status.gate_blocked_generation.as_deref() != Some(env.generation.as_str()) {
+                // A new commit resets the backoff.
+                status.gate_checks = 0;
+            }
+            status.gate_checks += 1;
+            let retry = &env.manifest.spec.policy.gate_retry;
+            let delay =
+                plan::gate_retry_delay(retry.initial.get(), retry.max.get(), status.gate_checks);
+            status.next_gate_check_at = Some(now + delay);
+            status.gate_blocked_generation = Some(env.generation.clone());
+            status.set_condition(
+                ConditionType::Gated,
+                ConditionStatus::False,
+                "GateBlocked",
+                &reasons,
+                now,
+            );
+            Some(delay)
+        }
+        Outcome::RolledBack { failed_step, cause } => {
+            status.phase = Phase::RolledBack;
+            status.message =
+                format!("{failed_step} failed ({cause}); rolled back to the previous images");
+            status.failed_generation = Some(env.generation.clone());
+            let message = status.message.clone();
+            status.set_condition(
+                ConditionType::Applied,
+                ConditionStatus::False,
+                "RolledBack",
+                &message,
+                now,
+            );
+            None
+        }
+        Outcome::RollbackFailed {
+            failed_step,
+            cause,
+            rollback,
+        } => {
+            status.phase = Phase::Degraded;
+            status.message = format!("{failed_step} failed ({cause}); not rolled back: {rollback}");
+            status.failed_generation = Some(env.generation.clone());
+            let message = status.message.clone();
+            status.set_condition(
+                ConditionType::Applied,
+                ConditionStatus::False,
+                "RollbackFailed",
+                &message,
+                now,
+            );
+            None
+        }
+    }
+}
+
+fn clear_gate_block(status: &mut EnvironmentStatus) {
+    status.gate_checks = 0;
+    status.next_gate_check_at = None;
+    status.gate_blocked_generation = None;
 }

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# scripts/reliability.sh [--fuzz SECONDS]: runs the hardening tests of issue 6 (and the broker
+# fidelity proof of issue 3), counts their results and figures, and writes docs/RELIABILITY.md.
+#
+# Each fault class maps to a test binary in tests/ (filter optional). A class whose test file
+# does not exist yet is listed as "not yet tried". Figures are the `FIGURE ...` lines the tests
+# print. Panics are counted from "panicked at" lines in passing tests' output (there must be 0).
+# --fuzz SECONDS also runs scripts/fuzz.sh SECONDS (coverage-guided, cargo-fuzz) and adds a row.
+#
+# Docker end-to-end tests need the test world (scripts/test-world.sh); C2QUAY_REQUIRE_DOCKER=1
+# is set so they fail instead of skipping. Ends with "reliability: N passed, N failed".
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export C2QUAY_REQUIRE_DOCKER=1 C2QUAY_REQUIRE_PACT_CLI=1 RUST_BACKTRACE=0
+export PATH="$PATH:/usr/local/bin"
+
+FUZZ_SECONDS=""
+if [ "${1:-}" = "--fuzz" ]; then FUZZ_SECONDS="${2:-60}"; fi
+OUT=docs/RELIABILITY.md
+LOGS="$(mktemp -d)"
+trap 'rm -rf "$LOGS"' EXIT
+
+# class | test binary | filter ('-' = all) | what is tried | expected outcome
+CLASSES=$(cat <<'TABLE'
+Fuzz: arbitrary text into every parser|parser_fuzz|arbitrary_text|2 x C2QUAY_FUZZ_CASES (default 2,000) strings and byte strings into manifest, Compose and broker parsers|no panic; every error has a message
+Fuzz: arbitrary and structure-aware JSON/YAML|parser_fuzz|arbitrary_json|C2QUAY_FUZZ_CASES JSON values x 5 wrappings, also as YAML|no panic; Deployable only when summary.deployable is true
+Fuzz: mutated real inputs|parser_fuzz|mutated_seeds|C2QUAY_FUZZ_CASES byte-level mutations of the repo's manifests, broken fixtures, matrix fixtures, Compose output|no panic
+YAML alias bombs, deep nesting, huge scalars|parser_fuzz|bombs|billion laughs (bare and in a manifest), 100,000-deep flow sequences and mappings, 1,400-deep block nesting, 1 MiB of depth-16 flow collections, a 1 MiB scalar, 100,000-deep JSON|refused with a clear error within seconds
+Hostile desired directory entries|hostile_desired|every_hostile_entry|symlink outside, dangling, looping; FIFO; character device; directory named *.yaml; binary; > 1 MiB; chmod 000; symlink inside|each reported on its own, the good ones load; validate and agent --once end, no panic
+Thousands of manifests|hostile_desired|two_thousand|2,001 manifests (one duplicate name) through validate|all read; duplicates both refused; bounded time
+Manifests renamed over each other or rewritten while read|hostile_desired|renamed|a churn thread renames and rewrites in place during 20 validate and 4 agent --once runs|no panic, no hang, the stable manifest always loads
+Secrets sweep (canary bearer token)|secrets_sweep|-|deploy, rollback, verify, status, plan, agent --once, agent HTTP endpoints at RUST_LOG=trace; search output, state files, HTTP answers, docker inspect for 12 forms of the canary|0 hits
+Broker client vs the official pact CLI|broker_fidelity|-|7 can-i-deploy cases + 4 per-service, 5 record-deployment steps, request counts|same verdicts, reasons, counts and records
+Broker faults at the client (503, 4xx, hang, refused, malformed JSON)|broker_client|-|retries then success, give up at the bound, never retry 4xx, timeout, malformed body|clear errors, no panic, no hang
+Broker chaos during agent runs (issue 6 item 3)|broker_chaos|-|-|-
+Docker faults: daemon restart, OOM, port taken, image missing (item 4)|docker_faults|-|-|-
+State directory faults: full, read-only, corrupted files (item 5)|state_faults|-|-|-
+kill -9 loop over 100+ deploys (item 6)|kill_loop|-|-|-
+HTTP endpoints: bind address, malformed and huge requests (item 8)|endpoints|-|-|-
+TABLE
+)
+
+passed_total=0; failed_total=0; panics_total=0
+rows=""
+figures=""
+while IFS='|' read -r class bin filter tried expected; do
+  if [ ! -f "tests/$bin.rs" ]; then
+    rows+="| $class | \`tests/$bin.rs\` (not written) | - | not yet tried |"$'\n'
+    continue
+  fi
+  log="$LOGS/$bin-${filter//[^a-z_]/}.log"
+  args=(--test "$bin")
+  [ "$filter" != "-" ] && args+=("$filter")
+  echo "==> $class: cargo test ${args[*]}"
+  started=$SECONDS
+  cargo test "${args[@]}" -- --nocapture >"$log" 2>&1
+  status=$?
+  secs=$((SECONDS - started))
+  read -r p f < <(awk '/^test result: /{for(i=2;i<=NF;i++){w=$i;gsub(/[;,]/,"",w);if(w=="passed")p+=$(i-1);if(w=="failed")f+=$(i-1)}} END{print p+0, f+0}' "$log")
+  if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  panics=0
+  [ "$f" -eq 0 ] && panics=$(grep -c "panicked at" "$log")
+  passed_total=$((passed_total + p)); failed_total=$((failed_total + f)); panics_total=$((panics_total + panics))
+  outcome="$p passed, $f failed, $panics panics ($secs s)"
+  [ "$f" -eq 0 ] && outcome="OK: $expected; $outcome" || outcome="FAILED: $outcome"
+  where="\`tests/$bin.rs\`"
+  [ "$filter" != "-" ] && where+=" ($filter)"
+  rows+="| $class | $where | $tried | $outcome |"$'\n'
+  figures+="$(grep -h "FIGURE" "$log" | sed 's/^/    /')"$'\n'
+  [ "$f" -eq 0 ] || tail -n 30 "$log"
+done <<<"$CLASSES"
+
+if [ -n "$FUZZ_SECONDS" ]; then
+  log="$LOGS/fuzz.log"
+  bash scripts/fuzz.sh "$FUZZ_SECONDS" >"$log" 2>&1
+  line=$(grep "^fuzz: " "$log" | tail -1)
+  rows+="| Coverage-guided fuzzing (cargo-fuzz) | \`scripts/fuzz.sh $FUZZ_SECONDS\` | manifest, compose, broker targets, ${FUZZ_SECONDS}s each | ${line:-did not run: see the script output} |"$'\n'
+  figures+="$(grep '^==> fuzz' "$log" | sed 's/^/    /')"$'\n'
+fi
+
+{
+  echo "# Reliability"
+  echo
+  echo "Produced by \`scripts/reliability.sh\` (rerun it to refresh this file; \`--fuzz SECONDS\` adds the"
+  echo "coverage-guided fuzz run). Commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "plus the working tree, $(date -u +%Y-%m-%d). Every test below also runs in the test command"
+  echo "(\`scripts/test.sh\`) in its bounded form."
+  echo
+  echo "| fault class | test | what was tried | outcome |"
+  echo "| --- | --- | --- | --- |"
+  printf '%s' "$rows"
+  echo
+  echo "Totals: $passed_total tests passed, $failed_total failed, panics: $panics_total."
+  echo "Deployment records: the fidelity test finds c2quay's client and the official CLI leave the same records"
+  echo "(recording again adds none). Records lost or duplicated by the agent under faults are the figures of"
+  echo "items 3 and 6; classes marked \"not yet tried\" have no test yet and no figure is claimed for them."
+  echo
+  echo "## Figures (as printed by the tests)"
+  echo
+  printf '%s' "$figures" | grep -v '^\s*$'
+  echo
+  echo "## Findings"
+  echo
+  echo "- Fuzzing found that libyaml's scanner does work proportional to the flow nesting depth for"
+  echo "  every token: a 40,000-deep \`[[[...]]]\` file took 5.5 s and a 1 MiB file of depth-120 flow"
+  echo "  collections 29 s (debug build) before serde_yaml's recursion limit refused it. The manifest"
+  echo "  parser now refuses flow nesting deeper than 16 before YAML parsing (\`src/manifest/parse.rs\`,"
+  echo "  \`MAX_FLOW_NESTING\`); regression tests in \`src/manifest/parse_tests.rs\` and \`tests/parser_fuzz.rs\`."
+  echo "- \`chmod 000\` does not stop root: as root an unreadable manifest loads like any other (the test"
+  echo "  asserts the permission error only when not root)."
+} >"$OUT"
+echo "wrote $OUT"
+echo "reliability: $passed_total passed, $failed_total failed"
+[ "$failed_total" -eq 0 ]

@@ -1,0 +1,261 @@
+//! Crash safety of the real `c2quay agent` (issue 4, tests 3 and 8): `kill -9` at each stage of
+//! a deploy, and SIGTERM during a deploy.
+//!
+//! Stages are hit by timing, not by hooks in the pipeline: the journal's intent file, the audit
+//! log (`envs/<name>/audit.jsonl`), a smoke `exec` check that sleeps (a window after readiness,
+//! before smoke passes), and a `Hang` fault on record-deployment (a window after smoke, before
+//! the broker answered the record). `C2QUAY_KILL9_ROUNDS` sets the rounds over the four stages
+//! (default 2, so 8 kills).
+
+#[path = "support/agent.rs"]
+mod agent;
+#[path = "support/docker.rs"]
+mod docker;
+
+use std::time::{Duration, Instant};
+
+use agent::{Agent, Broker, EnvSpec, World, condition, wait_until};
+use c2quay_broker_emulator::{FaultKind, FaultSpec};
+use docker::require_docker;
+use serde_json::Value;
+
+const ENV: &str = "crash";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    AfterIntent,
+    DuringUp,
+    AfterReadyBeforeSmoke,
+    AfterSmokeBeforeRecord,
+}
+
+const STAGES: [Stage; 4] = [
+    Stage::AfterIntent,
+    Stage::DuringUp,
+    Stage::AfterReadyBeforeSmoke,
+    Stage::AfterSmokeBeforeRecord,
+];
+
+/// How a restarted agent left the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Converged {
+    Finished,
+    RolledBack,
+}
+
+/// Waits for the stage of the deploy started after audit line `mark`; returns whether it was
+/// seen (false: the deploy went past it before we looked).
+fn wait_for_stage(world: &World, broker: &Broker, stage: Stage, mark: usize) -> bool {
+    let timeout = Duration::from_secs(30);
+    match stage {
+        Stage::AfterIntent => wait_until(timeout, || world.intent_open(ENV)),
+        Stage::DuringUp => {
+            let seen = wait_until(timeout, || world.intent_open(ENV));
+            std::thread::sleep(Duration::from_millis(150));
+            seen && !world.audit_has(ENV, mark, "up", "ok")
+        }
+        Stage::AfterReadyBeforeSmoke => {
+            wait_until(timeout, || world.audit_has(ENV, mark, "readiness", "ok"))
+                && !world.audit_has(ENV, mark, "smoke", "ok")
+        }
+        Stage::AfterSmokeBeforeRecord => wait_until(timeout, || {
+            broker.emu().requests().iter().any(|r| {
+                r.method == "POST" && r.path.contains("/deployed-versions/") && r.status.is_none()
+            })
+        }),
+    }
+}
+
+/// Waits until the restarted agent finished or rolled back the generation it observes.
+fn wait_converged(agent: &Agent, world: &World, version: &str) -> (Converged, Value) {
+    let status = agent.wait_status(ENV, Duration::from_secs(90), "converged", |s| {
+        let finished = s["phase"] == "Ready"
+            && s["appliedGeneration"] == s["observedGeneration"]
+            && s["releases"]["web"]["version"] == version
+            && s["pendingRecords"] == 0
+            && condition(s, "Recorded").is_some_and(|c| c.0 == "True");
+        let rolled_back =
+            s["phase"] == "RolledBack" && s["failedGeneration"] == s["observedGeneration"];
+        (finished || rolled_back) && !world.intent_open(ENV)
+    });
+    if status["phase"] == "Ready" {
+        (Converged::Finished, status)
+    } else {
+        (Converged::RolledBack, status)
+    }
+}
+
+fn image_for(version: u32) -> String {
+    format!("c2quay-test/web:{}", 2 - version % 2)
+}
+
+/// Test 3: `kill -9` at each stage; the restarted agent converges, one consistent version runs,
+/// and the broker holds exactly one current record of it, with no duplicate records.
+#[test]
+fn kill_9_at_every_stage_of_a_deploy_converges_with_one_record_of_what_runs() {
+    if !require_docker() {
+        return;
+    }
+    let rounds: usize = std::env::var("C2QUAY_KILL9_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+        .clamp(1, 25);
+    let started = Instant::now();
+    let world = World::new();
+    let broker = Broker::start();
+    let (mut spec, _guard) = world.env(ENV, Some(&broker));
+    spec.smoke_sleep = Some("2".into());
+    spec.image = Some(image_for(1));
+    broker.seed_deployable(&spec.pacticipant, "1");
+    spec.write(&world.desired);
+    let mut agent = Agent::start(&world, &[]);
+    wait_converged(&agent, &world, "1");
+    // What runs and what the broker should hold as current.
+    let mut running: (String, String) = ("1".into(), image_for(1));
+    let (mut finished, mut rolled_back, mut missed) = (0usize, 0usize, 0usize);
+    let mut version = 1u32;
+    // The last pass kills the agent's process alone (as an OOM kill does): its `docker
+    // compose up` child lives on while the new agent recovers.
+    let passes: Vec<(usize, Stage, bool)> = (0..rounds)
+        .flat_map(|round| STAGES.iter().map(move |stage| (round, *stage, false)))
+        .chain([
+            (rounds, Stage::DuringUp, true),
+            (rounds, Stage::AfterIntent, true),
+        ])
+        .collect();
+    let iterations = passes.len();
+    for (round, stage, main_only) in passes {
+        {
+            version += 1;
+            let iteration_started = Instant::now();
+            let v = version.to_string();
+            broker.seed_deployable(&spec.pacticipant, &v);
+            if stage == Stage::AfterSmokeBeforeRecord {
+                broker.emu().inject_fault(
+                    FaultSpec::new(FaultKind::Hang { millis: 4000 }, 1)
+                        .on_path("/deployed-versions/"),
+                );
+            }
+            let mark = world.audit(ENV).len();
+            spec.version = v.clone();
+            spec.image = Some(image_for(version));
+            spec.write(&world.desired);
+            let hit = wait_for_stage(&world, &broker, stage, mark);
+            if main_only {
+                agent.kill9_main_only();
+            } else {
+                agent.kill9();
+            }
+            if !hit {
+                missed += 1;
+            }
+            broker.emu().clear_faults();
+            agent = Agent::start(&world, &[]);
+            let (how, status) = wait_converged(&agent, &world, &v);
+            match how {
+                Converged::Finished => {
+                    finished += 1;
+                    running = (v.clone(), image_for(version));
+                }
+                Converged::RolledBack => rolled_back += 1,
+            }
+            // One consistent version runs: one container, the expected image, answering.
+            let containers = spec.web_containers();
+            assert_eq!(
+                containers,
+                [(running.1.clone(), "running".to_string())],
+                "round {round} {stage:?}: {how:?} but the host runs {containers:?}; status {status}"
+            );
+            let expected = if running.1.ends_with(":2") { "2" } else { "1" };
+            assert!(
+                wait_until(Duration::from_secs(10), || spec.served_version().as_deref()
+                    == Some(expected)),
+                "round {round} {stage:?}: web does not answer version {expected}"
+            );
+            // The broker holds exactly one current record, of what runs; no duplicates.
+            assert!(
+                wait_until(Duration::from_secs(10), || broker
+                    .current(&spec.pacticipant)
+                    == [running.0.clone()]),
+                "round {round} {stage:?} ({how:?}): broker current {:?}, runs {running:?}; records {:?}",
+                broker.current(&spec.pacticipant),
+                broker.records(&spec.pacticipant)
+            );
+            assert_eq!(
+                broker.duplicate_records(&spec.pacticipant),
+                Vec::<String>::new(),
+                "round {round} {stage:?}: duplicate records {:?}",
+                broker.records(&spec.pacticipant)
+            );
+            eprintln!(
+                "kill -9 round {round} {stage:?} (main pid only: {main_only}): {how:?} (stage hit: {hit}) in {:?}",
+                iteration_started.elapsed()
+            );
+        }
+    }
+    let records = broker.records(&spec.pacticipant);
+    assert_eq!(
+        records.len(),
+        finished + 1,
+        "one record per finished deploy (plus the first): {records:?}"
+    );
+    eprintln!(
+        "FIGURE test3 kill -9: iterations {}, finished {finished}, rolled back {rolled_back}, \
+         stage missed {missed}, duplicate records 0, records {}; wall {:?}",
+        iterations,
+        records.len(),
+        started.elapsed()
+    );
+}
+
+/// Test 8: SIGTERM during a deploy: the agent lets the running step finish and exits cleanly
+/// within the grace period; a restart resumes correctly.
+#[test]
+fn sigterm_during_a_deploy_exits_within_the_grace_period_and_a_restart_resumes() {
+    if !require_docker() {
+        return;
+    }
+    let started = Instant::now();
+    let world = World::new();
+    let broker = Broker::start();
+    let (mut spec, _guard): (EnvSpec, _) = world.env(ENV, Some(&broker));
+    spec.smoke_sleep = Some("3".into());
+    broker.seed_deployable(&spec.pacticipant, "1");
+    broker.seed_deployable(&spec.pacticipant, "2");
+    spec.write(&world.desired);
+    let mut agent = Agent::start(&world, &["--grace", "20s"]);
+    wait_converged(&agent, &world, "1");
+
+    let mark = world.audit(ENV).len();
+    spec.version = "2".into();
+    spec.write(&world.desired);
+    assert!(wait_until(Duration::from_secs(30), || world.audit_has(
+        ENV,
+        mark,
+        "readiness",
+        "ok"
+    )));
+    let (exit, took) = agent
+        .sigterm(Duration::from_secs(25))
+        .expect("the agent did not exit within the grace period");
+    assert!(exit.success(), "exit {exit}");
+    assert!(took < Duration::from_secs(20), "exit took {took:?}");
+    // The running reconcile finished its deploy before the exit: nothing left open.
+    let finished_before_exit = world.audit_has(ENV, mark, "result", "deployed");
+    assert!(
+        finished_before_exit || world.intent_open(ENV),
+        "neither finished nor journaled"
+    );
+
+    let agent = Agent::start(&world, &[]);
+    let (how, _) = wait_converged(&agent, &world, "2");
+    assert_eq!(how, Converged::Finished);
+    assert_eq!(spec.served_version().as_deref(), Some("2"));
+    assert_eq!(broker.current(&spec.pacticipant), ["2"]);
+    assert!(broker.duplicate_records(&spec.pacticipant).is_empty());
+    eprintln!(
+        "FIGURE test8 SIGTERM: exit after {took:?} (deploy finished before exit: {finished_before_exit}); wall {:?}",
+        started.elapsed()
+    );
+}

@@ -1,0 +1,225 @@
+//! `c2quay doctor` against the real Docker engine and the broker emulator (issue 5): exit 0
+//! when everything is fine, exit 1 with a `fix:` line for each broken thing. And the JSON log
+//! format (`--log-format json`): every stderr line is a JSON object carrying the environment,
+//! generation and step as fields.
+
+#[path = "support/agent.rs"]
+mod agent;
+#[path = "support/docker.rs"]
+mod docker;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use agent::{Broker, World, write_atomic};
+use docker::{free_port, require_docker};
+
+/// Doctor must answer quickly even when a broker is down (no endless retries).
+const DOCTOR_BUDGET: Duration = Duration::from_secs(60);
+
+/// Runs `c2quay doctor` on `world`: (exit code, stdout + stderr).
+fn doctor(world: &World) -> (i32, String) {
+    let desired = world.desired.display().to_string();
+    let state = world.state.display().to_string();
+    let started = Instant::now();
+    let (code, out, err) = world.c2quay(&["doctor", "--desired", &desired, "--state-dir", &state]);
+    let text = format!("exit {code}\n--- stdout\n{out}\n--- stderr\n{err}");
+    assert!(
+        started.elapsed() < DOCTOR_BUDGET,
+        "doctor took {:?}:\n{text}",
+        started.elapsed()
+    );
+    (code, text)
+}
+
+/// The `FAIL` line of `what` and the `fix:` line right after it.
+fn failure<'a>(text: &'a str, what: &str) -> Option<(&'a str, &'a str)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| l.starts_with("FAIL") && l.contains(what))?;
+    let fix = lines
+        .get(i + 1)
+        .filter(|l| l.trim_start().starts_with("fix:"))?;
+    Some((lines[i], fix))
+}
+
+#[test]
+fn doctor_passes_on_a_healthy_host_and_names_a_fix_for_each_failure() {
+    if !require_docker() {
+        return;
+    }
+    let broker = Broker::start();
+    let world = World::new();
+    let (mut spec, _project) = world.env("doctor", Some(&broker));
+    let manifest = world.desired.join("doctor.yaml");
+    spec.write(&world.desired);
+
+    // Everything fine.
+    let (code, text) = doctor(&world);
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("FAIL"), "{text}");
+    for what in [
+        "state directory",
+        "docker compose",
+        "docker:",
+        "desired directory",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("ok") && l.contains(what)),
+            "no ok line for {what}:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("environment staging exists"),
+        "doctor did not check the broker environment:\n{text}"
+    );
+
+    // The broker environment does not exist.
+    let yaml = spec.yaml().replace(
+        &format!("environment: {}", agent::BROKER_ENV),
+        "environment: no-such-env",
+    );
+    assert!(yaml.contains("environment: no-such-env"), "{yaml}");
+    write_atomic(&manifest, &yaml);
+    let (code, text) = doctor(&world);
+    assert_eq!(code, 1, "{text}");
+    let (fail, fix) = failure(&text, "broker of doctor").unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        fail.contains("no-such-env"),
+        "the failure does not name the environment:\n{text}"
+    );
+    assert!(fix.contains("create-environment"), "{text}");
+
+    // The broker URL points at a closed port.
+    let closed = free_port();
+    spec.broker_url = Some(format!("http://127.0.0.1:{closed}"));
+    spec.write(&world.desired);
+    let (code, text) = doctor(&world);
+    assert_eq!(code, 1, "{text}");
+    let (fail, fix) = failure(&text, "broker of doctor").unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        fail.contains(&closed.to_string()),
+        "the failure does not name the URL:\n{text}"
+    );
+    assert!(fix.contains("spec.broker.url"), "{text}");
+
+    // Back to a good broker; the state directory becomes world-writable.
+    spec.broker_url = Some(broker.url());
+    spec.write(&world.desired);
+    std::fs::set_permissions(&world.state, std::fs::Permissions::from_mode(0o777))
+        .expect("chmod 0777");
+    let (code, text) = doctor(&world);
+    assert_eq!(code, 1, "{text}");
+    let (fail, fix) = failure(&text, "state directory").unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        fail.contains("777") || fail.contains("permission") || fail.contains("writable"),
+        "the failure does not say what is wrong:\n{text}"
+    );
+    assert!(fix.contains("chmod 700"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("FAIL")).count(),
+        1,
+        "only the state directory is broken:\n{text}"
+    );
+    // Doctor reports; it does not repair behind the operator's back.
+    let mode = std::fs::metadata(&world.state)
+        .expect("state")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o777);
+}
+
+/// A field of a JSON log line: top level (the event) or the current span.
+fn field<'a>(line: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    line.get(name)
+        .or_else(|| line.get("span").and_then(|s| s.get(name)))
+        .filter(|v| !v.is_null())
+}
+
+#[test]
+fn json_log_lines_carry_environment_generation_and_step() {
+    if !require_docker() {
+        return;
+    }
+    let broker = Broker::start();
+    let world = World::new();
+    let (mut spec, _project) = world.env("jsonlogs", Some(&broker));
+    broker.seed_deployable(&spec.pacticipant, "1");
+    spec.write(&world.desired);
+    let desired = world.desired.display().to_string();
+    let state = world.state.display().to_string();
+    let (code, out, err) = world.c2quay(&[
+        "--log-format",
+        "json",
+        "agent",
+        "--once",
+        "--no-http",
+        "--desired",
+        &desired,
+        "--state-dir",
+        &state,
+    ]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let steps = logged_steps(&err, "jsonlogs");
+    for step in ["gate", "up", "smoke", "record"] {
+        assert!(
+            steps.contains(&step.to_string()),
+            "agent --once: no JSON line with environment, generation and step={step}; steps seen {steps:?}\n{err}"
+        );
+    }
+    // stdout keeps the summary for people.
+    assert!(out.contains("jsonlogs"), "{out}");
+
+    // `deploy` logs the same way.
+    broker.seed_deployable(&spec.pacticipant, "2");
+    spec.version = "2".into();
+    spec.write(&world.desired);
+    let (code, out, err) = world.c2quay(&[
+        "--log-format",
+        "json",
+        "deploy",
+        "jsonlogs",
+        "--desired",
+        &desired,
+        "--state-dir",
+        &state,
+    ]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let steps = logged_steps(&err, "jsonlogs");
+    for step in ["gate", "up", "smoke", "record"] {
+        assert!(
+            steps.contains(&step.to_string()),
+            "deploy: no JSON line with environment, generation and step={step}; steps seen {steps:?}\n{err}"
+        );
+    }
+    assert_eq!(spec.served_version().as_deref(), Some("2"));
+}
+
+/// Parses every stderr line as JSON (panics on one that is not) and returns the `step` of
+/// each line that also names `env` and a generation.
+fn logged_steps(stderr: &str, env: &str) -> Vec<String> {
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}")))
+        .collect();
+    assert!(!lines.is_empty(), "no log lines on stderr");
+    for line in &lines {
+        assert!(
+            line["timestamp"].is_string() && line["level"].is_string(),
+            "{line}"
+        );
+    }
+    lines
+        .iter()
+        .filter(|l| field(l, "environment").and_then(|e| e.as_str()) == Some(env))
+        .filter(|l| field(l, "generation").is_some_and(|g| g.is_string()))
+        .filter_map(|l| {
+            field(l, "step")
+                .and_then(|s| s.as_str())
+                .map(str::to_string)
+        })
+        .collect()
+}

@@ -1,0 +1,384 @@
+//! The release pipeline with fakes (`FakeCompose`, `FakeBroker`, `FakeSmoke`): the outcomes of
+//! issue 7 without Docker, in milliseconds. The e2e files (`pipeline_e2e*.rs`) prove the same
+//! against the real binary, Docker and the broker emulator.
+
+use std::sync::Arc;
+
+use c2quay::broker::{FakeBroker, GateMode, Verdict};
+use c2quay::compose::fake::FakeCompose;
+use c2quay::manifest::{self, Environment};
+use c2quay::pipeline::{
+    self, Context, DeployOptions, DeployReport, FakeBrokers, Outcome, RecordStatus,
+};
+use c2quay::smoke::fake::FakeSmoke;
+use c2quay::state::{EnvironmentStatus, Phase, StateDir, SystemClock};
+
+const V1: &str = "c2quay-test/web:1";
+const V2: &str = "c2quay-test/web:2";
+
+/// A temp dir with a compose file, a manifest, a state dir, and fakes running `web` at v1.
+struct Fixture {
+    dir: tempfile::TempDir,
+    compose: FakeCompose,
+    broker: Arc<FakeBroker>,
+    smoke: FakeSmoke,
+    ctx: Context<FakeCompose, FakeBrokers, FakeSmoke>,
+}
+
+impl Fixture {
+    fn new(services: &[&str]) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("project")).expect("mkdir");
+        std::fs::write(dir.path().join("project/compose.yaml"), "services: {}\n").expect("write");
+        let mut compose = FakeCompose::new("fakeproj");
+        for service in services {
+            compose = compose.with_service(service, V1);
+        }
+        let broker = Arc::new(FakeBroker::new());
+        let smoke = FakeSmoke::new();
+        let ctx = Context {
+            compose: compose.clone(),
+            brokers: FakeBrokers(broker.clone()),
+            smoke: smoke.clone(),
+            state: StateDir::open(&dir.path().join("state")).expect("state dir"),
+            clock: Arc::new(SystemClock),
+            metrics: None,
+        };
+        Fixture {
+            dir,
+            compose,
+            broker,
+            smoke,
+            ctx,
+        }
+    }
+
+    /// Loads a manifest with `services` as (name, pacticipant, version, image).
+    fn env(&self, services: &[(&str, &str, &str, &str)], all_or_nothing: bool) -> Environment {
+        let mut text = format!(
+            "apiVersion: c2quay.dev/v1\nkind: Environment\nmetadata:\n  name: fakes\nspec:\n  \
+             compose:\n    project: fakeproj\n    directory: {}\n    files: [compose.yaml]\n    \
+             waitTimeout: 1s\n    pull: missing\n  broker:\n    url: http://127.0.0.1:9\n    \
+             environment: test\n    allOrNothing: {all_or_nothing}\n  services:\n",
+            self.dir.path().join("project").display()
+        );
+        for (name, pacticipant, version, image) in services {
+            text.push_str(&format!(
+                "    {name}:\n      pacticipant: {pacticipant}\n      version: \"{version}\"\n      image: {image}\n"
+            ));
+        }
+        text.push_str(
+            "  smoke:\n    - name: front\n      http: { url: \"http://127.0.0.1:9/\" }\n      \
+             attempts: 1\n",
+        );
+        let path = self.dir.path().join("fakes.yaml");
+        std::fs::write(&path, text).expect("manifest");
+        manifest::load_file(&path).unwrap_or_else(|p| panic!("manifest problems: {p:?}"))
+    }
+
+    fn web(&self, version: &str, image: &str) -> Environment {
+        self.env(&[("web", "shop-web", version, image)], false)
+    }
+
+    async fn deploy(&self, env: &Environment) -> DeployReport {
+        pipeline::deploy(&self.ctx, env, &DeployOptions::default())
+            .await
+            .expect("deploy report")
+    }
+
+    fn ups(&self) -> Vec<String> {
+        let calls = self.compose.calls();
+        calls.into_iter().filter(|c| c.starts_with("up ")).collect()
+    }
+
+    fn mutating_calls(&self) -> Vec<String> {
+        let calls = self.compose.calls();
+        calls
+            .into_iter()
+            .filter(|c| c.starts_with("up ") || c.starts_with("pull ") || c.contains("leftovers"))
+            .collect()
+    }
+
+    fn status(&self) -> EnvironmentStatus {
+        self.ctx
+            .state
+            .read_status("fakes")
+            .expect("status readable")
+            .expect("status written")
+    }
+
+    fn outbox_len(&self) -> usize {
+        self.ctx.state.outbox_list("fakes").expect("outbox").0.len()
+    }
+
+    fn intent_exists(&self) -> bool {
+        self.ctx.state.intent_file("fakes").exists()
+    }
+}
+
+#[tokio::test]
+async fn success_records_clears_intent_and_applies_the_release() {
+    let f = Fixture::new(&["web"]);
+    f.broker.set_verdict("shop-web", "2", Verdict::Deployable);
+    let env = f.web("2", V2);
+    let report = f.deploy(&env).await;
+    assert_eq!(report.outcome, Outcome::Deployed, "{report:#?}");
+    assert_eq!(f.compose.running_image("web").as_deref(), Some(V2));
+    assert_eq!(f.ups(), vec![format!("up web pins=web={V2}")]);
+    let records = f.broker.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (
+            records[0].candidate.pacticipant.as_str(),
+            records[0].candidate.version.as_str()
+        ),
+        ("shop-web", "2")
+    );
+    assert!(!f.intent_exists(), "intent cleared after success");
+    assert_eq!(f.outbox_len(), 0);
+    let status = f.status();
+    assert_eq!(
+        status.applied_generation.as_deref(),
+        Some(env.generation.as_str())
+    );
+    let release = &status.releases["web"];
+    assert_eq!(
+        (release.version.as_deref(), release.image.as_str()),
+        (Some("2"), V2)
+    );
+    assert!(report.report_path.as_ref().is_some_and(|p| p.exists()));
+    assert_eq!(f.smoke.runs(), vec!["front@fakes".to_string()]);
+    // The same desired state again: up to date, no up, no record.
+    let again = f.deploy(&env).await;
+    assert_eq!(again.outcome, Outcome::UpToDate);
+    assert_eq!(f.ups().len(), 1);
+    assert_eq!(f.broker.records().len(), 1);
+}
+
+#[tokio::test]
+async fn a_blocked_gate_touches_nothing() {
+    for verdict in [Verdict::NotDeployable, Verdict::Unknown] {
+        let f = Fixture::new(&["web"]);
+        f.broker.set_verdict("shop-web", "2", verdict);
+        let report = f.deploy(&f.web("2", V2)).await;
+        assert_eq!(report.outcome, Outcome::GateBlocked, "{verdict:?}");
+        assert_eq!(report.outcome.exit_code(), 3);
+        assert_eq!(f.mutating_calls(), Vec::<String>::new(), "{verdict:?}");
+        assert_eq!(f.compose.running_image("web").as_deref(), Some(V1));
+        assert!(f.broker.records().is_empty());
+        assert!(!f.intent_exists());
+        assert_eq!(f.outbox_len(), 0);
+        assert_eq!(report.gate_reasons().len(), 1, "{report:#?}");
+        assert!(report.gate_reasons()[0].contains(&format!("{verdict:?}")));
+    }
+}
+
+#[tokio::test]
+async fn a_broker_error_at_the_gate_is_an_error_and_touches_nothing() {
+    let f = Fixture::new(&["web"]);
+    f.broker.fail_next_gates(1);
+    let result = pipeline::deploy(&f.ctx, &f.web("2", V2), &DeployOptions::default()).await;
+    assert!(
+        matches!(result, Err(pipeline::Error::Gate { .. })),
+        "{result:?}"
+    );
+    assert_eq!(f.mutating_calls(), Vec::<String>::new());
+    assert!(!f.intent_exists());
+}
+
+#[tokio::test]
+async fn readiness_failure_rolls_back_to_the_pre_snapshot_images() {
+    let f = Fixture::new(&["web"]);
+    f.broker.set_verdict("shop-web", "2", Verdict::Deployable);
+    f.compose.make_unhealthy(V2);
+    let report = f.deploy(&f.web("2", V2)).await;
+    assert!(
+        matches!(&report.outcome, Outcome::RolledBack { failed_step, .. } if failed_step == "readiness"),
+        "{report:#?}"
+    );
+    assert_eq!(report.outcome.exit_code(), 4);
+    assert_eq!(
+        f.ups(),
+        vec![
+            format!("up web pins=web={V2}"),
+            format!("up web pins=web={V1}")
+        ],
+        "the rollback pins the pre-snapshot image"
+    );
+    assert_eq!(f.compose.running_image("web").as_deref(), Some(V1));
+    assert!(f.broker.records().is_empty(), "a rollback records nothing");
+    assert!(!f.intent_exists());
+    assert_eq!(f.outbox_len(), 0);
+    assert!(report.rollback_report.as_ref().is_some_and(|p| p.exists()));
+}
+
+#[tokio::test]
+async fn a_failing_smoke_check_rolls_back() {
+    let f = Fixture::new(&["web"]);
+    f.broker.set_verdict("shop-web", "2", Verdict::Deployable);
+    f.smoke.fail("front", "body does not contain version 2");
+    let report = f.deploy(&f.web("2", V2)).await;
+    match &report.outcome {
+        Outcome::RolledBack { failed_step, cause } => {
+            assert_eq!(failed_step, "smoke");
+            assert!(cause.contains("body does not contain version 2"), "{cause}");
+        }
+        other => panic!("expected a rollback after smoke, got {other:?}"),
+    }
+    assert_eq!(f.compose.running_image("web").as_deref(), Some(V1));
+    assert!(f.broker.records().is_empty());
+}
+
+#[tokio::test]
+async fn rollback_off_and_dry_run_leave_the_new_images() {
+    for mode in [manifest::RollbackMode::Off, manifest::RollbackMode::DryRun] {
+        let f = Fixture::new(&["web"]);
+        f.broker.set_verdict("shop-web", "2", Verdict::Deployable);
+        f.compose.make_unhealthy(V2);
+        let options = DeployOptions {
+            rollback: Some(mode),
+            ..DeployOptions::default()
+        };
+        let report = pipeline::deploy(&f.ctx, &f.web("2", V2), &options)
+            .await
+            .expect("report");
+        assert_eq!(report.outcome.exit_code(), 5, "{mode:?}: {report:#?}");
+        assert_eq!(f.ups().len(), 1, "{mode:?}: no rollback up");
+        assert_eq!(f.compose.running_image("web").as_deref(), Some(V2));
+        assert!(
+            report.hints.iter().any(|h| h.contains(V1)),
+            "{:#?}",
+            report.hints
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_pull_failure_changes_nothing() {
+    let f = Fixture::new(&["web"]);
+    f.broker.set_verdict("shop-web", "9", Verdict::Deployable);
+    f.compose.fail_next_pull("connection refused");
+    let report = f
+        .deploy(&f.web("9", "127.0.0.1:5999/c2quay-test/missing:1"))
+        .await;
+    assert!(
+        matches!(&report.outcome, Outcome::RolledBack { failed_step, .. } if failed_step == "pull"),
+        "{report:#?}"
+    );
+    assert!(f.ups().is_empty(), "no up after a failed pull");
+    assert_eq!(f.compose.running_image("web").as_deref(), Some(V1));
+}
+
+#[tokio::test]
+async fn a_record_failure_keeps_the_release_and_the_outbox_entry() {
+    let f = Fixture::new(&["web"]);
+    f.broker.set_verdict("shop-web", "2", Verdict::Deployable);
+    f.broker.fail_next_records(1);
+    let env = f.web("2", V2);
+    let report = f.deploy(&env).await;
+    assert_eq!(report.outcome, Outcome::RecordFailed, "{report:#?}");
+    assert_eq!(report.outcome.exit_code(), 6);
+    assert_eq!(report.records[0].status, RecordStatus::Failed);
+    assert_eq!(
+        f.compose.running_image("web").as_deref(),
+        Some(V2),
+        "no rollback"
+    );
+    assert_eq!(f.ups().len(), 1);
+    let (pending, _) = f.ctx.state.outbox_list("fakes").expect("outbox");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].pacticipant.as_str(), pending[0].version.as_str()),
+        ("shop-web", "2")
+    );
+    assert_eq!(pending[0].attempts, 1);
+    assert!(!f.intent_exists());
+    assert_eq!(
+        f.status().releases["web"].image,
+        V2,
+        "the release is applied"
+    );
+}
+
+#[tokio::test]
+async fn all_or_nothing_asks_once_per_service_asks_per_candidate() {
+    for (aon, mode) in [
+        (true, GateMode::AllOrNothing),
+        (false, GateMode::PerService),
+    ] {
+        let f = Fixture::new(&["web", "api"]);
+        f.broker.set_verdict("shop-web", "2", Verdict::Deployable);
+        f.broker.set_verdict("shop-api", "2", Verdict::Deployable);
+        let env = f.env(
+            &[("web", "shop-web", "2", V2), ("api", "shop-api", "2", V2)],
+            aon,
+        );
+        let report = f.deploy(&env).await;
+        assert_eq!(report.outcome, Outcome::Deployed, "{report:#?}");
+        let calls = f.broker.gate_calls();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].2, mode);
+        assert_eq!(calls[0].1.len(), 2);
+        assert_eq!(report.gate.len(), if aon { 1 } else { 2 });
+        assert_eq!(f.broker.records().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_status_stops_the_deploy_before_any_change() {
+    let f = Fixture::new(&["web"]);
+    f.broker.set_verdict("shop-web", "2", Verdict::Deployable);
+    f.ctx.state.ensure_env("fakes").expect("env dir");
+    let status_file = f.ctx.state.status_file("fakes");
+    std::fs::write(&status_file, "{ not json").expect("corrupt status");
+    let result = pipeline::deploy(&f.ctx, &f.web("2", V2), &DeployOptions::default()).await;
+    match result {
+        Err(pipeline::Error::State { source, .. }) => {
+            assert_eq!(source.path(), Some(status_file.as_path()), "{source}");
+        }
+        other => panic!("expected a state error, got {other:?}"),
+    }
+    assert_eq!(f.mutating_calls(), Vec::<String>::new());
+    assert!(f.broker.gate_calls().is_empty(), "not even the gate");
+    assert_eq!(
+        std::fs::read_to_string(&status_file).expect("read"),
+        "{ not json"
+    );
+}
+
+#[tokio::test]
+async fn status_after_maps_each_outcome() {
+    let f = Fixture::new(&["web"]);
+    f.broker.set_verdict("shop-web", "2", Verdict::Deployable);
+    f.compose.make_unhealthy(V2);
+    let env = f.web("2", V2);
+    let report = f.deploy(&env).await;
+    let mut status = EnvironmentStatus::new("fakes");
+    let now = std::time::SystemTime::now();
+    assert_eq!(
+        pipeline::status_after(&mut status, &env, &report, now),
+        None
+    );
+    assert_eq!(status.phase, Phase::RolledBack);
+    assert_eq!(
+        status.failed_generation.as_deref(),
+        Some(env.generation.as_str())
+    );
+
+    let mut blocked = report.clone();
+    blocked.outcome = Outcome::GateBlocked;
+    let delay = pipeline::status_after(&mut status, &env, &blocked, now);
+    assert!(delay.is_some());
+    assert_eq!(status.phase, Phase::GateBlocked);
+    assert_eq!(
+        status.gate_blocked_generation.as_deref(),
+        Some(env.generation.as_str())
+    );
+
+    let mut done = report.clone();
+    done.outcome = Outcome::Deployed;
+    assert_eq!(pipeline::status_after(&mut status, &env, &done, now), None);
+    assert_eq!(status.phase, Phase::Ready);
+    assert_eq!(status.failed_generation, None);
+    assert_eq!(status.next_gate_check_at, None);
+}
