@@ -18,7 +18,7 @@ runs=${1:-5}
 [ "$runs" -gt 20 ] && runs=20
 export PATH="/usr/local/bin:$HOME/.cargo/bin:$PATH"
 
-cargo build --quiet --release --bins
+cargo build --quiet --release --workspace --bins
 bin="$root/target/release"
 work=$(mktemp -d /tmp/c2quay-bench.XXXXXX)
 project="c2qbench$$"
@@ -100,7 +100,7 @@ run_c2quay() {
 
 echo "warming up (first up creates the network)"
 manifest 1 1
-"$bin/c2quay" deploy bench --desired "$work/desired" --state-dir "$work/state" >/dev/null 2>&1
+"$bin/c2quay" deploy bench --desired "$work/desired" --state-dir "$work/state" >/dev/null 2>"$work/c2quay.err" || { cat "$work/c2quay.err" >&2; exit 1; }
 current=1
 
 declare -a floor shell c2q

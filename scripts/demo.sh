@@ -59,7 +59,7 @@ bash scripts/test-world.sh
 export PATH="/usr/local/bin:$HOME/.cargo/bin:$PATH"
 
 step "building c2quay"
-cargo build --quiet --bins
+cargo build --quiet --workspace --bins
 bin="$root/target/debug"
 
 # A clean slate for the demo: its own state, a copy of the desired manifest.
