@@ -17,9 +17,9 @@ pub mod validate;
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success (deployed, up to date, valid)
-  1  invalid input or an error before anything changed (bad manifest, Docker or broker unreachable)
+  1  invalid input or an error before anything changed (bad manifest, Docker unreachable)
   2  usage error
-  3  gate blocked: the broker said no or unknown; nothing on the host changed
+  3  gate blocked: the broker said no or unknown, or could not be asked; nothing on the host changed
   4  deploy failed and was rolled back to the previous images
   5  deploy failed and the rollback failed, or was off / dry-run
   6  deployed and healthy, but a broker record failed (it waits in the outbox)";
