@@ -330,16 +330,7 @@ fn deploy_error<C, B, S>(
             // The broker could not answer: no gate ever passes on an error.
             status.phase = Phase::GateBlocked;
             status.message = format!("broker unreachable or refused: {message}");
-            if status.gate_blocked_generation.as_deref() != Some(env.generation.as_str()) {
-                // A new commit resets the backoff.
-                status.gate_checks = 0;
-            }
-            status.gate_checks += 1;
-            let retry = &env.manifest.spec.policy.gate_retry;
-            let delay =
-                plan::gate_retry_delay(retry.initial.get(), retry.max.get(), status.gate_checks);
-            status.next_gate_check_at = Some(now + delay);
-            status.gate_blocked_generation = Some(env.generation.clone());
+            let delay = pipeline::block_gate(status, env, now);
             status.set_condition(
                 ConditionType::Gated,
                 ConditionStatus::Unknown,

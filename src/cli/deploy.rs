@@ -195,14 +195,9 @@ pub async fn verify(args: VerifyArgs) -> i32 {
                         );
                     }
                     for entry in &report.gate {
-                        let who: Vec<String> = entry
-                            .candidates
-                            .iter()
-                            .map(|c| format!("{} {}", c.pacticipant, c.version))
-                            .collect();
                         println!(
                             "{}: {:?}: {}",
-                            who.join(", "),
+                            entry.who(),
                             entry.answer.verdict,
                             entry.answer.reason.replace('\n', " / ")
                         );

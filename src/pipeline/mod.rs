@@ -35,7 +35,7 @@ pub use rollback::{rollback_override_commands, rollback_to_snapshot};
 pub use run::{
     applied_state, candidates, deploy, desired_pins, error_chain, heal, try_applied_state, verify,
 };
-pub use status::{applied_state_of, record_applied, status_after};
+pub use status::{applied_state_of, block_gate, record_applied, status_after};
 
 /// How long a deploy waits for another holder of the environment lock by default.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);

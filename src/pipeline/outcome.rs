@@ -145,6 +145,17 @@ pub struct GateEntry {
     pub answer: GateAnswer,
 }
 
+impl GateEntry {
+    /// The candidates asked, as `pacticipant version` joined by commas.
+    pub fn who(&self) -> String {
+        self.candidates
+            .iter()
+            .map(|c| format!("{} {}", c.pacticipant, c.version))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 impl DeployReport {
     /// A report with nothing done yet.
     pub fn new(environment: &str, generation: &str) -> Self {
@@ -177,12 +188,7 @@ impl DeployReport {
         self.gate
             .iter()
             .map(|entry| {
-                let who = entry
-                    .candidates
-                    .iter()
-                    .map(|c| format!("{} {}", c.pacticipant, c.version))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let who = entry.who();
                 format!(
                     "{who}: {:?}: {}",
                     entry.answer.verdict,
@@ -198,12 +204,7 @@ impl DeployReport {
             .iter()
             .filter(|entry| entry.answer.verdict != crate::broker::Verdict::Deployable)
             .map(|entry| {
-                let who = entry
-                    .candidates
-                    .iter()
-                    .map(|c| format!("{} {}", c.pacticipant, c.version))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let who = entry.who();
                 format!(
                     "{who}: {:?} ({} ok, {} failed, {} unknown): {}",
                     entry.answer.verdict,

@@ -91,47 +91,14 @@ pub async fn deploy<C: Compose, B: Brokers, S: Smoke>(
         && !to_record.is_empty()
     {
         let started = Instant::now();
-        let client = ctx.brokers.client(spec).map_err(|source| Error::Gate {
-            environment: name.clone(),
-            source,
-        })?;
-        let mode = if spec.all_or_nothing && to_record.len() >= 2 {
-            GateMode::AllOrNothing
-        } else {
-            GateMode::PerService
-        };
-        let answers = client
-            .can_i_deploy(&spec.environment, &to_record, mode)
-            .await
-            .map_err(|source| Error::Gate {
-                environment: name.clone(),
-                source,
-            });
-        let answers = match answers {
-            Ok(answers) => answers,
+        match ask_gate(ctx, env, spec, &to_record).await {
+            Ok(entries) => run.report.gate = entries,
             Err(error) => {
                 run.step(MetricStep::Gate, started, false);
                 run.audit("gate", "error", &error_chain(&error));
                 return Err(error);
             }
-        };
-        run.report.gate = match mode {
-            GateMode::AllOrNothing => answers
-                .into_iter()
-                .map(|answer| GateEntry {
-                    candidates: to_record.clone(),
-                    answer,
-                })
-                .collect(),
-            GateMode::PerService => to_record
-                .iter()
-                .zip(answers)
-                .map(|(candidate, answer)| GateEntry {
-                    candidates: vec![candidate.clone()],
-                    answer,
-                })
-                .collect(),
-        };
+        }
         let passed = run.report.gate_passed();
         run.step(MetricStep::Gate, started, passed);
         if let Some(metrics) = &ctx.metrics {
@@ -240,40 +207,7 @@ pub async fn verify<C: Compose, B: Brokers, S: Smoke>(
     if let Some(spec) = &env.manifest.spec.broker
         && !candidates.is_empty()
     {
-        let client = ctx.brokers.client(spec).map_err(|source| Error::Gate {
-            environment: env.name().to_string(),
-            source,
-        })?;
-        let mode = if spec.all_or_nothing && candidates.len() >= 2 {
-            GateMode::AllOrNothing
-        } else {
-            GateMode::PerService
-        };
-        let answers = client
-            .can_i_deploy(&spec.environment, &candidates, mode)
-            .await
-            .map_err(|source| Error::Gate {
-                environment: env.name().to_string(),
-                source,
-            })?;
-        run.report.gate = if mode == GateMode::AllOrNothing {
-            answers
-                .into_iter()
-                .map(|answer| GateEntry {
-                    candidates: candidates.clone(),
-                    answer,
-                })
-                .collect()
-        } else {
-            candidates
-                .iter()
-                .zip(answers)
-                .map(|(c, answer)| GateEntry {
-                    candidates: vec![c.clone()],
-                    answer,
-                })
-                .collect()
-        };
+        run.report.gate = ask_gate(ctx, env, spec, &candidates).await?;
     }
     run.report.outcome = if run.report.gate_passed() {
         Outcome::Deployed
@@ -339,6 +273,47 @@ pub async fn heal<C: Compose, B: Brokers, S: Smoke>(
         },
     };
     run.finish(Some(&project)).await
+}
+
+/// Asks the broker about `candidates`: one query for an all-or-nothing set of 2+, else one per
+/// candidate. Entries come back in the candidates' order.
+async fn ask_gate<C: Compose, B: Brokers, S: Smoke>(
+    ctx: &Context<C, B, S>,
+    env: &Environment,
+    spec: &crate::manifest::BrokerSpec,
+    candidates: &[Candidate],
+) -> Result<Vec<GateEntry>> {
+    let gate_error = |source| Error::Gate {
+        environment: env.name().to_string(),
+        source,
+    };
+    let client = ctx.brokers.client(spec).map_err(gate_error)?;
+    let mode = if spec.all_or_nothing && candidates.len() >= 2 {
+        GateMode::AllOrNothing
+    } else {
+        GateMode::PerService
+    };
+    let answers = client
+        .can_i_deploy(&spec.environment, candidates, mode)
+        .await
+        .map_err(gate_error)?;
+    Ok(match mode {
+        GateMode::AllOrNothing => answers
+            .into_iter()
+            .map(|answer| GateEntry {
+                candidates: candidates.to_vec(),
+                answer,
+            })
+            .collect(),
+        GateMode::PerService => candidates
+            .iter()
+            .zip(answers)
+            .map(|(candidate, answer)| GateEntry {
+                candidates: vec![candidate.clone()],
+                answer,
+            })
+            .collect(),
+    })
 }
 
 /// The state of one run: the report being built and the rendered model.

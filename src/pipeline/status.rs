@@ -124,16 +124,7 @@ pub fn status_after(
             let reasons = report.gate_reasons().join("\n");
             status.phase = Phase::GateBlocked;
             status.message = reasons.clone();
-            if status.gate_blocked_generation.as_deref() != Some(env.generation.as_str()) {
-                // A new commit resets the backoff.
-                status.gate_checks = 0;
-            }
-            status.gate_checks += 1;
-            let retry = &env.manifest.spec.policy.gate_retry;
-            let delay =
-                plan::gate_retry_delay(retry.initial.get(), retry.max.get(), status.gate_checks);
-            status.next_gate_check_at = Some(now + delay);
-            status.gate_blocked_generation = Some(env.generation.clone());
+            let delay = block_gate(status, env, now);
             status.set_condition(
                 ConditionType::Gated,
                 ConditionStatus::False,
@@ -183,4 +174,19 @@ fn clear_gate_block(status: &mut EnvironmentStatus) {
     status.gate_checks = 0;
     status.next_gate_check_at = None;
     status.gate_blocked_generation = None;
+}
+
+/// Counts one more blocked gate check of `env`'s generation and schedules the next one with
+/// `policy.gateRetry` backoff; a new generation starts the backoff again. Returns the delay.
+pub fn block_gate(status: &mut EnvironmentStatus, env: &Environment, now: SystemTime) -> Duration {
+    if status.gate_blocked_generation.as_deref() != Some(env.generation.as_str()) {
+        // A new commit resets the backoff.
+        status.gate_checks = 0;
+    }
+    status.gate_checks += 1;
+    let retry = &env.manifest.spec.policy.gate_retry;
+    let delay = plan::gate_retry_delay(retry.initial.get(), retry.max.get(), status.gate_checks);
+    status.next_gate_check_at = Some(now + delay);
+    status.gate_blocked_generation = Some(env.generation.clone());
+    delay
 }
