@@ -106,10 +106,8 @@ impl StateDir {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};
 
-    use super::super::clock::FixedClock;
     use super::*;
 
     /// A deploy intent referencing `pre_snapshot`, for tests of this and other state modules.
@@ -137,11 +135,7 @@ pub(crate) mod tests {
     }
 
     fn state() -> (tempfile::TempDir, StateDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let s =
-            StateDir::open_with_clock(&dir.path().join("state"), Arc::new(FixedClock::at_unix(0)))
-                .unwrap();
-        (dir, s)
+        crate::state::test_state_dir(0)
     }
 
     #[test]

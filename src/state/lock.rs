@@ -179,19 +179,11 @@ fn read_holder(path: &Path) -> Option<LockHolder> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
-    use super::super::clock::FixedClock;
     use super::*;
 
     fn state() -> (tempfile::TempDir, StateDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = StateDir::open_with_clock(
-            &dir.path().join("state"),
-            Arc::new(FixedClock::at_unix(1_767_323_045)),
-        )
-        .unwrap();
-        (dir, s)
+        crate::state::test_state_dir(1_767_323_045)
     }
 
     #[test]

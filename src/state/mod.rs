@@ -199,5 +199,17 @@ fn check_private(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A state directory in a fresh temp dir with its clock fixed at `unix_secs` (unit tests).
+#[cfg(test)]
+pub(crate) fn test_state_dir(unix_secs: u64) -> (tempfile::TempDir, StateDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = StateDir::open_with_clock(
+        &dir.path().join("state"),
+        Arc::new(FixedClock::at_unix(unix_secs)),
+    )
+    .expect("state dir");
+    (dir, state)
+}
+
 #[cfg(test)]
 mod tests;

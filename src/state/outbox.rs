@@ -193,18 +193,12 @@ pub(crate) fn json_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::UNIX_EPOCH;
 
-    use super::super::clock::FixedClock;
     use super::*;
 
     fn state() -> (tempfile::TempDir, StateDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let s =
-            StateDir::open_with_clock(&dir.path().join("state"), Arc::new(FixedClock::at_unix(0)))
-                .unwrap();
-        (dir, s)
+        crate::state::test_state_dir(0)
     }
 
     fn rec(version: &str, secs: u64) -> PendingRecord {

@@ -1,16 +1,11 @@
 //! Tests of `status.rs`.
 
-use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::super::clock::FixedClock;
 use super::*;
 
 fn state() -> (tempfile::TempDir, StateDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = StateDir::open_with_clock(&dir.path().join("state"), Arc::new(FixedClock::at_unix(0)))
-        .unwrap();
-    (dir, s)
+    crate::state::test_state_dir(0)
 }
 
 fn t(secs: u64) -> SystemTime {
