@@ -382,3 +382,63 @@ async fn status_after_maps_each_outcome() {
     assert_eq!(status.failed_generation, None);
     assert_eq!(status.next_gate_check_at, None);
 }
+
+/// Recovery after a crash between `up` and smoke: the target image runs and is ready, but a
+/// smoke check fails, so recovery rolls back and queues no record (it once ignored a failed
+/// smoke result and finished the deploy).
+#[tokio::test]
+async fn recovery_rolls_back_when_the_smoke_check_fails() {
+    use c2quay::pipeline::Recovery;
+    use c2quay::state::{Intent, Operation, PendingRecord, Step};
+
+    let f = Fixture::new(&["web"]);
+    let env = f.web("2", V2);
+    // The crash left web at v2 with an open intent at step UpDone.
+    f.compose.set_running("web", V2);
+    let record = PendingRecord::new(
+        "fakes",
+        &env.generation,
+        "test",
+        "shop-web",
+        "2",
+        None,
+        std::time::SystemTime::now(),
+    );
+    let intent = Intent {
+        generation: env.generation.clone(),
+        operation: Operation::Deploy,
+        started_at: std::time::SystemTime::now(),
+        pre_snapshot: f.dir.path().join("none.json"),
+        target_images: [("web".to_string(), V2.to_string())].into(),
+        previous_images: [("web".to_string(), V1.to_string())].into(),
+        changed_services: vec!["web".into()],
+        records: vec![record],
+        step: Step::UpDone,
+    };
+    f.ctx.state.write_intent("fakes", &intent).expect("intent");
+    f.smoke.fail("front", "body does not contain version 2");
+
+    let recovery = pipeline::recover(&f.ctx, &env, std::time::Duration::from_secs(1))
+        .await
+        .expect("recovery");
+    assert_eq!(recovery, Recovery::RolledBack);
+    assert_eq!(f.compose.running_image("web").as_deref(), Some(V1));
+    assert_eq!(f.outbox_len(), 0, "nothing may be queued for recording");
+    assert!(!f.intent_exists());
+    assert_eq!(
+        f.status().failed_generation.as_deref(),
+        Some(env.generation.as_str())
+    );
+
+    // Once smoke passes, the same situation finishes and queues exactly the journaled record.
+    f.compose.set_running("web", V2);
+    f.smoke.pass("front");
+    let mut again = intent.clone();
+    again.step = Step::UpDone;
+    f.ctx.state.write_intent("fakes", &again).expect("intent");
+    let recovery = pipeline::recover(&f.ctx, &env, std::time::Duration::from_secs(1))
+        .await
+        .expect("recovery");
+    assert_eq!(recovery, Recovery::Finished);
+    assert_eq!(f.outbox_len(), 1);
+}

@@ -15,7 +15,7 @@ use super::run::{error_chain, record_all};
 use super::{Brokers, Context, Error, Result, project_of};
 use crate::compose::{Compose, UpOptions};
 use crate::manifest::Environment;
-use crate::smoke::{Smoke, SmokeContext};
+use crate::smoke::Smoke;
 use crate::state::{Operation, Step};
 
 /// What recovery did.
@@ -86,7 +86,7 @@ pub async fn recover<C: Compose, B: Brokers, S: Smoke>(
             .wait_ready(&project, &services, env.wait_timeout())
             .await
             .is_ok()
-        && smoke_passes(ctx, env).await
+        && super::run::run_smoke(ctx, env).await.is_ok()
     {
         for record in &intent.records {
             ctx.state.outbox_put(&name, record).map_err(state_err)?;
@@ -177,20 +177,4 @@ pub async fn drain_outbox<C: Compose, B: Brokers, S: Smoke>(
 pub fn record_retry_delay(attempts: u32) -> Duration {
     let seconds = 2u64.saturating_pow(attempts.min(16)).min(300);
     Duration::from_secs(seconds)
-}
-
-async fn smoke_passes<C: Compose, B: Brokers, S: Smoke>(
-    ctx: &Context<C, B, S>,
-    env: &Environment,
-) -> bool {
-    let smoke_ctx = SmokeContext {
-        environment: env.name().to_string(),
-        env_vars: Default::default(),
-    };
-    for check in &env.manifest.spec.smoke {
-        if ctx.smoke.run(check, &smoke_ctx).await.is_err() {
-            return false;
-        }
-    }
-    true
 }

@@ -516,7 +516,7 @@ impl<'a, C: Compose, B: Brokers, S: Smoke> Run<'a, C, B, S> {
 }
 
 /// Runs every smoke check of the manifest in order; the first failure stops.
-async fn run_smoke<C: Compose, B: Brokers, S: Smoke>(
+pub(super) async fn run_smoke<C: Compose, B: Brokers, S: Smoke>(
     ctx: &Context<C, B, S>,
     env: &Environment,
 ) -> std::result::Result<(), String> {
