@@ -7,7 +7,7 @@ use super::common::{RealContext, load_environment, print_json, real_context};
 use super::{Dirs, EXIT_CODES, Output};
 use crate::manifest::{Environment, RollbackMode};
 use crate::pipeline::{self, DeployOptions, DeployReport, Outcome, RecordStatus, error_chain};
-use crate::state::{EnvironmentStatus, HistoryEntry};
+use crate::state::HistoryEntry;
 
 /// Arguments of `c2quay deploy`.
 #[derive(Debug, clap::Args)]
@@ -148,29 +148,24 @@ async fn write_outcome(
         .lock_environment_async(name, "deploy", lock_wait)
         .await
         .map_err(|e| error_chain(&e))?;
-    let mut status = ctx
-        .state
-        .read_status(name)
-        .map_err(|e| error_chain(&e))?
-        .unwrap_or_else(|| EnvironmentStatus::new(name));
     let now = ctx.clock.now();
-    pipeline::status_after(&mut status, env, report, now);
     let (pending, _) = ctx.state.outbox_list(name).unwrap_or_default();
-    status.pending_records = pending.len();
-    status.last_reconcile_at = Some(now);
-    status.last_result = Some(report.outcome.name().to_string());
-    status.last_action = Some("deploy".to_string());
-    status.push_history(HistoryEntry {
-        at: started_at,
-        generation: Some(env.generation.clone()),
-        action: "deploy (cli)".to_string(),
-        reason: report.plan.clone(),
-        result: report.outcome.name().to_string(),
-        duration_ms: started.elapsed().as_millis() as u64,
-    });
-    ctx.state
-        .write_status(name, &status)
-        .map_err(|e| error_chain(&e))
+    pipeline::update_status(&ctx.state, name, |status| {
+        pipeline::status_after(status, env, report, now);
+        status.pending_records = pending.len();
+        status.last_reconcile_at = Some(now);
+        status.last_result = Some(report.outcome.name().to_string());
+        status.last_action = Some("deploy".to_string());
+        status.push_history(HistoryEntry {
+            at: started_at,
+            generation: Some(env.generation.clone()),
+            action: "deploy (cli)".to_string(),
+            reason: report.plan.clone(),
+            result: report.outcome.name().to_string(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+    })
+    .map_err(|e| error_chain(&e))
 }
 
 /// Runs `verify`.

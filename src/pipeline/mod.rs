@@ -33,7 +33,8 @@ pub use recover::{Recovery, record_retry_delay};
 pub use recover::{drain_outbox, recover};
 pub use rollback::{rollback_override_commands, rollback_to_snapshot};
 pub use run::{
-    applied_state, candidates, deploy, desired_pins, error_chain, heal, try_applied_state, verify,
+    applied_state, candidates, deploy, desired_pins, error_chain, heal, try_applied_state,
+    update_status, verify,
 };
 pub use status::{applied_state_of, block_gate, record_applied, status_after};
 

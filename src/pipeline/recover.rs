@@ -11,7 +11,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::outcome::RecordItem;
-use super::run::{error_chain, record_all};
+use super::run::{error_chain, record_all, update_status};
 use super::{Brokers, Context, Error, Result, project_of};
 use crate::compose::{Compose, UpOptions};
 use crate::manifest::Environment;
@@ -91,14 +91,10 @@ pub async fn recover<C: Compose, B: Brokers, S: Smoke>(
         for record in &intent.records {
             ctx.state.outbox_put(&name, record).map_err(state_err)?;
         }
-        let mut status = ctx
-            .state
-            .read_status(&name)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| crate::state::EnvironmentStatus::new(&name));
-        super::status::record_applied(&mut status, env, ctx.clock.now());
-        ctx.state.write_status(&name, &status).map_err(state_err)?;
+        let now = ctx.clock.now();
+        update_status(&ctx.state, &name, |status| {
+            super::status::record_applied(status, env, now)
+        })?;
         ctx.state.clear_intent(&name).map_err(state_err)?;
         info!(environment = %name, "interrupted deploy finished: target images run, ready and smoke-tested");
         return Ok(Recovery::Finished);
@@ -128,16 +124,11 @@ pub async fn recover<C: Compose, B: Brokers, S: Smoke>(
     .await;
     match restored {
         Ok(()) => {
-            let mut status = ctx
-                .state
-                .read_status(&name)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| crate::state::EnvironmentStatus::new(&name));
             if intent.operation == Operation::Deploy {
-                status.failed_generation = Some(intent.generation.clone());
+                update_status(&ctx.state, &name, |status| {
+                    status.failed_generation = Some(intent.generation.clone())
+                })?;
             }
-            ctx.state.write_status(&name, &status).map_err(state_err)?;
             ctx.state.clear_intent(&name).map_err(state_err)?;
             info!(environment = %name, "interrupted deploy rolled back to the previous images");
             Ok(Recovery::RolledBack)

@@ -162,7 +162,7 @@ pub async fn deploy<C: Compose, B: Brokers, S: Smoke>(
     for record in &records {
         ctx.state.outbox_put(&name, record).map_err(state_err)?;
     }
-    write_applied(ctx, env, &run.model)?;
+    write_applied(ctx, env)?;
     ctx.state.clear_intent(&name).map_err(state_err)?;
     let started = Instant::now();
     let items = record_all(ctx, env, &records).await;
@@ -690,21 +690,30 @@ pub fn applied_state(state: &state::StateDir, environment: &str) -> AppliedState
 fn write_applied<C: Compose, B: Brokers, S: Smoke>(
     ctx: &Context<C, B, S>,
     env: &Environment,
-    _model: &crate::compose::RenderedModel,
 ) -> Result<()> {
-    let name = env.name();
+    let now = ctx.clock.now();
+    update_status(&ctx.state, env.name(), |status| {
+        super::status::record_applied(status, env, now)
+    })
+}
+
+/// Reads, changes and writes the status of `environment` (a fresh one when there is none).
+/// A corrupt status is an error, never silently replaced: it holds history and backoff.
+pub fn update_status(
+    state: &state::StateDir,
+    environment: &str,
+    change: impl FnOnce(&mut state::EnvironmentStatus),
+) -> Result<()> {
     let state_err = |source| Error::State {
-        environment: name.to_string(),
+        environment: environment.to_string(),
         source,
     };
-    // A corrupt status is an error, never silently replaced (it holds history and backoff).
-    let mut status = ctx
-        .state
-        .read_status(name)
+    let mut status = state
+        .read_status(environment)
         .map_err(state_err)?
-        .unwrap_or_else(|| state::EnvironmentStatus::new(name));
-    super::status::record_applied(&mut status, env, ctx.clock.now());
-    ctx.state.write_status(name, &status).map_err(state_err)
+        .unwrap_or_else(|| state::EnvironmentStatus::new(environment));
+    change(&mut status);
+    state.write_status(environment, &status).map_err(state_err)
 }
 
 /// Service -> desired image for every pinned service.
