@@ -93,10 +93,12 @@ run_shell() {
 }
 run_c2quay() {
   local v; v=$(other); manifest "$v" "$v"
-  "$bin/c2quay" deploy bench --desired "$work/desired" --state-dir "$work/state" >/dev/null 2>"$work/c2quay.err" \
+  "$bin/c2quay" deploy bench --desired "$work/desired" --state-dir "$work/state" -o json \
+    >"$work/report-$((++c2q_runs)).json" 2>"$work/c2quay.err" \
     || { cat "$work/c2quay.err" >&2; exit 1; }
   current=$v
 }
+c2q_runs=0
 
 echo "warming up (first up creates the network)"
 manifest 1 1
@@ -121,6 +123,19 @@ mf=$(median "${floor[@]}"); ms=$(median "${shell[@]}"); mc=$(median "${c2q[@]}")
 echo
 echo "median of $runs switches (ms):  floor $mf   shell pipeline $ms   c2quay deploy $mc"
 awk -v f="$mf" -v s="$ms" -v c="$mc" 'BEGIN { printf "c2quay / floor = %.2fx   c2quay / shell = %.2fx   shell / floor = %.2fx\n", c / f, c / s, s / f }'
+
+# Where c2quay's time goes: the median of each step over the runs (from the deploy reports).
+python3 - "$work" "$mc" <<'PY'
+import glob, json, statistics, sys
+steps = {}
+for path in sorted(glob.glob(sys.argv[1] + "/report-*.json")):
+    for s in json.load(open(path))["steps"]:
+        steps.setdefault(s["step"], []).append(s["millis"])
+parts = ", ".join("%s %d" % (k, statistics.median(v)) for k, v in steps.items())
+total = sum(statistics.median(v) for v in steps.values())
+print("c2quay steps (median ms): %s; outside the steps (process start, lock, files): %d"
+      % (parts, int(sys.argv[2]) - total))
+PY
 
 echo
 echo "rollback: deploying an image that never becomes healthy (waitTimeout 10s)"

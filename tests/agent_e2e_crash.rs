@@ -43,6 +43,36 @@ enum Converged {
     RolledBack,
 }
 
+/// Pids of the live processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| parent_of(*child) == Some(pid))
+        .collect()
+}
+
+/// The parent pid of `pid` from `/proc/PID/stat` (the field after the `(comm)`).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    after_comm.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Whether `pid` is alive (a zombie counts as dead).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat[stat.rfind(')')? + 2..].chars().next()?;
+            Some(state != 'Z')
+        })
+        .unwrap_or(false)
+}
+
 /// Waits for the stage of the deploy started after audit line `mark`; returns whether it was
 /// seen (false: the deploy went past it before we looked).
 fn wait_for_stage(world: &World, broker: &Broker, stage: Stage, mark: usize) -> bool {
@@ -125,6 +155,7 @@ fn kill_9_at_every_stage_of_a_deploy_converges_with_one_record_of_what_runs() {
         ])
         .collect();
     let iterations = passes.len();
+    let mut orphans_checked = 0;
     for (round, stage, main_only) in passes {
         {
             version += 1;
@@ -143,7 +174,17 @@ fn kill_9_at_every_stage_of_a_deploy_converges_with_one_record_of_what_runs() {
             spec.write(&world.desired);
             let hit = wait_for_stage(&world, &broker, stage, mark);
             if main_only {
+                // Its children (`docker compose up`, `docker events`) must not outlive it: a
+                // leftover `up` would race the restarted agent's recovery.
+                let children = children_of(agent.pid());
                 agent.kill9_main_only();
+                assert!(
+                    wait_until(Duration::from_secs(5), || children
+                        .iter()
+                        .all(|pid| !alive(*pid))),
+                    "children {children:?} of the killed agent live on"
+                );
+                orphans_checked += children.len();
             } else {
                 agent.kill9();
             }
@@ -202,7 +243,8 @@ fn kill_9_at_every_stage_of_a_deploy_converges_with_one_record_of_what_runs() {
     );
     eprintln!(
         "FIGURE test3 kill -9: iterations {}, finished {finished}, rolled back {rolled_back}, \
-         stage missed {missed}, duplicate records 0, records {}; wall {:?}",
+         stage missed {missed}, duplicate records 0, records {}, children of a killed agent \
+         checked dead {orphans_checked}; wall {:?}",
         iterations,
         records.len(),
         started.elapsed()

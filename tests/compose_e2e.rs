@@ -142,14 +142,24 @@ async fn compose_adapter_on_the_real_engine() {
     let web = strings(&["web"]);
     let t = Instant::now();
     compose
-        .up(&project, &pins("web", WEB2), &both, &UpOptions::default())
+        .up(
+            &project,
+            &model,
+            &pins("web", WEB2),
+            &both,
+            &UpOptions::default(),
+        )
         .await
         .unwrap();
     let up_time = t.elapsed();
-    compose
-        .wait_ready(&project, &both, Duration::from_secs(60))
+    let ready = compose
+        .wait_ready(&project, &model, &both, Duration::from_secs(60))
         .await
         .unwrap();
+    assert!(
+        ready.iter().any(|c| c.service == "web" && c.image == WEB2),
+        "readiness returns what it observed: {ready:?}"
+    );
     eprintln!("TIMING first up {:?}, up+ready {:?}", up_time, t.elapsed());
     let override_path = compose.override_path(&project);
     assert!(
@@ -205,6 +215,7 @@ async fn compose_adapter_on_the_real_engine() {
     compose
         .up(
             &project,
+            &model,
             &pins("web", UNHEALTHY),
             &web,
             &UpOptions::default(),
@@ -212,7 +223,7 @@ async fn compose_adapter_on_the_real_engine() {
         .await
         .unwrap();
     let err = compose
-        .wait_ready(&project, &web, Duration::from_secs(8))
+        .wait_ready(&project, &model, &web, Duration::from_secs(8))
         .await
         .unwrap_err();
     let waited = t.elapsed();
@@ -229,11 +240,17 @@ async fn compose_adapter_on_the_real_engine() {
     // Rollback form: pin by image id.
     let t = Instant::now();
     compose
-        .up(&project, &pins("web", &id2), &web, &UpOptions::default())
+        .up(
+            &project,
+            &model,
+            &pins("web", &id2),
+            &web,
+            &UpOptions::default(),
+        )
         .await
         .unwrap();
     compose
-        .wait_ready(&project, &web, Duration::from_secs(60))
+        .wait_ready(&project, &model, &web, Duration::from_secs(60))
         .await
         .unwrap();
     eprintln!("TIMING rollback by image id up+ready {:?}", t.elapsed());
@@ -244,7 +261,13 @@ async fn compose_adapter_on_the_real_engine() {
 
     // A failed pull changes nothing: same container, still running.
     let err = compose
-        .pull_with_policy(&project, &pins("web", MISSING), &web, PullPolicy::Always)
+        .pull_with_policy(
+            &project,
+            &model,
+            &pins("web", MISSING),
+            &web,
+            PullPolicy::Always,
+        )
         .await
         .unwrap_err();
     let msg = err.to_string();
@@ -261,7 +284,13 @@ async fn compose_adapter_on_the_real_engine() {
     );
     // `never` does not even try.
     compose
-        .pull_with_policy(&project, &pins("web", MISSING), &web, PullPolicy::Never)
+        .pull_with_policy(
+            &project,
+            &model,
+            &pins("web", MISSING),
+            &web,
+            PullPolicy::Never,
+        )
         .await
         .unwrap();
 
@@ -289,11 +318,17 @@ async fn compose_adapter_on_the_real_engine() {
     assert_eq!(removed.len(), 1);
     assert!(compose.leftovers(&project).await.unwrap().is_empty());
     compose
-        .up(&project, &pins("web", WEB2), &web, &UpOptions::default())
+        .up(
+            &project,
+            &model,
+            &pins("web", WEB2),
+            &web,
+            &UpOptions::default(),
+        )
         .await
         .unwrap();
     compose
-        .wait_ready(&project, &web, Duration::from_secs(60))
+        .wait_ready(&project, &model, &web, Duration::from_secs(60))
         .await
         .unwrap();
 
@@ -301,6 +336,7 @@ async fn compose_adapter_on_the_real_engine() {
     let err = compose
         .up(
             &project,
+            &model,
             &ImagePins::new(),
             &strings(&["nope"]),
             &UpOptions::default(),

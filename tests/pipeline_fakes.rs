@@ -441,4 +441,187 @@ async fn recovery_rolls_back_when_the_smoke_check_fails() {
         .expect("recovery");
     assert_eq!(recovery, Recovery::Finished);
     assert_eq!(f.outbox_len(), 1);
+
+    // A crash after smoke passed (step SmokePassed, before the release was written): recovery
+    // writes the applied release too, so the next deploy is up to date and records nothing new.
+    f.ctx.state.clear_intent("fakes").expect("clear");
+    pipeline::update_status(&f.ctx.state, "fakes", |s| {
+        s.applied_generation = None;
+        s.releases.clear();
+    })
+    .expect("status");
+    let mut late = intent.clone();
+    late.step = Step::SmokePassed;
+    f.ctx.state.write_intent("fakes", &late).expect("intent");
+    let recovery = pipeline::recover(&f.ctx, &env, std::time::Duration::from_secs(1))
+        .await
+        .expect("recovery");
+    assert_eq!(recovery, Recovery::Finished);
+    assert_eq!(
+        f.status().applied_generation.as_deref(),
+        Some(env.generation.as_str())
+    );
+    let ups_before = f.ups().len();
+    let report = f.deploy(&env).await;
+    assert_eq!(report.outcome, Outcome::UpToDate, "{report:#?}");
+    assert_eq!(f.ups().len(), ups_before, "no second up");
+}
+
+#[tokio::test]
+async fn leftovers_seen_by_the_pre_snapshot_are_removed_before_up_and_only_then() {
+    let f = Fixture::new(&["web"]);
+    f.broker.set_verdict("shop-web", "2", Verdict::Deployable);
+    f.compose.add_leftover("web");
+    let report = f.deploy(&f.web("2", V2)).await;
+    assert_eq!(report.outcome, Outcome::Deployed, "{report:#?}");
+    assert_eq!(
+        f.mutating_calls(),
+        vec![
+            format!("pull web policy=Missing pins=web={V2}"),
+            "remove_leftovers".to_string(),
+            format!("up web pins=web={V2}"),
+        ]
+    );
+
+    // A clean project costs no leftover lookup at all.
+    f.broker.set_verdict("shop-web", "3", Verdict::Deployable);
+    let report = f.deploy(&f.web("3", "c2quay-test/web:3")).await;
+    assert_eq!(report.outcome, Outcome::Deployed, "{report:#?}");
+    let leftover_calls = f
+        .compose
+        .calls()
+        .iter()
+        .filter(|c| c.contains("leftovers"))
+        .count();
+    assert_eq!(leftover_calls, 1, "{:?}", f.compose.calls());
+}
+
+/// After a failed deploy of a new generation, `SmokePassed` no longer carries the previous
+/// generation's `True`: it says the checks failed, or that they never ran.
+#[tokio::test]
+async fn a_failed_generation_resets_the_smoke_condition() {
+    use c2quay::state::{ConditionStatus, ConditionType};
+
+    let f = Fixture::new(&["web"]);
+    let env = f.web("2", V2);
+    let now = std::time::SystemTime::now();
+    let mut report = pipeline::DeployReport::new("fakes", &env.generation);
+    let smoke_of = |status: &EnvironmentStatus| {
+        let c = status
+            .condition(ConditionType::SmokePassed)
+            .expect("SmokePassed");
+        (c.status, c.reason.clone())
+    };
+    let mut status = EnvironmentStatus::new("fakes");
+    report.outcome = Outcome::Deployed;
+    pipeline::status_after(&mut status, &env, &report, now);
+    assert_eq!(
+        smoke_of(&status),
+        (ConditionStatus::True, "SmokePassed".into())
+    );
+
+    for (step, expected) in [
+        (
+            "readiness",
+            (ConditionStatus::Unknown, "NotRun".to_string()),
+        ),
+        ("smoke", (ConditionStatus::False, "SmokeFailed".to_string())),
+        ("pull", (ConditionStatus::Unknown, "NotRun".to_string())),
+    ] {
+        report.outcome = Outcome::RolledBack {
+            failed_step: step.into(),
+            cause: "boom".into(),
+        };
+        pipeline::status_after(&mut status, &env, &report, now);
+        assert_eq!(smoke_of(&status), expected, "after a failed {step}");
+    }
+    report.outcome = Outcome::RollbackFailed {
+        failed_step: "smoke".into(),
+        cause: "boom".into(),
+        rollback: "rollback is off".into(),
+    };
+    pipeline::status_after(&mut status, &env, &report, now);
+    assert_eq!(
+        smoke_of(&status),
+        (ConditionStatus::False, "SmokeFailed".into())
+    );
+    assert_eq!(status.phase, Phase::Degraded);
+}
+
+/// The agent (`--once`, with fakes) meets an open journal intent while the manifest is broken:
+/// it leaves the journal and the containers as they are and says so in status; once the
+/// manifest is valid again, the interrupted deploy is recovered and recorded.
+#[tokio::test]
+async fn an_open_intent_waits_for_a_valid_manifest_then_recovers() {
+    use c2quay::agent::{self, Config};
+    use c2quay::state::{Intent, Operation, PendingRecord, Step};
+
+    let f = Fixture::new(&["web"]);
+    let env = f.web("2", V2);
+    f.compose.set_running("web", V2);
+    f.smoke.pass("front");
+    f.broker.set_verdict("shop-web", "2", Verdict::Deployable);
+    let record = PendingRecord::new(
+        "fakes",
+        &env.generation,
+        "test",
+        "shop-web",
+        "2",
+        None,
+        std::time::SystemTime::now(),
+    );
+    let intent = Intent {
+        generation: env.generation.clone(),
+        operation: Operation::Deploy,
+        started_at: std::time::SystemTime::now(),
+        pre_snapshot: f.dir.path().join("none.json"),
+        target_images: [("web".to_string(), V2.to_string())].into(),
+        previous_images: [("web".to_string(), V1.to_string())].into(),
+        changed_services: vec!["web".into()],
+        records: vec![record],
+        step: Step::Ready,
+    };
+    f.ctx.state.write_intent("fakes", &intent).expect("intent");
+    let manifest = f.dir.path().join("fakes.yaml");
+    let valid = std::fs::read_to_string(&manifest).expect("manifest");
+    std::fs::write(&manifest, valid.replace("version: \"2\"", "version: [2")).expect("break");
+
+    let ctx = Arc::new(Context {
+        compose: f.compose.clone(),
+        brokers: FakeBrokers(f.broker.clone()),
+        smoke: f.smoke.clone(),
+        state: StateDir::open(&f.dir.path().join("state")).expect("state dir"),
+        clock: Arc::new(SystemClock),
+        metrics: None,
+    });
+    let mut config = Config::new(f.dir.path().to_path_buf());
+    config.once = true;
+    config.container_events = false;
+    let summary = agent::run(config.clone(), ctx.clone(), std::future::pending())
+        .await
+        .expect("agent run");
+    assert_eq!(summary.phases["fakes"], "Invalid");
+    let status = f.status();
+    assert!(
+        status.message.contains("interrupted Deploy")
+            && status.message.contains("left as they are"),
+        "{}",
+        status.message
+    );
+    assert!(f.intent_exists(), "the journal is kept");
+    assert!(f.mutating_calls().is_empty(), "{:?}", f.compose.calls());
+    assert!(f.broker.records().is_empty());
+
+    std::fs::write(&manifest, valid).expect("fix");
+    let summary = agent::run(config, ctx, std::future::pending())
+        .await
+        .expect("agent run");
+    assert_eq!(summary.phases["fakes"], "Ready", "{summary:?}");
+    assert!(!f.intent_exists());
+    assert_eq!(f.broker.records().len(), 1, "recorded exactly once");
+    assert!(
+        f.ups().is_empty(),
+        "finished, not redeployed: {:?}",
+        f.compose.calls()
+    );
 }

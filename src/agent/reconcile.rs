@@ -58,7 +58,7 @@ pub async fn reconcile<C: Compose, B: Brokers, S: Smoke>(
                 };
             }
         };
-        let (action, reason, result, requeue_after) = match entry {
+        let (action, mut reason, result, requeue_after) = match entry {
             None => orphaned(ctx, name, &mut status),
             Some(DesiredEnv::Invalid { message, .. }) => {
                 status.phase = Phase::Invalid;
@@ -67,6 +67,12 @@ pub async fn reconcile<C: Compose, B: Brokers, S: Smoke>(
             }
             Some(DesiredEnv::Valid(env)) => reconcile_valid(ctx, shared, &env, &mut status).await,
         };
+        if let Some(note) = parked_intent(ctx, name, &status) {
+            // Recovery needs the manifest (project files, smoke checks, broker): until a valid
+            // one returns, the journal and the containers are left exactly as they are.
+            status.message = format!("{}; {note}", status.message);
+            reason = format!("{reason}; {note}");
+        }
         info!(action = %action, reason = %reason, result = %result, "reconciled");
         let now = ctx.clock.now();
         let elapsed = started.elapsed();
@@ -131,6 +137,28 @@ fn reconcile_result(result: &str) -> ReconcileResult {
         "invalid" => ReconcileResult::Skipped,
         _ => ReconcileResult::Failed,
     }
+}
+
+/// Describes an open journal intent that cannot be recovered now (the manifest is invalid or
+/// removed), or `None`.
+fn parked_intent<C, B, S>(
+    ctx: &Context<C, B, S>,
+    name: &str,
+    status: &EnvironmentStatus,
+) -> Option<String> {
+    if !matches!(status.phase, Phase::Invalid | Phase::Orphaned) {
+        return None;
+    }
+    let intent = ctx.state.read_intent(name).ok().flatten()?;
+    Some(format!(
+        "an interrupted {:?} of generation {} (step {:?}, {} record(s) to make) is open in the \
+         journal: its containers are left as they are, and it is recovered (finished or rolled \
+         back) as soon as the manifest is valid again",
+        intent.operation,
+        intent.generation,
+        intent.step,
+        intent.records.len()
+    ))
 }
 
 fn orphaned<C, B, S>(ctx: &Context<C, B, S>, name: &str, status: &mut EnvironmentStatus) -> Step {
@@ -417,7 +445,8 @@ fn refresh_pending<C, B, S>(
 }
 
 /// Environments whose plan is not `Noop` given one observation of all containers, plus those
-/// with pending records or an open intent. Used by the resync: no process per environment.
+/// with an unseen generation, pending records or an open intent. Used by the resync: no
+/// process per environment.
 pub fn needing_reconcile<C, B, S>(
     ctx: &Context<C, B, S>,
     desired: &DesiredSet,
@@ -457,7 +486,11 @@ pub fn needing_reconcile<C, B, S>(
                     Action::HealCapReached { .. } => status.phase == Phase::Degraded,
                     _ => false,
                 };
+                // A change the agent has not seen (made while it was down, or a missed file
+                // event): reconciling records it as observed, even when the plan is `Noop`.
+                let unseen = status.observed_generation.as_deref() != Some(env.generation.as_str());
                 !phase_matches
+                    || unseen
                     || status.pending_records > 0
                     || matches!(ctx.state.read_intent(name), Ok(Some(_)))
             }

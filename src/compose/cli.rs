@@ -28,14 +28,17 @@ pub struct CliConfig {
     pub pull_timeout: Duration,
     /// Limit of `up` itself (readiness has its own deadline).
     pub up_timeout: Duration,
-    /// Pause between readiness polls.
+    /// First pause between readiness polls; each further pause is 1.5x longer.
     pub poll_interval: Duration,
+    /// Longest pause between readiness polls.
+    pub max_poll_interval: Duration,
     /// Log lines shown per failed service.
     pub log_lines: usize,
 }
 
 impl CliConfig {
-    /// Defaults: `docker`, 60s commands, 10 min pull and up, 300 ms polls, 20 log lines.
+    /// Defaults: `docker`, 60s commands, 10 min pull and up, readiness polls from 100 ms
+    /// growing to 1 s, 20 log lines.
     pub fn new(override_dir: impl Into<PathBuf>) -> CliConfig {
         CliConfig {
             docker: "docker".into(),
@@ -44,7 +47,8 @@ impl CliConfig {
             command_timeout: Duration::from_secs(60),
             pull_timeout: Duration::from_secs(600),
             up_timeout: Duration::from_secs(600),
-            poll_interval: Duration::from_millis(300),
+            poll_interval: Duration::from_millis(100),
+            max_poll_interval: Duration::from_secs(1),
             log_lines: 20,
         }
     }
@@ -210,6 +214,7 @@ impl CliCompose {
     pub async fn pull_policy(
         &self,
         project: &Project,
+        model: &RenderedModel,
         pins: &ImagePins,
         services: &[String],
         policy: PullPolicy,
@@ -225,9 +230,8 @@ impl CliCompose {
         if policy == PullPolicy::Never || wanted.is_empty() {
             return Ok(());
         }
-        let model = self.config(project).await?;
-        Self::check_services(project, &wanted, &model)?;
-        let override_path = self.write_override(project, pins, &model).await?;
+        Self::check_services(project, &wanted, model)?;
+        let override_path = self.write_override(project, pins, model).await?;
         if let Some(args) = argv::pull(
             project,
             override_path.as_deref(),
@@ -321,24 +325,22 @@ impl Compose for CliCompose {
         self.inspect_merge(found).await
     }
 
-    async fn pull(&self, project: &Project, pins: &ImagePins, services: &[String]) -> Result<()> {
-        self.pull_policy(project, pins, services, PullPolicy::Missing)
-            .await
-    }
-
     async fn pull_with_policy(
         &self,
         project: &Project,
+        model: &RenderedModel,
         pins: &ImagePins,
         services: &[String],
         policy: PullPolicy,
     ) -> Result<()> {
-        self.pull_policy(project, pins, services, policy).await
+        self.pull_policy(project, model, pins, services, policy)
+            .await
     }
 
     async fn up(
         &self,
         project: &Project,
+        model: &RenderedModel,
         pins: &ImagePins,
         services: &[String],
         options: &UpOptions,
@@ -349,9 +351,8 @@ impl Compose for CliCompose {
                 project.name
             )));
         }
-        let model = self.config(project).await?;
-        Self::check_services(project, services, &model)?;
-        let override_path = self.write_override(project, pins, &model).await?;
+        Self::check_services(project, services, model)?;
+        let override_path = self.write_override(project, pins, model).await?;
         self.compose(
             argv::up(project, override_path.as_deref(), services, options),
             self.config.up_timeout,
@@ -363,16 +364,17 @@ impl Compose for CliCompose {
     async fn wait_ready(
         &self,
         project: &Project,
+        model: &RenderedModel,
         services: &[String],
         timeout: Duration,
-    ) -> Result<()> {
+    ) -> Result<Vec<Container>> {
         let start = Instant::now();
-        let model = self.config(project).await?;
-        Self::check_services(project, services, &model)?;
+        Self::check_services(project, services, model)?;
+        let mut pause = self.config.poll_interval;
         loop {
             let containers = self.project_containers(&project.name).await?;
-            match evaluate(services, &containers, &model) {
-                ReadinessVerdict::Ready => return Ok(()),
+            match evaluate(services, &containers, model) {
+                ReadinessVerdict::Ready => return Ok(containers),
                 ReadinessVerdict::Failed(list) => {
                     return Err(self.not_ready(project, list, start.elapsed()).await);
                 }
@@ -381,7 +383,8 @@ impl Compose for CliCompose {
                     if elapsed >= timeout {
                         return Err(self.not_ready(project, list, elapsed).await);
                     }
-                    tokio::time::sleep(self.config.poll_interval.min(timeout - elapsed)).await;
+                    tokio::time::sleep(pause.min(timeout - elapsed)).await;
+                    pause = (pause * 3 / 2).min(self.config.max_poll_interval);
                 }
             }
         }

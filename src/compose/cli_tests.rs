@@ -172,14 +172,16 @@ async fn up_refuses_empty_and_unknown_services_and_old_compose_with_build_pins()
         ComposeVersion::parse("2.20.0").unwrap(),
     );
     let p = project();
+    let model = compose.config(&p).await.unwrap();
     let none = compose
-        .up(&p, &ImagePins::new(), &[], &UpOptions::default())
+        .up(&p, &model, &ImagePins::new(), &[], &UpOptions::default())
         .await
         .unwrap_err();
     assert_eq!(none.kind(), "invalid");
     let unknown = compose
         .up(
             &p,
+            &model,
             &ImagePins::new(),
             &["web".to_string()],
             &UpOptions::default(),
@@ -192,7 +194,13 @@ async fn up_refuses_empty_and_unknown_services_and_old_compose_with_build_pins()
     );
     let pins = ImagePins::from([("api".to_string(), "api:1".to_string())]);
     let old = compose
-        .up(&p, &pins, &["api".to_string()], &UpOptions::default())
+        .up(
+            &p,
+            &model,
+            &pins,
+            &["api".to_string()],
+            &UpOptions::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(old.kind(), "unsupported");

@@ -211,14 +211,10 @@ impl Compose for FakeCompose {
         Ok(s.containers.values().chain(&s.leftovers).cloned().collect())
     }
 
-    async fn pull(&self, project: &Project, pins: &ImagePins, services: &[String]) -> Result<()> {
-        self.pull_with_policy(project, pins, services, PullPolicy::Missing)
-            .await
-    }
-
     async fn pull_with_policy(
         &self,
         _project: &Project,
+        _model: &RenderedModel,
         pins: &ImagePins,
         services: &[String],
         policy: PullPolicy,
@@ -246,6 +242,7 @@ impl Compose for FakeCompose {
     async fn up(
         &self,
         _project: &Project,
+        _model: &RenderedModel,
         pins: &ImagePins,
         services: &[String],
         options: &UpOptions,
@@ -293,16 +290,17 @@ impl Compose for FakeCompose {
     async fn wait_ready(
         &self,
         _project: &Project,
+        _model: &RenderedModel,
         services: &[String],
         timeout: Duration,
-    ) -> Result<()> {
+    ) -> Result<Vec<Container>> {
         let mut s = self.lock();
         s.calls.push(format!("wait_ready {}", services.join(",")));
         s.check(services)?;
         let containers: Vec<Container> = s.containers.values().cloned().collect();
         // Nothing changes over time in the fake: "still waiting" is final.
         match evaluate(services, &containers, &s.model) {
-            ReadinessVerdict::Ready => Ok(()),
+            ReadinessVerdict::Ready => Ok(containers),
             ReadinessVerdict::Waiting(list) | ReadinessVerdict::Failed(list) => {
                 Err(Error::NotReady {
                     project: s.project.clone(),
@@ -359,22 +357,35 @@ mod tests {
         let fake = FakeCompose::new("shop").with_service("web", "web:1");
         let p = project();
         let web = vec!["web".to_string()];
-        fake.up(&p, &pins("web", "web:2"), &web, &UpOptions::default())
-            .await
-            .unwrap();
+        let model = fake.config(&p).await.unwrap();
+        fake.up(
+            &p,
+            &model,
+            &pins("web", "web:2"),
+            &web,
+            &UpOptions::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(fake.running_image("web").as_deref(), Some("web:2"));
-        fake.wait_ready(&p, &web, Duration::from_secs(1))
+        fake.wait_ready(&p, &model, &web, Duration::from_secs(1))
             .await
             .unwrap();
         let ps = fake.ps(&p).await.unwrap();
         assert_eq!(ps[0].image_id, fake_image_id("web:2"));
 
         fake.make_unhealthy("web:bad");
-        fake.up(&p, &pins("web", "web:bad"), &web, &UpOptions::default())
-            .await
-            .unwrap();
+        fake.up(
+            &p,
+            &model,
+            &pins("web", "web:bad"),
+            &web,
+            &UpOptions::default(),
+        )
+        .await
+        .unwrap();
         let err = fake
-            .wait_ready(&p, &web, Duration::from_secs(1))
+            .wait_ready(&p, &model, &web, Duration::from_secs(1))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), "not_ready");
@@ -385,11 +396,11 @@ mod tests {
 
         // Rollback by image id.
         let id = fake_image_id("web:2");
-        fake.up(&p, &pins("web", &id), &web, &UpOptions::default())
+        fake.up(&p, &model, &pins("web", &id), &web, &UpOptions::default())
             .await
             .unwrap();
         assert_eq!(fake.ps(&p).await.unwrap()[0].image_id, id);
-        fake.wait_ready(&p, &web, Duration::from_secs(1))
+        fake.wait_ready(&p, &model, &web, Duration::from_secs(1))
             .await
             .unwrap();
     }
@@ -399,23 +410,32 @@ mod tests {
         let fake = FakeCompose::new("shop").with_service("web", "web:1");
         let p = project();
         let web = vec!["web".to_string()];
+        let model = fake.config(&p).await.unwrap();
         fake.fail_next_pull("manifest unknown");
         let err = fake
-            .pull(&p, &pins("web", "web:9"), &web)
+            .pull_with_policy(&p, &model, &pins("web", "web:9"), &web, PullPolicy::Missing)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("manifest unknown"));
-        fake.pull(&p, &pins("web", "web:9"), &web).await.unwrap();
+        fake.pull_with_policy(&p, &model, &pins("web", "web:9"), &web, PullPolicy::Missing)
+            .await
+            .unwrap();
         let before = fake.containers();
         fake.fail_next_up("port is already allocated");
         assert!(
-            fake.up(&p, &pins("web", "web:9"), &web, &UpOptions::default())
-                .await
-                .is_err()
+            fake.up(
+                &p,
+                &model,
+                &pins("web", "web:9"),
+                &web,
+                &UpOptions::default()
+            )
+            .await
+            .is_err()
         );
         assert_eq!(fake.containers(), before);
         assert_eq!(
-            fake.up(&p, &ImagePins::new(), &[], &UpOptions::default())
+            fake.up(&p, &model, &ImagePins::new(), &[], &UpOptions::default())
                 .await
                 .unwrap_err()
                 .kind(),
@@ -424,6 +444,7 @@ mod tests {
         let missing = fake
             .up(
                 &p,
+                &model,
                 &ImagePins::new(),
                 &["db".to_string()],
                 &UpOptions::default(),
@@ -431,7 +452,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(missing.kind(), "missing_service");
-        assert_eq!(fake.calls()[0], "pull web policy=Missing pins=web=web:9");
+        assert_eq!(fake.calls()[1], "pull web policy=Missing pins=web=web:9");
     }
 
     #[tokio::test]
@@ -466,15 +487,22 @@ mod tests {
         fake.set_state("migrate", "exited", 0);
         let p = project();
         let m = vec!["migrate".to_string()];
-        fake.wait_ready(&p, &m, Duration::from_secs(1))
+        let model = fake.config(&p).await.unwrap();
+        fake.wait_ready(&p, &model, &m, Duration::from_secs(1))
             .await
             .unwrap();
         fake.make_crashing("m:2");
-        fake.up(&p, &pins("migrate", "m:2"), &m, &UpOptions::default())
-            .await
-            .unwrap();
+        fake.up(
+            &p,
+            &model,
+            &pins("migrate", "m:2"),
+            &m,
+            &UpOptions::default(),
+        )
+        .await
+        .unwrap();
         let err = fake
-            .wait_ready(&p, &m, Duration::from_secs(1))
+            .wait_ready(&p, &model, &m, Duration::from_secs(1))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("migrate: exited (1)"), "{err}");

@@ -121,38 +121,38 @@ pub trait Compose: Send + Sync {
     fn ps(&self, project: &Project) -> impl Future<Output = Result<Vec<Container>>> + Send;
     /// Every Compose-managed container on the host, all projects, in a constant number of processes.
     fn ps_all(&self) -> impl Future<Output = Result<Vec<Container>>> + Send;
-    /// Pulls the pinned images of `services` (a failed pull changes nothing), policy `missing`.
-    fn pull(
-        &self,
-        project: &Project,
-        pins: &ImagePins,
-        services: &[String],
-    ) -> impl Future<Output = Result<()>> + Send;
     /// Pulls the pinned images of `services` with the manifest's pull policy: `never` pulls
-    /// nothing; unpinned services and image-id pins (`sha256:...`) are never pulled.
+    /// nothing; unpinned services and image-id pins (`sha256:...`) are never pulled. A failed
+    /// pull changes nothing. `model` is the project's rendered model (from [`Compose::config`]).
     fn pull_with_policy(
         &self,
         project: &Project,
+        model: &RenderedModel,
         pins: &ImagePins,
         services: &[String],
         policy: PullPolicy,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// Writes the override for `pins` and runs `up -d` for `services` (never called with an empty list).
+    /// Writes the override for `pins` (checked against `model`) and runs `up -d` for `services`
+    /// (never called with an empty list).
     fn up(
         &self,
         project: &Project,
+        model: &RenderedModel,
         pins: &ImagePins,
         services: &[String],
         options: &UpOptions,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// c2quay's own readiness: waits until every service in `services` is ready or `timeout` passes.
-    /// On failure the error is [`Error::NotReady`] naming each service, its state and its last log lines.
+    /// c2quay's own readiness: waits until every service in `services` is ready or `timeout`
+    /// passes, and returns the project's containers as last observed (the caller's proof of what
+    /// runs). On failure the error is [`Error::NotReady`] naming each service, its state and its
+    /// last log lines.
     fn wait_ready(
         &self,
         project: &Project,
+        model: &RenderedModel,
         services: &[String],
         timeout: Duration,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<Vec<Container>>> + Send;
     /// The last `lines` lines of a service's logs.
     fn logs_tail(
         &self,

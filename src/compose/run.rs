@@ -3,7 +3,7 @@
 //!
 //! `docker compose` runs the Compose plugin as a child of the `docker` CLI, so killing only the
 //! direct child would orphan the plugin: each command gets its own process group and the guard
-//! kills the group.
+//! kills the group. Every child also dies with c2quay (`PR_SET_PDEATHSIG`).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -81,6 +81,26 @@ impl Drop for GroupGuard {
     }
 }
 
+/// Makes the child die (SIGKILL) when the thread that spawned it dies, so a `kill -9` of c2quay
+/// leaves no `docker compose up` running behind the restarted agent's back. The `docker` CLI
+/// takes its Compose plugin with it. Commands are spawned from the runtime's worker threads,
+/// which live as long as the process.
+pub fn die_with_parent(cmd: &mut tokio::process::Command) {
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // functions (prctl, getppid, _exit); it allocates nothing.
+    unsafe {
+        let parent = libc::getpid();
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Spawns, retrying briefly on `ETXTBSY` (a program file just written while another thread forked).
 async fn spawn(cmd: &mut tokio::process::Command) -> std::io::Result<tokio::process::Child> {
     let mut tries = 0;
@@ -106,6 +126,7 @@ pub async fn run_raw(program: &Path, args: &[OsString], timeout: Duration) -> Re
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
+    die_with_parent(&mut cmd);
     let child = spawn(&mut cmd).await.map_err(|source| Error::Spawn {
         command: command.clone(),
         source,

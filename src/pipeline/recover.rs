@@ -56,23 +56,28 @@ pub async fn recover<C: Compose, B: Brokers, S: Smoke>(
         warn!(environment = %name, error = %error_chain(&error), "cannot remove leftovers of an interrupted recreate");
     }
     if intent.step >= Step::SmokePassed {
-        // Smoke passed: only the records may be missing; they are in the outbox.
+        // Smoke passed: only the records and the applied release may be missing.
         for record in &intent.records {
             ctx.state.outbox_put(&name, record).map_err(state_err)?;
+        }
+        if intent.operation == Operation::Deploy && intent.generation == env.generation {
+            // Without it the planner would see the old release and deploy (and record) again.
+            let now = ctx.clock.now();
+            update_status(&ctx.state, &name, |status| {
+                super::status::record_applied(status, env, now)
+            })?;
         }
         ctx.state.clear_intent(&name).map_err(state_err)?;
         return Ok(Recovery::Finished);
     }
     let services = intent.changed_services.clone();
-    let containers = ctx
-        .compose
-        .ps(&project)
-        .await
-        .map_err(|source| Error::Observe {
-            environment: name.clone(),
-            step: "snapshot",
-            source,
-        })?;
+    let observe = |source| Error::Observe {
+        environment: name.clone(),
+        step: "snapshot",
+        source,
+    };
+    let (model, containers) = tokio::join!(ctx.compose.config(&project), ctx.compose.ps(&project));
+    let (model, containers) = (model.map_err(observe)?, containers.map_err(observe)?);
     let targets_run = intent.operation == Operation::Deploy
         && intent.generation == env.generation
         && intent.target_images.iter().all(|(service, image)| {
@@ -83,7 +88,7 @@ pub async fn recover<C: Compose, B: Brokers, S: Smoke>(
     if targets_run
         && ctx
             .compose
-            .wait_ready(&project, &services, env.wait_timeout())
+            .wait_ready(&project, &model, &services, env.wait_timeout())
             .await
             .is_ok()
         && super::run::run_smoke(ctx, env).await.is_ok()
@@ -111,15 +116,17 @@ pub async fn recover<C: Compose, B: Brokers, S: Smoke>(
     }
     let restored = async {
         ctx.compose
-            .up(&project, &pins, &to_restore, &UpOptions::default())
+            .up(&project, &model, &pins, &to_restore, &UpOptions::default())
             .await?;
         ctx.compose
             .wait_ready(
                 &project,
+                &model,
                 &to_restore,
                 super::rollback::rollback_timeout(env),
             )
             .await
+            .map(|_| ())
     }
     .await;
     match restored {

@@ -12,7 +12,7 @@ use super::run::{Run, error_chain};
 use super::{
     Brokers, Context, DEFAULT_ROLLBACK_TIMEOUT, Error, Outcome, Result, Snapshot, project_of,
 };
-use crate::compose::{Compose, ImagePins, Project, UpOptions};
+use crate::compose::{Compose, ImagePins, Project, RenderedModel, UpOptions};
 use crate::manifest::{Environment, RollbackMode};
 use crate::metrics::{Outcome as MetricOutcome, Step as MetricStep};
 use crate::smoke::Smoke;
@@ -145,34 +145,36 @@ pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
                     rollback: "no previous image to restore".into(),
                 }
             }
-            RollbackMode::On => match restore(run.ctx, env, project, &pins, &to_restore).await {
-                Ok(()) => {
-                    report.result = "succeeded".into();
-                    info!(
-                        environment = env.name(),
-                        "rolled back to the previous images"
-                    );
-                    Outcome::RolledBack {
-                        failed_step: failed_step.into(),
-                        cause: cause.into(),
+            RollbackMode::On => {
+                match restore(run.ctx, env, project, &run.model, &pins, &to_restore).await {
+                    Ok(()) => {
+                        report.result = "succeeded".into();
+                        info!(
+                            environment = env.name(),
+                            "rolled back to the previous images"
+                        );
+                        Outcome::RolledBack {
+                            failed_step: failed_step.into(),
+                            cause: cause.into(),
+                        }
+                    }
+                    Err(error) => {
+                        report.result = format!("failed: {error}");
+                        warn!(environment = env.name(), error = %error, "rollback failed");
+                        run.report
+                            .hints
+                            .push("the rollback failed; to retry it by hand run:".into());
+                        run.report
+                            .hints
+                            .extend(commands.iter().map(|c| format!("  {c}")));
+                        Outcome::RollbackFailed {
+                            failed_step: failed_step.into(),
+                            cause: cause.into(),
+                            rollback: error,
+                        }
                     }
                 }
-                Err(error) => {
-                    report.result = format!("failed: {error}");
-                    warn!(environment = env.name(), error = %error, "rollback failed");
-                    run.report
-                        .hints
-                        .push("the rollback failed; to retry it by hand run:".into());
-                    run.report
-                        .hints
-                        .extend(commands.iter().map(|c| format!("  {c}")));
-                    Outcome::RollbackFailed {
-                        failed_step: failed_step.into(),
-                        cause: cause.into(),
-                        rollback: error,
-                    }
-                }
-            },
+            }
         }
     };
     report.millis = started.elapsed().as_millis() as u64;
@@ -216,16 +218,18 @@ async fn restore<C: Compose, B: Brokers, S: Smoke>(
     ctx: &Context<C, B, S>,
     env: &Environment,
     project: &Project,
+    model: &RenderedModel,
     pins: &ImagePins,
     services: &[String],
 ) -> std::result::Result<(), String> {
     ctx.compose
-        .up(project, pins, services, &UpOptions::default())
+        .up(project, model, pins, services, &UpOptions::default())
         .await
         .map_err(|e| format!("up: {}", error_chain(&e)))?;
     ctx.compose
-        .wait_ready(project, services, rollback_timeout(env))
+        .wait_ready(project, model, services, rollback_timeout(env))
         .await
+        .map(|_| ())
         .map_err(|e| format!("readiness: {}", error_chain(&e)))
 }
 
@@ -292,7 +296,16 @@ pub async fn rollback_to_snapshot<C: Compose, B: Brokers, S: Smoke>(
     if services.is_empty() {
         return Ok(ImagePins::new());
     }
-    restore(ctx, env, &project, &pins, &services)
+    let model = ctx
+        .compose
+        .config(&project)
+        .await
+        .map_err(|source| Error::Observe {
+            environment: name.clone(),
+            step: "rollback",
+            source,
+        })?;
+    restore(ctx, env, &project, &model, &pins, &services)
         .await
         .map_err(|message| Error::NotDeployable {
             environment: name.clone(),

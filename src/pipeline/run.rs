@@ -12,7 +12,7 @@ use super::{
     check_services_exist, project_of,
 };
 use crate::broker::{Broker, Candidate, GateMode, Verdict};
-use crate::compose::{Compose, ImagePins, Project, UpOptions};
+use crate::compose::{self, Compose, Container, ImagePins, Project, UpOptions};
 use crate::manifest::{Environment, PullPolicy};
 use crate::metrics::{GateResult, Outcome as MetricOutcome, Step as MetricStep};
 use crate::plan::{self, AppliedState};
@@ -249,7 +249,7 @@ pub async fn heal<C: Compose, B: Brokers, S: Smoke>(
     let started = Instant::now();
     let up = ctx
         .compose
-        .up(&project, &pins, services, &UpOptions::default())
+        .up(&project, &run.model, &pins, services, &UpOptions::default())
         .await;
     run.step(MetricStep::Up, started, up.is_ok());
     let ready = match up {
@@ -257,10 +257,10 @@ pub async fn heal<C: Compose, B: Brokers, S: Smoke>(
             let started = Instant::now();
             let ready = ctx
                 .compose
-                .wait_ready(&project, services, env.wait_timeout())
+                .wait_ready(&project, &run.model, services, env.wait_timeout())
                 .await;
             run.step(MetricStep::Readiness, started, ready.is_ok());
-            ready
+            ready.map(|_| ())
         }
         Err(error) => Err(error),
     };
@@ -321,7 +321,11 @@ pub(super) struct Run<'a, C, B, S> {
     pub(super) ctx: &'a Context<C, B, S>,
     pub(super) env: &'a Environment,
     pub(super) report: DeployReport,
+    /// The rendered model observed by the last snapshot: every later step of the run uses it
+    /// instead of asking `docker compose config` again.
     pub(super) model: crate::compose::RenderedModel,
+    /// The project's containers as last observed (snapshot, then readiness).
+    observed: Vec<Container>,
 }
 
 impl<'a, C: Compose, B: Brokers, S: Smoke> Run<'a, C, B, S> {
@@ -331,28 +335,40 @@ impl<'a, C: Compose, B: Brokers, S: Smoke> Run<'a, C, B, S> {
             env,
             report: DeployReport::new(env.name(), &env.generation),
             model: Default::default(),
+            observed: Vec::new(),
         }
     }
 
-    /// Observes the project: rendered model and containers.
+    /// Observes the project: rendered model and containers, asked of Compose concurrently.
     pub(super) async fn snapshot(&mut self, project: &Project) -> Result<Snapshot> {
-        let observe = |source| Error::Observe {
+        let (model, containers) = tokio::join!(
+            self.ctx.compose.config(project),
+            self.ctx.compose.ps(project)
+        );
+        self.model = model.map_err(|source| self.observe_error(source))?;
+        let containers = containers.map_err(|source| self.observe_error(source))?;
+        Ok(self.snapshot_of(project, containers))
+    }
+
+    /// Observes the containers only, with the model of the last [`Run::snapshot`]: the model
+    /// cannot have changed under the environment lock, the containers can.
+    async fn containers_snapshot(&mut self, project: &Project) -> Result<Snapshot> {
+        let containers =
+            (self.ctx.compose.ps(project).await).map_err(|source| self.observe_error(source))?;
+        Ok(self.snapshot_of(project, containers))
+    }
+
+    fn observe_error(&self, source: crate::compose::Error) -> Error {
+        Error::Observe {
             environment: self.env.name().to_string(),
             step: "snapshot",
             source,
-        };
-        self.model = self.ctx.compose.config(project).await.map_err(observe)?;
-        let containers = self
-            .ctx
-            .compose
-            .ps(project)
-            .await
-            .map_err(|source| Error::Observe {
-                environment: self.env.name().to_string(),
-                step: "snapshot",
-                source,
-            })?;
-        Ok(Snapshot {
+        }
+    }
+
+    fn snapshot_of(&mut self, project: &Project, containers: Vec<Container>) -> Snapshot {
+        self.observed = containers.clone();
+        Snapshot {
             environment: self.env.name().to_string(),
             project: project.name.clone(),
             generation: self.env.generation.clone(),
@@ -363,7 +379,7 @@ impl<'a, C: Compose, B: Brokers, S: Smoke> Run<'a, C, B, S> {
                 .iter()
                 .map(|(s, r)| (s.clone(), r.image.clone()))
                 .collect(),
-        })
+        }
     }
 
     /// Records a step's timing in the report, the metrics and the audit log.
@@ -416,22 +432,24 @@ impl<'a, C: Compose, B: Brokers, S: Smoke> Run<'a, C, B, S> {
             let started = Instant::now();
             let pulled = ctx
                 .compose
-                .pull_with_policy(project, &service_pins, services, policy)
+                .pull_with_policy(project, &self.model, &service_pins, services, policy)
                 .await;
             self.step(MetricStep::Pull, started, pulled.is_ok());
             self.check("pull", pulled.map_err(|e| error_chain(&e)))?;
         }
         intent.step = Step::Pulled;
         self.write_intent(intent);
-        // Leftovers of an interrupted recreate would make `up` fail on a name conflict.
-        match ctx.compose.remove_leftovers(project).await {
-            Ok(removed) if !removed.is_empty() => {
-                let names: Vec<&str> = removed.iter().map(|c| c.name.as_str()).collect();
-                self.audit("leftovers", "removed", &names.join(", "));
-            }
-            Ok(_) => {}
-            Err(error) => {
-                warn!(environment = name, error = %error_chain(&error), "cannot remove leftovers")
+        // Leftovers of an interrupted recreate (seen by the pre-snapshot: nothing else recreates
+        // under the lock) would make `up` fail on a name conflict.
+        if (self.observed.iter()).any(|c| compose::parse::is_leftover_name(&c.name)) {
+            match ctx.compose.remove_leftovers(project).await {
+                Ok(removed) => {
+                    let names: Vec<&str> = removed.iter().map(|c| c.name.as_str()).collect();
+                    self.audit("leftovers", "removed", &names.join(", "));
+                }
+                Err(error) => {
+                    warn!(environment = name, error = %error_chain(&error), "cannot remove leftovers")
+                }
             }
         }
         let started = Instant::now();
@@ -439,7 +457,9 @@ impl<'a, C: Compose, B: Brokers, S: Smoke> Run<'a, C, B, S> {
             force_recreate: options.force_recreate,
             remove_orphans: env.manifest.spec.policy.remove_orphans,
         };
-        let up = ctx.compose.up(project, pins, services, &up_options).await;
+        let up = (ctx.compose)
+            .up(project, &self.model, pins, services, &up_options)
+            .await;
         self.step(MetricStep::Up, started, up.is_ok());
         self.check("up", up.map_err(|e| error_chain(&e)))?;
         intent.step = Step::UpDone;
@@ -447,9 +467,10 @@ impl<'a, C: Compose, B: Brokers, S: Smoke> Run<'a, C, B, S> {
         let started = Instant::now();
         let ready = ctx
             .compose
-            .wait_ready(project, services, env.wait_timeout())
+            .wait_ready(project, &self.model, services, env.wait_timeout())
             .await;
         self.step(MetricStep::Readiness, started, ready.is_ok());
+        let ready = ready.map(|containers| self.observed = containers);
         self.check("readiness", ready.map_err(|e| error_chain(&e)))?;
         intent.step = Step::Ready;
         self.write_intent(intent);
@@ -460,7 +481,8 @@ impl<'a, C: Compose, B: Brokers, S: Smoke> Run<'a, C, B, S> {
             self.check("smoke", smoke)?;
         }
         let started = Instant::now();
-        let verified = verify_pins(ctx, project, &service_pins, &self.model).await;
+        // Readiness's last observation is the proof: image ids change only by a recreate.
+        let verified = verify_pins(&service_pins, &self.model, &self.observed);
         self.step(MetricStep::Verify, started, verified.is_ok());
         self.check("verify", verified)?;
         info!(environment = name, "apply, readiness and smoke passed");
@@ -494,7 +516,7 @@ impl<'a, C: Compose, B: Brokers, S: Smoke> Run<'a, C, B, S> {
     pub(super) async fn finish(mut self, project: Option<&Project>) -> Result<DeployReport> {
         let name = self.env.name().to_string();
         if let Some(project) = project
-            && let Ok(post) = self.snapshot(project).await
+            && let Ok(post) = self.containers_snapshot(project).await
         {
             match self.ctx.state.write_snapshot(&name, "post", &post) {
                 Ok(path) => self.report.post_snapshot = Some(path),
@@ -545,13 +567,11 @@ pub(super) async fn run_smoke<C: Compose, B: Brokers, S: Smoke>(
 
 /// Checks that each pinned service's container runs the pinned image. A one-shot service
 /// (restart `no` or `on-failure`) that exited 0 counts: readiness accepted it as done.
-async fn verify_pins<C: Compose, B: Brokers, S: Smoke>(
-    ctx: &Context<C, B, S>,
-    project: &Project,
+fn verify_pins(
     pins: &ImagePins,
     model: &crate::compose::RenderedModel,
+    containers: &[Container],
 ) -> std::result::Result<(), String> {
-    let containers = ctx.compose.ps(project).await.map_err(|e| error_chain(&e))?;
     for (service, image) in pins {
         let one_shot = model
             .get(service)

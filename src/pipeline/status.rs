@@ -140,13 +140,7 @@ pub fn status_after(
                 format!("{failed_step} failed ({cause}); rolled back to the previous images");
             status.failed_generation = Some(env.generation.clone());
             let message = status.message.clone();
-            status.set_condition(
-                ConditionType::Applied,
-                ConditionStatus::False,
-                "RolledBack",
-                &message,
-                now,
-            );
+            failed_conditions(status, failed_step, "RolledBack", &message, now);
             None
         }
         Outcome::RollbackFailed {
@@ -158,16 +152,46 @@ pub fn status_after(
             status.message = format!("{failed_step} failed ({cause}); not rolled back: {rollback}");
             status.failed_generation = Some(env.generation.clone());
             let message = status.message.clone();
-            status.set_condition(
-                ConditionType::Applied,
-                ConditionStatus::False,
-                "RollbackFailed",
-                &message,
-                now,
-            );
+            failed_conditions(status, failed_step, "RollbackFailed", &message, now);
             None
         }
     }
+}
+
+/// Conditions after a failed deploy of a new generation: the gate passed, the release is not
+/// applied, and `SmokePassed` says whether the smoke checks failed or never ran (the previous
+/// generation's `True` no longer describes what the agent tried last).
+fn failed_conditions(
+    status: &mut EnvironmentStatus,
+    failed_step: &str,
+    applied_reason: &str,
+    message: &str,
+    now: SystemTime,
+) {
+    status.set_condition(
+        ConditionType::Applied,
+        ConditionStatus::False,
+        applied_reason,
+        message,
+        now,
+    );
+    let (smoke, reason) = match failed_step {
+        "smoke" => (ConditionStatus::False, "SmokeFailed"),
+        "verify" => (ConditionStatus::True, "SmokePassed"),
+        _ => (ConditionStatus::Unknown, "NotRun"),
+    };
+    let smoke_message = match smoke {
+        ConditionStatus::False => message.to_string(),
+        ConditionStatus::True => "smoke checks passed; verify failed".to_string(),
+        ConditionStatus::Unknown => format!("smoke checks did not run: {failed_step} failed"),
+    };
+    status.set_condition(
+        ConditionType::SmokePassed,
+        smoke,
+        reason,
+        &smoke_message,
+        now,
+    );
 }
 
 fn clear_gate_block(status: &mut EnvironmentStatus) {
