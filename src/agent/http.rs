@@ -1,22 +1,43 @@
 //! The agent's HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/api/v1/environments[/{name}]`.
 //!
 //! Loopback by default. Responses carry no secrets: status files never hold any.
+//!
+//! The listener is bounded: at most [`MAX_CONNECTIONS`] connections at once (more are closed at
+//! accept), and a connection that has not received a response within [`RESPONSE_DEADLINE`] of
+//! being accepted or of its previous response is closed (slowloris, idle keep-alive, a client
+//! that stops reading). Oversized request lines and header sets are refused by hyper's own
+//! limits (about 400 KiB of buffered head, 100 headers); request bodies are never read.
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tracing::{info, warn};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+use tracing::{debug, info, warn};
 
 use super::{Error, Shared};
 use crate::compose::Compose;
 use crate::pipeline::{Brokers, Context};
 use crate::smoke::Smoke;
+
+/// Most connections served at once; a connection beyond this is closed as soon as it is accepted.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a connection may go without receiving a response (counted from its accept, then from
+/// its previous response) before it is closed.
+pub const RESPONSE_DEADLINE: Duration = Duration::from_secs(10);
 
 struct AppState<C, B, S> {
     ctx: Arc<Context<C, B, S>>,
@@ -38,9 +59,13 @@ where
     if !addr.ip().is_loopback() {
         warn!(%addr, "the HTTP endpoints listen beyond loopback; status and metrics are readable by anyone who can reach this address");
     }
-    let listener = tokio::net::TcpListener::bind(addr)
+    let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Listen { addr, source })?;
+    let listener = BoundedListener {
+        inner: listener,
+        permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+    };
     let state = Arc::new(AppState { ctx, shared });
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -106,6 +131,12 @@ async fn environment<C, B, S>(
 ) -> Response {
     match state.ctx.state.read_status(&name) {
         Ok(Some(status)) => axum::Json(status).into_response(),
+        // Not a name an environment can have (`..`, `a/b`, ...): nothing is read.
+        Err(error) if error.kind() == "invalid" => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"error": error.to_string()})),
+        )
+            .into_response(),
         Ok(None) => (
             StatusCode::NOT_FOUND,
             axum::Json(serde_json::json!({"error": format!("no environment {name}")})),
@@ -116,5 +147,144 @@ async fn environment<C, B, S>(
             axum::Json(serde_json::json!({"error": crate::pipeline::error_chain(&error)})),
         )
             .into_response(),
+    }
+}
+
+/// A TCP listener that serves at most [`MAX_CONNECTIONS`] connections at once and wraps each in
+/// a [`DeadlineIo`].
+struct BoundedListener {
+    inner: TcpListener,
+    permits: Arc<Semaphore>,
+}
+
+impl axum::serve::Listener for BoundedListener {
+    type Io = DeadlineIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, peer) = match self.inner.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning; the listener stays up.
+                    warn!(error = %error, "cannot accept an HTTP connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => return (DeadlineIo::new(stream, permit), peer),
+                Err(_) => {
+                    debug!(%peer, limit = MAX_CONNECTIONS, "too many HTTP connections; closing the new one");
+                    drop(stream);
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// One accepted connection: holds its slot of the connection limit and fails reads and writes
+/// once [`RESPONSE_DEADLINE`] passed without a response byte written.
+struct DeadlineIo {
+    stream: TcpStream,
+    deadline: Pin<Box<Sleep>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl DeadlineIo {
+    fn new(stream: TcpStream, slot: OwnedSemaphorePermit) -> DeadlineIo {
+        DeadlineIo {
+            stream,
+            deadline: Box::pin(tokio::time::sleep(RESPONSE_DEADLINE)),
+            _slot: slot,
+        }
+    }
+
+    /// For an operation that is pending: an error once the deadline passed, else pending (the
+    /// deadline's timer wakes the task when it fires).
+    fn pending_or_expired<T>(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<T>> {
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no response within the connection deadline",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for DeadlineIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        // Checked before reading too: a client trickling bytes is always "ready".
+        if this.deadline.is_elapsed() {
+            return this.pending_or_expired(cx);
+        }
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Pending => this.pending_or_expired(cx),
+            ready => ready,
+        }
+    }
+}
+
+impl AsyncWrite for DeadlineIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_write(cx, buf) {
+            Poll::Ready(Ok(written)) if written > 0 => {
+                this.deadline
+                    .as_mut()
+                    .reset(Instant::now() + RESPONSE_DEADLINE);
+                Poll::Ready(Ok(written))
+            }
+            Poll::Pending => this.pending_or_expired(cx),
+            ready => ready,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_flush(cx) {
+            Poll::Pending => this.pending_or_expired(cx),
+            ready => ready,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(written)) if written > 0 => {
+                this.deadline
+                    .as_mut()
+                    .reset(Instant::now() + RESPONSE_DEADLINE);
+                Poll::Ready(Ok(written))
+            }
+            Poll::Pending => this.pending_or_expired(cx),
+            ready => ready,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
     }
 }

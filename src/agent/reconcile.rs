@@ -48,6 +48,12 @@ pub async fn reconcile<C: Compose, B: Brokers, S: Smoke>(
         let mut status = match ctx.state.read_status(name) {
             Ok(Some(status)) => status,
             Ok(None) => EnvironmentStatus::new(name),
+            // A corrupt status is moved aside (never overwritten) and rebuilt from observation.
+            Err(error)
+                if error.kind() == "corrupt" && set_aside(ctx, &error, "status").is_some() =>
+            {
+                EnvironmentStatus::new(name)
+            }
             Err(error) => {
                 // Never overwrite a status we cannot read with a fresh one: report and retry.
                 warn!(error = %error_chain(&error), "status file unreadable; leaving it as is");
@@ -193,6 +199,9 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
             }
         },
         Ok(None) => {}
+        // A corrupt journal cannot be recovered from: move it aside and re-observe instead
+        // (the planner compares what runs with what was applied, and redeploys or reports).
+        Err(error) if error.kind() == "corrupt" && set_aside(ctx, &error, "intent").is_some() => {}
         Err(error) => return transient(status, "recover", &error_chain(&error)),
     }
     // Reload: recovery may have written status.
@@ -390,16 +399,54 @@ fn transient(status: &mut EnvironmentStatus, step: &str, message: &str) -> Step 
     )
 }
 
+/// Moves the corrupt state file of `error` aside (`<file>.corrupt-<ts>`) with a loud log;
+/// returns where it went, or `None` (logged) when it could not be moved.
+fn set_aside<C, B, S>(
+    ctx: &Context<C, B, S>,
+    error: &crate::state::Error,
+    what: &str,
+) -> Option<std::path::PathBuf> {
+    let path = error.path()?;
+    match ctx.state.quarantine(path) {
+        Ok(moved) => {
+            warn!(file = %path.display(), moved_to = %moved.display(), error = %error_chain(error), "corrupt {what} file moved aside; rebuilding from observation");
+            Some(moved)
+        }
+        Err(move_error) => {
+            warn!(file = %path.display(), error = %error_chain(&move_error), "corrupt {what} file could not be moved aside");
+            None
+        }
+    }
+}
+
 /// Updates the pending-record count and the `Recorded` condition; returns when to retry.
 fn refresh_pending<C, B, S>(
     ctx: &Context<C, B, S>,
     env: &Environment,
     status: &mut EnvironmentStatus,
 ) -> Option<Duration> {
-    let (pending, _) = ctx.state.outbox_list(env.name()).unwrap_or_default();
+    let (pending, unreadable) = match ctx.state.outbox_list(env.name()) {
+        Ok(listed) => listed,
+        Err(error) => (Vec::new(), vec![error]),
+    };
     status.pending_records = pending.len();
     let now = ctx.clock.now();
-    if pending.is_empty() {
+    if !unreadable.is_empty() {
+        // A record we cannot read may be missing from the broker: never claim "Recorded".
+        let files = unreadable
+            .iter()
+            .map(|e| error_chain(e))
+            .collect::<Vec<_>>()
+            .join("; ");
+        warn!(environment = env.name(), problems = %files, "unreadable outbox entries");
+        status.set_condition(
+            ConditionType::Recorded,
+            ConditionStatus::Unknown,
+            "OutboxEntryUnreadable",
+            &files,
+            now,
+        );
+    } else if pending.is_empty() {
         if status.applied_generation.is_some() && env.manifest.spec.broker.is_some() {
             status.set_condition(
                 ConditionType::Recorded,
@@ -409,6 +456,9 @@ fn refresh_pending<C, B, S>(
                 now,
             );
         }
+        return None;
+    }
+    if pending.is_empty() {
         return None;
     }
     let message = pending

@@ -90,8 +90,16 @@ impl StateDir {
             sync_dir(parent(&path))?;
             file = open_current_locked(&path)?;
         }
-        file.write_all(&line)
-            .map_err(|e| Error::io("append to", &path, e))?;
+        let size_before = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        if let Err(error) = file.write_all(&line) {
+            // A full disk can take part of the line: cut it off, or every later line would be
+            // glued to half a line and the log would no longer parse.
+            let _ = file.set_len(size_before);
+            return Err(Error::io("append to", &path, error));
+        }
         file.sync_data().map_err(|e| Error::io("fsync", &path, e))
     }
 

@@ -114,10 +114,25 @@ impl PendingRecord {
 impl StateDir {
     /// Queues `record` unless a record with its id is already queued (then the queued one, with
     /// its attempt count, is kept). Returns whether it was added.
+    ///
+    /// A queued file with this id that does not parse (truncated by a crash of another tool, a
+    /// disk error) is moved aside to `<id>.json.corrupt-<ts>` and replaced by `record`: the
+    /// record is not lost behind an unreadable file, and the bad bytes are kept for inspection.
     pub fn outbox_put(&self, env: &str, record: &PendingRecord) -> Result<bool> {
         let path = self.outbox_path(env, &record.id)?;
-        if path.exists() {
-            return Ok(false);
+        match read_json::<PendingRecord>(&path) {
+            Ok(_) => return Ok(false),
+            Err(error) if error.is_not_found() => {}
+            Err(error) if error.kind() == "corrupt" => {
+                let moved = self.quarantine(&path)?;
+                tracing::warn!(
+                    environment = env,
+                    file = %path.display(),
+                    moved_to = %moved.display(),
+                    "corrupt outbox entry moved aside and rewritten from the journal"
+                );
+            }
+            Err(error) => return Err(error),
         }
         write_json_atomic(&path, record)?;
         Ok(true)
@@ -288,6 +303,28 @@ mod tests {
             problems[0]
         );
         assert!(bad.exists());
+    }
+
+    #[test]
+    fn put_over_a_corrupt_entry_moves_it_aside_and_writes_the_record() {
+        let (_d, s) = state();
+        let r = rec("2", 10);
+        let path = s.outbox_dir("shop").join(format!("{}.json", r.id));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"{\"id\": \"tru").unwrap();
+        assert!(
+            s.outbox_put("shop", &r).unwrap(),
+            "written over the corrupt file"
+        );
+        let (list, problems) = s.outbox_list("shop").unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(list, vec![r.clone()]);
+        let moved = path.with_file_name(format!("{}.json.corrupt-0", r.id));
+        assert_eq!(
+            std::fs::read(&moved).unwrap(),
+            b"{\"id\": \"tru",
+            "bad bytes kept"
+        );
     }
 
     #[test]
