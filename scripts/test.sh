@@ -8,7 +8,8 @@
 #   4. every test, strictly: C2QUAY_REQUIRE_DOCKER=1, so Docker end-to-end
 #      tests fail instead of skipping (cargo nextest when installed, plus doc
 #      tests; plain cargo test otherwise)
-#   5. extra checks (bounded fuzz runs and the like): see the marked section
+#   5. extra checks: the Docker daemon restart test (alone), 60 s of
+#      coverage-guided fuzzing per parser target
 #
 # Ends with "total: N passed, N failed" and exits non-zero on any failure.
 
@@ -96,10 +97,18 @@ else
 fi
 
 # --- extra checks -------------------------------------------------------------
-# Add further bounded steps here, e.g.
-#   step "fuzz (60 s)" timeout 120 cargo fuzz run manifest -- -max_total_time=60
 # Use `step` for pass/fail checks and `run_tests` for test runners whose
 # "N passed" lines should be counted.
+#
+# The Docker daemon restart stops every container on the host: it runs alone, after the
+# parallel run (it is #[ignore]d there).
+if cargo nextest --version >/dev/null 2>&1; then
+  run_tests "dockerd restart (alone)" cargo nextest run --test docker_faults --run-ignored only
+else
+  run_tests "dockerd restart (alone)" cargo test --test docker_faults -- --ignored
+fi
+# Coverage-guided fuzzing, bounded: 60 s per parser target (issue 6, item 1).
+step "fuzz (60 s per target)" env FUZZ_SANITIZER=none bash scripts/fuzz.sh 60
 # --- end of extra checks --------------------------------------------------------
 
 summary

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::compose::Container;
-use crate::manifest::Environment;
+use crate::manifest::{Environment, RollbackMode};
 
 /// How many heals are allowed inside [`HEAL_WINDOW`] before the environment is `Degraded`.
 pub const MAX_HEALS_PER_WINDOW: usize = 5;
@@ -141,7 +141,9 @@ impl fmt::Display for Plan {
 pub enum Drift {
     /// No container for the service.
     Missing,
-    /// The container is not running (state given).
+    /// The container is not running: its state, with the exit code when it exited, e.g.
+    /// `exited (137)` (a kill or an OOM kill), `restarting (3)` (a crash loop), `created` (never
+    /// started: a failed `up`).
     NotRunning(String),
     /// The container's healthcheck reports unhealthy.
     Unhealthy,
@@ -191,6 +193,22 @@ pub fn plan(
     }
     let generation = env.generation.as_str();
     if applied.failed_generation.as_deref() == Some(generation) {
+        // The applied release must still run: a rollback that did not complete (a port taken,
+        // the daemon restarted) or a container lost since is drift, not "rolled back".
+        // With `policy.rollback` off or dry-run the failed images stay by design: report only,
+        // a heal would be the rollback the operator declined.
+        let drifted = drifted_services(env, applied, observed);
+        if !drifted.is_empty() {
+            let may_heal = env.manifest.spec.policy.rollback == RollbackMode::On;
+            return drift_plan(
+                env,
+                applied,
+                &drifted,
+                now,
+                &format!("generation {generation} failed and the applied release does not run"),
+                may_heal,
+            );
+        }
         return Plan {
             action: Action::AwaitChange,
             reason: format!(
@@ -231,6 +249,19 @@ pub fn plan(
             reason: format!("generation {generation} is applied and every service runs as applied"),
         };
     }
+    drift_plan(env, applied, &drifted, now, "drift", true)
+}
+
+/// Heal, report or give up on `drifted` services per `policy.selfHeal` and the heal cap; the
+/// reason starts with `context`. `may_heal` false reports only, whatever `selfHeal` says.
+fn drift_plan(
+    env: &Environment,
+    applied: &AppliedState,
+    drifted: &[(String, Drift)],
+    now: SystemTime,
+    context: &str,
+    may_heal: bool,
+) -> Plan {
     let services: Vec<String> = drifted.iter().map(|(s, _)| s.clone()).collect();
     let details = drifted
         .iter()
@@ -240,7 +271,13 @@ pub fn plan(
     if !env.manifest.spec.policy.self_heal {
         return Plan {
             action: Action::ReportDrift { services },
-            reason: format!("drift ({details}); policy.selfHeal is false"),
+            reason: format!("{context} ({details}); policy.selfHeal is false"),
+        };
+    }
+    if !may_heal {
+        return Plan {
+            action: Action::ReportDrift { services },
+            reason: format!("{context} ({details}); policy.rollback is not on, not healing"),
         };
     }
     let recent = recent_heals(&applied.heals, now);
@@ -248,14 +285,14 @@ pub fn plan(
         return Plan {
             action: Action::HealCapReached { services },
             reason: format!(
-                "drift ({details}); {recent} heals in the last {}, not healing again",
+                "{context} ({details}); {recent} heals in the last {}, not healing again",
                 humantime::format_duration(HEAL_WINDOW)
             ),
         };
     }
     Plan {
         action: Action::Heal { services },
-        reason: format!("drift ({details}); re-applying the applied release"),
+        reason: format!("{context} ({details}); re-applying the applied release"),
     }
 }
 
@@ -310,11 +347,25 @@ pub fn drifted_services(
             continue;
         };
         if container.state != "running" {
-            // A one-shot service that finished is not drift.
-            if container.state == "exited" && container.exit_code == 0 {
+            // A one-shot service that finished is not drift; a long-running one (restart
+            // `always` or `unless-stopped`) that exited 0 was stopped.
+            let long_running = matches!(
+                container.restart_policy.as_str(),
+                "always" | "unless-stopped"
+            );
+            if container.state == "exited" && container.exit_code == 0 && !long_running {
                 continue;
             }
-            drifted.push((service.clone(), Drift::NotRunning(container.state.clone())));
+            let state = match container.state.as_str() {
+                _ if container.oom_killed => {
+                    format!("{} ({}, OOM-killed)", container.state, container.exit_code)
+                }
+                "exited" | "restarting" | "dead" => {
+                    format!("{} ({})", container.state, container.exit_code)
+                }
+                _ => container.state.clone(),
+            };
+            drifted.push((service.clone(), Drift::NotRunning(state)));
             continue;
         }
         if container.health == "unhealthy" {

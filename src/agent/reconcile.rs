@@ -292,7 +292,12 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
                 }
                 Ok(report) => {
                     status.phase = Phase::Degraded;
-                    status.message = format!("heal failed: {:?}", report.outcome);
+                    status.message = match &report.outcome {
+                        Outcome::RollbackFailed { cause, .. } => {
+                            format!("heal of {} failed: {cause}", services.join(", "))
+                        }
+                        other => format!("heal of {} ended {}", services.join(", "), other.name()),
+                    };
                     ("heal_failed".to_string(), Some(TRANSIENT_RETRY))
                 }
                 Err(error) => return transient(status, "heal", &error_chain(&error)),
@@ -315,7 +320,14 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
         }
         Action::AwaitChange => {
             status.phase = Phase::RolledBack;
-            status.message = plan.reason.clone();
+            // Keep why the generation failed next to "waiting for a new commit".
+            let why = (status.condition(ConditionType::Applied))
+                .filter(|c| c.status == ConditionStatus::False)
+                .map(|c| c.message.clone());
+            status.message = match why {
+                Some(why) if !plan.reason.contains(&why) => format!("{}: {why}", plan.reason),
+                _ => plan.reason.clone(),
+            };
             ("await_change".to_string(), None)
         }
         Action::Suspended => {

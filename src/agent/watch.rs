@@ -60,12 +60,20 @@ fn changes_content(kind: &EventKind) -> bool {
 
 /// Follows container events of every Compose project (a long-running `docker events` child,
 /// restarted with backoff when it dies) and sends one [`Event::ContainersChanged`] per event.
+/// After a restart it asks for a [`Event::Resync`]: events of the outage are lost.
 pub fn follow_container_events(tx: mpsc::UnboundedSender<Event>) {
     tokio::spawn(async move {
         let mut delay = Duration::from_secs(1);
+        let mut restarted = false;
         loop {
             let (project_tx, mut project_rx) = mpsc::unbounded_channel::<String>();
+            let started = std::time::Instant::now();
             let follower = tokio::spawn(crate::compose::events::follow(project_tx));
+            if restarted && tx.send(Event::Resync).is_err() {
+                follower.abort();
+                return;
+            }
+            restarted = true;
             while let Some(project) = project_rx.recv().await {
                 delay = Duration::from_secs(1);
                 if tx.send(Event::ContainersChanged(project)).is_err() {
@@ -83,8 +91,12 @@ pub fn follow_container_events(tx: mpsc::UnboundedSender<Event>) {
             if tx.is_closed() {
                 return;
             }
+            if started.elapsed() > Duration::from_secs(10) {
+                // It ran a while: a new outage, not the same one; start the backoff over.
+                delay = Duration::from_secs(1);
+            }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(60));
+            delay = (delay * 2).min(Duration::from_secs(10));
         }
     });
 }

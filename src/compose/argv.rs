@@ -19,7 +19,7 @@ pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
 
 /// The `docker inspect` template: one JSON object per line with exactly the fields we read.
-pub const INSPECT_FORMAT: &str = r#"{"Id":{{json .Id}},"Name":{{json .Name}},"Image":{{json .Image}},"Config":{"Image":{{json .Config.Image}},"Labels":{{json .Config.Labels}}},"State":{{json .State}}}"#;
+pub const INSPECT_FORMAT: &str = r#"{"Id":{{json .Id}},"Name":{{json .Name}},"Image":{{json .Image}},"Config":{"Image":{{json .Config.Image}},"Labels":{{json .Config.Labels}}},"State":{{json .State}},"HostConfig":{"RestartPolicy":{{json .HostConfig.RestartPolicy}}}}"#;
 
 /// How Compose is invoked: `docker compose ...` (plugin) or `docker-compose ...` (standalone v2).
 #[derive(Debug, Clone, PartialEq, Eq)]

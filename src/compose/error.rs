@@ -162,6 +162,11 @@ impl Error {
                     || s.contains("i/o timeout")
                     || s.contains("tls handshake timeout")
                     || s.contains("context deadline exceeded")
+                    // The daemon stopped or restarted in the middle of a command.
+                    || s.contains("unexpected eof")
+                    || s.contains("connection reset by peer")
+                    || s.contains("error during connect")
+                    || s.contains("is the docker daemon running")
             }
             _ => false,
         }
@@ -209,5 +214,11 @@ mod tests {
             stderr_tail: "manifest unknown".into(),
         };
         assert!(!bad.is_transient());
+        let restarted = Error::Failed {
+            command: "docker events".into(),
+            status: "exit code 1".into(),
+            stderr_tail: "unexpected EOF".into(),
+        };
+        assert!(restarted.is_transient());
     }
 }

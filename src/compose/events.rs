@@ -49,32 +49,76 @@ pub fn project_of_line(line: &str) -> Option<String> {
 }
 
 /// Runs `docker events` until it ends or `tx` closes, sending the project of each relevant event.
+///
+/// The stream ends when the daemon stops or restarts (the CLI loses its connection); that is
+/// an `Err` naming the exit status and stderr, so the caller logs why and follows again.
 pub async fn follow(tx: mpsc::UnboundedSender<String>) -> Result<(), Error> {
+    let command = format!("docker {}", events_argv().join(" "));
     let mut child = Command::new("docker")
         .args(events_argv())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .map_err(|source| Error::Spawn {
-            command: "docker events".into(),
+            command: command.clone(),
             source,
         })?;
-    let Some(stdout) = child.stdout.take() else {
+    let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Ok(());
     };
+    // Read stderr alongside: the CLI prints only a line or two, but a full pipe would block it.
+    let stderr_reader = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+        text
+    });
     let mut lines = BufReader::new(stdout).lines();
+    let mut receiver_gone = false;
     while let Ok(Some(line)) = lines.next_line().await {
         if let Some(project) = project_of_line(&line)
             && tx.send(project).is_err()
         {
+            receiver_gone = true;
             break;
         }
     }
-    let _ = child.kill().await;
-    Ok(())
+    if receiver_gone {
+        let _ = child.kill().await;
+        return Ok(());
+    }
+    // stdout closed: the CLI is exiting; a hung one is killed after a short wait.
+    let status = match tokio::time::timeout(EXIT_WAIT, child.wait()).await {
+        Ok(Ok(status)) => status,
+        _ => {
+            let _ = child.kill().await;
+            return Err(Error::Timeout {
+                command,
+                timeout: EXIT_WAIT,
+            });
+        }
+    };
+    let stderr = tokio::time::timeout(EXIT_WAIT, stderr_reader)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    Err(Error::Failed {
+        command,
+        status: match status.code() {
+            Some(code) => format!("exit code {code}"),
+            None => "killed by a signal".to_string(),
+        },
+        stderr_tail: match super::run::tail(&stderr, 5) {
+            tail if tail.is_empty() => "(no output; the event stream ended)".to_string(),
+            tail => tail,
+        },
+    })
 }
+
+/// How long an events child whose stream ended may take to exit.
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

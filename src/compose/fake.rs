@@ -171,6 +171,8 @@ impl State {
             state: if crashing { "exited" } else { "running" }.to_string(),
             health: health.to_string(),
             exit_code: if crashing { 1 } else { 0 },
+            restart_policy: String::new(),
+            oom_killed: false,
         }
     }
 

@@ -99,6 +99,14 @@ pub struct Container {
     pub health: String,
     /// Exit code when exited.
     pub exit_code: i64,
+    /// Docker's restart policy (`no`, `always`, `unless-stopped`, `on-failure`); empty when
+    /// unknown. A long-running service (`always`, `unless-stopped`) that exited 0 was stopped,
+    /// not finished.
+    #[serde(default)]
+    pub restart_policy: String,
+    /// Whether the kernel's OOM killer ended it.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 /// Options of `up`.

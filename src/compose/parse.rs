@@ -145,6 +145,8 @@ impl PsEntry {
             state: self.state.unwrap_or_default().to_ascii_lowercase(),
             health: self.health.unwrap_or_default().to_ascii_lowercase(),
             exit_code: self.exit_code.unwrap_or(0),
+            restart_policy: String::new(),
+            oom_killed: false,
         }
     }
 }
@@ -209,6 +211,25 @@ pub struct Inspected {
     /// State part.
     #[serde(rename = "State")]
     pub state: InspectState,
+    /// HostConfig part (only the restart policy is asked for).
+    #[serde(rename = "HostConfig", default)]
+    pub host_config: Option<InspectHostConfig>,
+}
+
+/// `.HostConfig` of an inspected container.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct InspectHostConfig {
+    /// The restart policy.
+    #[serde(rename = "RestartPolicy", default)]
+    pub restart_policy: Option<InspectRestartPolicy>,
+}
+
+/// `.HostConfig.RestartPolicy`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct InspectRestartPolicy {
+    /// `no`, `always`, `unless-stopped`, `on-failure`.
+    #[serde(rename = "Name", default)]
+    pub name: String,
 }
 
 /// `.Config` of an inspected container.
@@ -234,6 +255,9 @@ pub struct InspectState {
     /// Health, when the container has a healthcheck.
     #[serde(rename = "Health", default)]
     pub health: Option<InspectHealth>,
+    /// Whether the OOM killer ended it.
+    #[serde(rename = "OOMKilled", default)]
+    pub oom_killed: bool,
 }
 
 /// `.State.Health`.
@@ -282,6 +306,14 @@ pub fn merge(containers: Vec<Container>, inspected: &[Inspected]) -> Vec<Contain
             }
             c.state = found.state.status.to_ascii_lowercase();
             c.exit_code = found.state.exit_code;
+            c.oom_killed = found.state.oom_killed;
+            if let Some(policy) = found
+                .host_config
+                .as_ref()
+                .and_then(|h| h.restart_policy.as_ref())
+            {
+                c.restart_policy = policy.name.clone();
+            }
             c.health = found
                 .state
                 .health

@@ -114,8 +114,8 @@ fn labels_keep_commas_inside_values() {
     assert!(split_labels("").is_empty());
 }
 
-const INSPECT: &str = r#"{"Id":"a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6abcd","Name":"/shop-web-1","Image":"sha256:2222222222222222222222222222222222222222222222222222222222222222","Config":{"Image":"c2quay-test/web:2","Labels":{"com.docker.compose.project":"shop","com.docker.compose.service":"web"}},"State":{"Status":"running","ExitCode":0,"Health":{"Status":"unhealthy"}}}
-{"Id":"ffff00001111ffff","Name":"/shop-migrate-1","Image":"sha256:3333","Config":{"Image":"c2quay-test/web:2","Labels":null},"State":{"Status":"exited","ExitCode":3,"Health":null}}
+const INSPECT: &str = r#"{"Id":"a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4e5f6abcd","Name":"/shop-web-1","Image":"sha256:2222222222222222222222222222222222222222222222222222222222222222","Config":{"Image":"c2quay-test/web:2","Labels":{"com.docker.compose.project":"shop","com.docker.compose.service":"web"}},"State":{"Status":"running","ExitCode":0,"Health":{"Status":"unhealthy"}},"HostConfig":{"RestartPolicy":{"Name":"unless-stopped","MaximumRetryCount":0}}}
+{"Id":"ffff00001111ffff","Name":"/shop-migrate-1","Image":"sha256:3333","Config":{"Image":"c2quay-test/web:2","Labels":null},"State":{"Status":"exited","ExitCode":137,"OOMKilled":true,"Health":null}}
 "#;
 
 #[test]
@@ -136,7 +136,13 @@ fn inspect_fills_image_ids_and_fresh_state() {
             cs[1].exit_code,
             cs[1].image_id.as_str()
         ),
-        ("exited", 3, "sha256:3333")
+        ("exited", 137, "sha256:3333")
+    );
+    assert!(cs[1].oom_killed && !cs[0].oom_killed);
+    assert_eq!(
+        (cs[0].restart_policy.as_str(), cs[1].restart_policy.as_str()),
+        ("unless-stopped", ""),
+        "the restart policy comes from HostConfig, absent when not asked"
     );
     assert_eq!(
         cs[1].service, "migrate",

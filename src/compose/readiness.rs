@@ -110,6 +110,8 @@ mod tests {
             state: state.into(),
             health: health.into(),
             exit_code: exit,
+            restart_policy: String::new(),
+            oom_killed: false,
         }
     }
 

@@ -171,7 +171,7 @@ pub enum Error {
         source: broker::Error,
     },
     /// The state directory failed (lock, journal, outbox, status).
-    #[error("environment {environment}: state directory")]
+    #[error("environment {environment}")]
     State {
         /// Environment name.
         environment: String,

@@ -66,6 +66,13 @@ pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
     let env = run.env;
     let previous = pre.running_images();
     let mut pins = super::run::desired_pins(env);
+    // `docker compose pull` names services, not images (they are in the override file): say
+    // which images could not be had, so the phase tells an operator what to fix.
+    let cause = match failed_step {
+        "pull" => format!("cannot pull {}: {cause}", describe_images(services, &pins)),
+        _ => cause.to_string(),
+    };
+    let cause = cause.as_str();
     // Everything not being rolled back stays pinned as it runs now.
     for (service, image) in &previous {
         pins.insert(service.clone(), image.clone());
@@ -231,6 +238,18 @@ async fn restore<C: Compose, B: Brokers, S: Smoke>(
         .await
         .map(|_| ())
         .map_err(|e| format!("readiness: {}", error_chain(&e)))
+}
+
+/// `service image` pairs of `services` as pinned in `pins`, comma-separated.
+fn describe_images(services: &[String], pins: &ImagePins) -> String {
+    services
+        .iter()
+        .map(|s| match pins.get(s) {
+            Some(image) => format!("{s} {image}"),
+            None => s.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The commands an operator would run to pin `restored` by hand.

@@ -66,6 +66,9 @@ pub fn record_applied(status: &mut EnvironmentStatus, env: &Environment, _now: S
     }
 }
 
+/// When the agent looks again at an environment whose rollback failed.
+pub const REPLAN_AFTER_FAILED_ROLLBACK: Duration = Duration::from_secs(15);
+
 /// Sets phase, message, failed generation, gate backoff and conditions of `status` from the
 /// outcome of one deploy of `env`; returns when to look again (gate backoff, record retry), if
 /// ever. The applied release itself is written by the pipeline ([`record_applied`]); callers
@@ -153,7 +156,9 @@ pub fn status_after(
             status.failed_generation = Some(env.generation.clone());
             let message = status.message.clone();
             failed_conditions(status, failed_step, "RollbackFailed", &message, now);
-            None
+            // Something may not run now: look again soon (the planner heals or reports it)
+            // even when no container event comes.
+            Some(REPLAN_AFTER_FAILED_ROLLBACK)
         }
     }
 }

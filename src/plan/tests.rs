@@ -47,6 +47,8 @@ fn container(service: &str, image: &str, state: &str, health: &str) -> Container
         state: state.into(),
         health: health.into(),
         exit_code: 0,
+        restart_policy: String::new(),
+        oom_killed: false,
     }
 }
 
@@ -201,6 +203,21 @@ fn unhealthy_and_stopped_containers_are_drift_but_a_finished_one_shot_is_not() {
         plan(Desired::Valid(&env), &state, &stopped, now()).action,
         Action::Noop
     );
+    // `docker stop` of a long-running service also exits 0: its restart policy tells.
+    for policy in ["always", "unless-stopped"] {
+        stopped[1].restart_policy = policy.into();
+        assert_eq!(
+            plan(Desired::Valid(&env), &state, &stopped, now()).action,
+            Action::Heal {
+                services: vec!["redis".into()]
+            },
+            "restart {policy}"
+        );
+    }
+    stopped[1].exit_code = 137;
+    stopped[1].oom_killed = true;
+    let drift = drifted_services(&env, &state, &stopped);
+    assert_eq!(drift[0].1.to_string(), "container exited (137, OOM-killed)");
 }
 
 #[test]
@@ -256,6 +273,95 @@ fn failed_generation_awaits_change_and_a_new_generation_deploys() {
         .action,
         Action::Deploy { .. }
     ));
+}
+
+#[test]
+fn a_failed_generation_whose_applied_release_does_not_run_is_drift() {
+    // The rollback did not complete: `up` left the previous image's container created, not
+    // started (a host port taken), or the daemon restart stopped it.
+    let mut stopped = healthy("c2quay-test/web:1");
+    stopped[0].state = "created".into();
+    for (self_heal, want) in [
+        (
+            true,
+            Action::Heal {
+                services: vec!["web".into()],
+            },
+        ),
+        (
+            false,
+            Action::ReportDrift {
+                services: vec!["web".into()],
+            },
+        ),
+    ] {
+        let env = env(self_heal);
+        let mut state = applied(&env, "1");
+        state.generation = Some("old".into());
+        state.failed_generation = Some(env.generation.clone());
+        let plan = plan(Desired::Valid(&env), &state, &stopped, now());
+        assert_eq!(plan.action, want);
+        assert!(
+            plan.reason
+                .contains("failed and the applied release does not run")
+                && plan.reason.contains("web: container created"),
+            "{}",
+            plan.reason
+        );
+        // The failed generation's image running instead of the applied one: a rollback that
+        // did not happen is drift too.
+        let mut new_image = healthy("c2quay-test/web:2");
+        new_image[0].state = "running".into();
+        assert_eq!(
+            super::plan(Desired::Valid(&env), &state, &new_image, now()).action,
+            plan.action
+        );
+    }
+}
+
+#[test]
+fn a_failed_generation_left_in_place_by_rollback_off_is_reported_not_healed() {
+    let text = BASE
+        .replace("SELF_HEAL", "true")
+        .replace("  policy:\n", "  policy:\n    rollback: \"off\"\n");
+    let env = parse_str(&text, Path::new("/desired/shop.yaml")).expect("valid");
+    let mut state = applied(&env, "1");
+    state.generation = Some("old".into());
+    state.failed_generation = Some(env.generation.clone());
+    let plan = plan(
+        Desired::Valid(&env),
+        &state,
+        &healthy("c2quay-test/web:2"),
+        now(),
+    );
+    assert_eq!(
+        plan.action,
+        Action::ReportDrift {
+            services: vec!["web".into()]
+        },
+        "{}",
+        plan.reason
+    );
+    assert!(
+        plan.reason.contains("policy.rollback is not on"),
+        "{}",
+        plan.reason
+    );
+}
+
+#[test]
+fn a_stopped_container_says_how_it_exited() {
+    let env = env(false);
+    let state = applied(&env, "2");
+    let mut observed = healthy("c2quay-test/web:2");
+    observed[0].state = "exited".into();
+    observed[0].exit_code = 137;
+    let plan = plan(Desired::Valid(&env), &state, &observed, now());
+    assert!(
+        plan.reason.contains("web: container exited (137)"),
+        "{}",
+        plan.reason
+    );
 }
 
 #[test]

@@ -291,9 +291,22 @@ fn default_flags(extra: &[&str]) -> Vec<&'static str> {
 }
 
 impl Agent {
-    /// Spawns the agent on `world` with the default flags (those not in `extra`) plus `extra`, and waits for `/readyz`.
+    /// Spawns the agent on `world` with the default flags (those not in `extra`) plus `extra`,
+    /// and waits for `/readyz`. A port taken between `free_port` and the agent's bind (another
+    /// test's process) is retried on a new port, up to 3 times.
     pub fn start(world: &World, extra: &[&str]) -> Agent {
-        let port = free_port();
+        for _ in 0..3 {
+            let mut agent = Agent::spawn(world, extra, free_port());
+            match agent.wait_ready(Duration::from_secs(30)) {
+                Ok(()) => return agent,
+                Err(log) if log.contains("cannot listen") => continue,
+                Err(log) => panic!("{log}"),
+            }
+        }
+        panic!("the agent found no free port in 3 tries");
+    }
+
+    fn spawn(world: &World, extra: &[&str], port: u16) -> Agent {
         let log = world
             .root
             .path()
@@ -323,13 +336,11 @@ impl Agent {
             .stderr(log_file)
             .spawn()
             .expect("spawn c2quay agent");
-        let mut agent = Agent {
+        Agent {
             child: Some(child),
             port,
             log,
-        };
-        agent.wait_ready(Duration::from_secs(30));
-        agent
+        }
     }
 
     /// The process id.
@@ -342,21 +353,28 @@ impl Agent {
         try_http_get(&format!("http://127.0.0.1:{}{path}", self.port))
     }
 
-    /// Waits until `/readyz` answers 200; panics with the log otherwise.
-    pub fn wait_ready(&mut self, timeout: Duration) {
+    /// Waits until this agent (its own log says it serves) answers `/readyz` with 200; `Err`
+    /// with the reason and the log otherwise.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok((200, _)) = self.get("/readyz") {
-                return;
+            // Another process on our port could answer too: our own log must say we serve.
+            if self.log_text().contains("serving /metrics")
+                && let Ok((200, _)) = self.get("/readyz")
+            {
+                return Ok(());
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!(
+                return Err(format!(
                     "the agent exited ({status}) before /readyz:\n{}",
                     self.log_text()
-                );
+                ));
             }
             if Instant::now() >= deadline {
-                panic!("/readyz not 200 after {timeout:?}:\n{}", self.log_text());
+                return Err(format!(
+                    "/readyz not 200 after {timeout:?}:\n{}",
+                    self.log_text()
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
