@@ -15,6 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 runs=${1:-5}
+# C2QUAY_BENCH_WRAP: a command prefix for the c2quay runs, for profiling (e.g. "strace -f -c -o FILE").
+wrap=${C2QUAY_BENCH_WRAP:-}
 [ "$runs" -gt 20 ] && runs=20
 export PATH="/usr/local/bin:$HOME/.cargo/bin:$PATH"
 
@@ -93,7 +95,7 @@ run_shell() {
 }
 run_c2quay() {
   local v; v=$(other); manifest "$v" "$v"
-  "$bin/c2quay" deploy bench --desired "$work/desired" --state-dir "$work/state" -o json \
+  $wrap "$bin/c2quay" deploy bench --desired "$work/desired" --state-dir "$work/state" -o json \
     >"$work/report-$((++c2q_runs)).json" 2>"$work/c2quay.err" \
     || { cat "$work/c2quay.err" >&2; exit 1; }
   current=$v
