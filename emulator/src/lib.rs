@@ -46,7 +46,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 pub use auth::{AuthConfig, BasicUser, Credential};
-pub use faults::{FaultKind, FaultSpec, RequestRecord};
+pub use faults::{Chaos, FaultKind, FaultSpec, RequestRecord};
 pub use model::{DeployedVersion, State};
 pub use seed::Seed;
 use server::{Shared, lock};
@@ -341,9 +341,14 @@ impl RunningEmulator {
         lock(&self.shared.faults).push(spec);
     }
 
-    /// Removes all pending faults.
+    /// Removes all pending faults and stops any chaos.
     pub fn clear_faults(&self) {
         lock(&self.shared.faults).clear();
+    }
+
+    /// Starts random faults ([`Chaos`]), or stops them with `None`; queued faults are kept.
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        lock(&self.shared.faults).set_chaos(chaos);
     }
 
     /// Stops the server and waits for it to finish.

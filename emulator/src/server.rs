@@ -1,7 +1,8 @@
 //! The HTTP glue: one axum fallback handler that logs the request, applies
 //! an injected fault, checks authentication, then hands a decoded [`Req`] to
 //! [`routes::dispatch`] under the state lock. `/_emulator/...` is the admin
-//! API for tests and demos (no auth, no faults, not logged).
+//! API for tests and demos (no auth, no faults, not logged): `requests`,
+//! `faults`, `chaos` (GET/PUT/DELETE a [`Chaos`]), `state`, `seed`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -11,7 +12,7 @@ use axum::http::{HeaderMap, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::auth::{self, Decision};
-use crate::faults::{FaultKind, FaultSpec, Faults, RequestRecord};
+use crate::faults::{Chaos, FaultKind, FaultSpec, Faults, RequestRecord};
 use crate::model::State;
 use crate::routes::{self, Ctx, Req, Resp};
 use crate::seed::Seed;
@@ -260,6 +261,18 @@ fn admin_route(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Resp {
         },
         ("DELETE", "/faults") => {
             lock(&shared.faults).clear();
+            routes::no_content()
+        }
+        ("GET", "/chaos") => admin_json(200, &json!(lock(&shared.faults).chaos())),
+        ("PUT", "/chaos") => match serde_json::from_slice::<Chaos>(body) {
+            Ok(chaos) => {
+                lock(&shared.faults).set_chaos(Some(chaos.clone()));
+                admin_json(200, &json!(chaos))
+            }
+            Err(e) => admin_json(400, &json!({"error": format!("invalid chaos: {e}")})),
+        },
+        ("DELETE", "/chaos") => {
+            lock(&shared.faults).set_chaos(None);
             routes::no_content()
         }
         ("GET", "/state") => admin_json(200, &state_json(&lock(&shared.state))),

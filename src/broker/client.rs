@@ -12,7 +12,10 @@ use tracing::Instrument as _;
 
 use super::error::{Error, Result};
 use super::http::{Call, HttpBroker};
-use super::parse::{Link, parse_environments, parse_index, parse_matrix, record_deployment_href};
+use super::parse::{
+    Link, check_recorded_deployment, parse_environments, parse_index, parse_matrix,
+    record_deployment_href,
+};
 use super::requests::{
     describe_candidates, expand_url, matrix_url, record_deployment_body, version_url_fallback,
 };
@@ -251,7 +254,9 @@ impl HttpBroker {
     }
 
     /// Records that `candidate` now runs in `environment`: GET the version resource, pick the
-    /// `pb:record-deployment` link named after the environment, POST to it.
+    /// `pb:record-deployment` link named after the environment, POST to it. A 2xx answer whose
+    /// body is not the deployed-version resource is [`Error::Malformed`]: the record counts as
+    /// not made (issue 6: a truncated 200 must not lose a record).
     pub async fn record(
         &self,
         environment: &str,
@@ -264,7 +269,7 @@ impl HttpBroker {
             .send(Call {
                 method: Method::POST,
                 relation: RELATION_RECORD_DEPLOYMENT,
-                url,
+                url: url.clone(),
                 body: Some(record_deployment_body(application_instance)),
             })
             .await;
@@ -273,7 +278,8 @@ impl HttpBroker {
             // next time.
             lock(&self.inner.record_links).remove(&record_key(environment, candidate));
         }
-        result.map(|_| ())
+        check_recorded_deployment(&result?.body)
+            .map_err(|e| malformed(RELATION_RECORD_DEPLOYMENT, &url, e))
     }
 }
 

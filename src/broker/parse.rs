@@ -1,5 +1,6 @@
 //! Pure parsers of broker JSON: the matrix answer, the HAL index, a version's
-//! `pb:record-deployment` links, the environments list and 400 error bodies.
+//! `pb:record-deployment` links, the record-deployment answer, the environments list and 400
+//! error bodies.
 //!
 //! Every parser takes `&str` (or a `serde_json::Value`) and returns a [`ParseError`] on
 //! garbage, never panics. The HTTP adapter wraps a `ParseError` into `Error::Malformed` with
@@ -182,6 +183,21 @@ pub fn record_deployment_href(
         .into_iter()
         .find(|l| l.name.as_deref() == Some(environment))
         .map(|l| l.href))
+}
+
+/// Checks the answer to a record-deployment `POST`: the broker answers with the deployed-version
+/// resource, a JSON object. Anything else (a truncated body, a proxy's HTML page) means the
+/// broker's answer was lost, and the record must be treated as not made: it stays in the
+/// outbox, and a retry is harmless (recording the currently deployed version again is
+/// idempotent).
+pub fn check_recorded_deployment(body: &str) -> Result<(), ParseError> {
+    match json(body)? {
+        Value::Object(_) => Ok(()),
+        other => Err(ParseError(format!(
+            "the record-deployment answer is not a JSON object: {}",
+            excerpt(&other.to_string(), 80)
+        ))),
+    }
 }
 
 /// The environments of a `GET /environments` body as (name, uuid) pairs, read from

@@ -126,6 +126,24 @@ fn record_deployment_link_is_found_by_environment_name() {
 }
 
 #[test]
+fn a_record_deployment_answer_must_be_a_json_object() {
+    let answer = r#"{"uuid":"d-1","currentlyDeployed":true,"_links":{"self":{"href":"http://b.test/deployed-versions/d-1"}}}"#;
+    assert_eq!(check_recorded_deployment(answer), Ok(()));
+    for garbage in [
+        "",
+        "{\"_links\": {\"self\": ",
+        "<html>502</html>",
+        "[]",
+        "null",
+    ] {
+        assert!(
+            check_recorded_deployment(garbage).is_err(),
+            "{garbage:?} accepted as a record"
+        );
+    }
+}
+
+#[test]
 fn environments_list_gives_name_and_uuid() {
     let body = r#"{"_embedded":{"environments":[
         {"uuid":"u-1","name":"production","displayName":"Production","production":true},

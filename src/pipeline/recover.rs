@@ -147,7 +147,8 @@ pub async fn recover<C: Compose, B: Brokers, S: Smoke>(
     }
 }
 
-/// Tries every pending record of the environment whose retry time has come.
+/// Tries the pending records of the environment, oldest first, once the oldest one's retry
+/// time has come; stops at the first failure.
 pub async fn drain_outbox<C: Compose, B: Brokers, S: Smoke>(
     ctx: &Context<C, B, S>,
     env: &Environment,
@@ -160,15 +161,12 @@ pub async fn drain_outbox<C: Compose, B: Brokers, S: Smoke>(
     for problem in problems {
         warn!(environment = name, error = %error_chain(&problem), "unreadable outbox entry kept for inspection");
     }
-    let now = ctx.clock.now();
-    let due: Vec<_> = pending
-        .into_iter()
-        .filter(|r| r.next_attempt_at.is_none_or(|at| at <= now))
-        .collect();
-    if due.is_empty() {
-        return Ok(Vec::new());
+    // Oldest first, and only once the oldest is due: a younger record never overtakes an older
+    // one (`record_all` stops sending at the first failure).
+    match pending.first() {
+        Some(oldest) if oldest.is_due(ctx.clock.now()) => Ok(record_all(ctx, env, &pending).await),
+        _ => Ok(Vec::new()),
     }
-    Ok(record_all(ctx, env, &due).await)
 }
 
 /// Delay before the next record attempt: 2s, 4s, 8s ... capped at 5 minutes.

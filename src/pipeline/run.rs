@@ -165,7 +165,13 @@ pub async fn deploy<C: Compose, B: Brokers, S: Smoke>(
     write_applied(ctx, env)?;
     ctx.state.clear_intent(&name).map_err(state_err)?;
     let started = Instant::now();
-    let items = record_all(ctx, env, &records).await;
+    // The whole outbox goes out oldest first: a record of an earlier deploy still pending is
+    // sent before this deploy's, or the broker would call the older version current (issue 6).
+    let queued = match ctx.state.outbox_list(&name) {
+        Ok((queued, _)) => queued,
+        Err(_) => records.clone(),
+    };
+    let items = record_all(ctx, env, &queued).await;
     let all_recorded = items.iter().all(|i| i.status == RecordStatus::Recorded);
     run.step(MetricStep::Record, started, all_recorded);
     run.report.records = items;
@@ -628,11 +634,31 @@ pub(super) async fn record_all<C: Compose, B: Brokers, S: Smoke>(
                 .collect();
         }
     };
+    // Set by the first failure: later records wait for it (they must not overtake it).
+    let mut pending_head: Option<PendingRecord> = None;
     for record in records {
         let candidate = Candidate {
             pacticipant: record.pacticipant.clone(),
             version: record.version.clone(),
         };
+        if let Some(head) = &pending_head {
+            let message = format!(
+                "not sent: waits for the older record of {} {}",
+                head.pacticipant, head.version
+            );
+            let mut waiting = record.clone();
+            waiting.last_error = Some(message.clone());
+            waiting.next_attempt_at = head.next_attempt_at;
+            if let Err(error) = ctx.state.outbox_update(env.name(), &waiting) {
+                warn!(environment = env.name(), error = %error_chain(&error), "cannot update the outbox entry");
+            }
+            items.push(RecordItem {
+                candidate,
+                status: RecordStatus::Failed,
+                error: Some(message),
+            });
+            continue;
+        }
         let result = client
             .record_deployment(
                 &record.broker_environment,
@@ -659,6 +685,7 @@ pub(super) async fn record_all<C: Compose, B: Brokers, S: Smoke>(
                 if let Err(error) = ctx.state.outbox_update(env.name(), &failed) {
                     warn!(environment = env.name(), error = %error_chain(&error), "cannot update the outbox entry");
                 }
+                pending_head = Some(failed);
                 RecordItem {
                     candidate,
                     status: RecordStatus::Failed,
