@@ -32,10 +32,10 @@ Manifests renamed over each other or rewritten while read|hostile_desired|rename
 Secrets sweep (canary bearer token)|secrets_sweep|-|deploy, rollback, verify, status, plan, agent --once, agent HTTP endpoints at RUST_LOG=trace; search output, state files, HTTP answers, docker inspect for 12 forms of the canary|0 hits
 Broker client vs the official pact CLI|broker_fidelity|-|7 can-i-deploy cases + 4 per-service, 5 record-deployment steps, request counts|same verdicts, reasons, counts and records
 Broker faults at the client (503, 4xx, hang, refused, malformed JSON)|broker_client|-|retries then success, give up at the bound, never retry 4xx, timeout, malformed body|clear errors, no panic, no hang
-Broker chaos during agent runs (issue 6 item 3)|broker_chaos|-|-|-
+Broker chaos during agent runs (issue 6 item 3)|broker_chaos|-|C2QUAY_CHAOS_BUMPS (default 12) version bumps over 3 environments under seeded random 503 / hang past the timeout / dropped connection / malformed JSON on ~30% of broker requests, every 4th version never deployable; and a failed record followed by the next deploy|every deploy that ran recorded exactly once and in order; no gate passed on a faulted answer; no panic; status, Docker and the broker agree
 Docker faults: daemon restart, OOM, port taken, image missing (item 4)|docker_faults|-|a container killed 6 times with selfHeal; an OOM kill (mem_limit 16m) without selfHeal; a crash loop (restart always, exit 3); a host port taken before a recreate, then freed; docker stop of an unless-stopped service; an unpullable image (pull missing) and a locally missing one (pull never); dockerd stopped during up and started again|each ends in a defined phase (healed, Degraded at the heal cap, Drifted, RolledBack) naming the cause, never a hang; the host consistent; container events followed after the daemon restart
 State directory faults: full, read-only, corrupted files (item 5)|state_faults|-|a tmpfs state dir filled up mid-deploy, then freed; the state dir remounted read-only, then writable; truncated or garbage status.json, intent.json and an outbox entry|reported naming the file; no good file overwritten or half-written; the host untouched by a refused deploy; recovered by re-observing; the pending record made exactly once
-kill -9 loop over 100+ deploys (item 6)|kill_loop|-|-|-
+kill -9 loop over 100+ deploys (item 6)|kill_loop|-|C2QUAY_KILL_LOOP_DEPLOYS (12 in CI; 120 for the full form) bumps over 3 environments, the agent's process group killed after a seeded random 0-3.5 s each time and restarted|one consistent release per environment, no leftovers, no open intent, no lost / duplicate / out-of-order record
 HTTP endpoints: bind address, malformed and huge requests (item 8)|endpoints|-|default and non-loopback --listen with and without --listen-any; a canary token in every endpoint; garbage bytes, a 1 MiB request line, 10k headers, a 100 MiB declared body, slowloris, 200 concurrent clients, 320 idle connections, traversal names, unknown paths and methods|loopback unless --listen-any (then a warning); 0 canary hits; each refused (400/404/405/431 or closed), /healthz answers throughout, RSS bounded
 TABLE
 )
@@ -110,6 +110,23 @@ fi
   echo "  \`MAX_FLOW_NESTING\`); regression tests in \`src/manifest/parse_tests.rs\` and \`tests/parser_fuzz.rs\`."
   echo "- \`chmod 000\` does not stop root: as root an unreadable manifest loads like any other (the test"
   echo "  asserts the permission error only when not root)."
+  echo "- Broker chaos: a record answered with a truncated 2xx body counted as made (2 of 48 records lost"
+  echo "  in a 60-bump run); record-deployment now requires a JSON object, else the record stays in the"
+  echo "  outbox. A failed record could be overtaken by the next deploy's, leaving the broker calling the"
+  echo "  older version current; the outbox is now first-in first-out."
+  echo "- Docker faults: a failed generation hid drift of the applied release (after a failed rollback"
+  echo "  nothing ran, yet the phase said RolledBack); \`docker stop\` of a long-running service looked like"
+  echo "  a finished one-shot job (the restart policy now tells); the end of \`docker events\` was silent"
+  echo "  and missed the outage's events (now an error, a resync, and a backoff that resets)."
+  echo "- State faults: a corrupt outbox entry hid a pending record (\`outbox_put\` took it as queued);"
+  echo "  a full disk could leave half an audit line that broke the log; a corrupt status or intent made"
+  echo "  the agent retry forever (now moved aside and rebuilt from observation); an unreadable outbox"
+  echo "  entry no longer lets status claim every deployment is recorded."
+  echo "- Endpoints: no header-read timeout (a slowloris client held a connection forever) and no"
+  echo "  connection limit; now 10 s and 256. An invalid environment name answered 500, now 400."
+  echo "- Crash safety: a \`kill -9\` of the agent alone left its \`docker compose\` children running"
+  echo "  (now PR_SET_PDEATHSIG); recovery after smoke passed did not write the applied release, so the"
+  echo "  agent deployed and recorded the same version again."
 } >"$OUT"
 echo "wrote $OUT"
 echo "reliability: $passed_total passed, $failed_total failed"
