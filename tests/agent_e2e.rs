@@ -207,7 +207,7 @@ fn a_broken_manifest_is_invalid_others_deploy_and_a_rolled_back_generation_can_b
     for name in ["broken", "other", "failing"] {
         agent.wait_status(name, CONVERGE, "Ready at 1", |s| converged(s, "1"));
     }
-    let before = spec_container_ids(&broken.project);
+    let before = docker::project_container_ids(&broken.project);
 
     // Break one manifest; bump another; make the third fail its smoke.
     let bad = broken.yaml().replace("  services:", "  servics:");
@@ -237,7 +237,7 @@ fn a_broken_manifest_is_invalid_others_deploy_and_a_rolled_back_generation_can_b
     assert_eq!(failing.served_version().as_deref(), Some("1"));
     assert_eq!(broker.current(&failing.pacticipant), ["1"]);
     assert_eq!(
-        spec_container_ids(&broken.project),
+        docker::project_container_ids(&broken.project),
         before,
         "the invalid environment's containers were touched"
     );
@@ -291,20 +291,4 @@ fn a_broken_manifest_is_invalid_others_deploy_and_a_rolled_back_generation_can_b
         "FIGURE test6 invalid+retry+orphan: wall {:?}",
         started.elapsed()
     );
-}
-
-fn spec_container_ids(project: &str) -> Vec<String> {
-    let out = docker::docker(&[
-        "ps",
-        "-aq",
-        "--no-trunc",
-        "--filter",
-        &format!("label=com.docker.compose.project={project}"),
-    ]);
-    let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    ids.sort();
-    ids
 }

@@ -32,7 +32,7 @@ mod docker;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use agent::{Agent, Broker, EnvSpec, World, condition, wait_until};
+use agent::{Agent, Broker, EnvSpec, World, condition, env_number, wait_until};
 use c2quay::broker::{DEFAULT_MAX_ATTEMPTS, DEFAULT_REQUEST_TIMEOUT};
 use c2quay_broker_emulator::{Chaos, FaultKind, FaultSpec, RequestRecord};
 use docker::{ComposeProjectGuard, require_docker};
@@ -106,13 +106,6 @@ fn chaos(seed: u64) -> Chaos {
         .collect(),
         path_contains: None,
     }
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// The `result` lines of an environment's audit log as `(outcome, version of web)`.

@@ -94,23 +94,6 @@ fn write_manifest(world: &World, spec: &EnvSpec, services: &str, pull: &str) {
     write_atomic(&world.desired.join(format!("{}.yaml", spec.name)), &yaml);
 }
 
-/// Full ids of every container of `project`, sorted.
-fn container_ids(project: &str) -> Vec<String> {
-    let out = docker(&[
-        "ps",
-        "-aq",
-        "--no-trunc",
-        "--filter",
-        &format!("label=com.docker.compose.project={project}"),
-    ]);
-    let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    ids.sort();
-    ids
-}
-
 /// The id of the container of `service` in `project`.
 fn service_container(project: &str, service: &str) -> Option<String> {
     let out = docker(&[
@@ -407,7 +390,7 @@ fn a_missing_image_changes_nothing_says_why_and_is_not_retried() {
     write_manifest(&world, &spec, "", "missing");
     let agent = Agent::start(&world, &[]);
     agent.wait_status("image", CONVERGE, "Ready at 1", |s| ready_at(s, "1"));
-    let ids = container_ids(&spec.project);
+    let ids = docker::project_container_ids(&spec.project);
 
     for (version, image, pull, step) in [
         (
@@ -441,7 +424,11 @@ fn a_missing_image_changes_nothing_says_why_and_is_not_retried() {
         // Not retried: over 10 s (five resyncs), one failed attempt.
         std::thread::sleep(Duration::from_secs(10));
         assert_eq!(audit_count(&world, "image", mark, step, "failed"), 1);
-        assert_eq!(container_ids(&spec.project), ids, "containers changed");
+        assert_eq!(
+            docker::project_container_ids(&spec.project),
+            ids,
+            "containers changed"
+        );
         assert_eq!(spec.served_version().as_deref(), Some("1"));
         figure(
             &format!("image {image} with pull: {pull}"),

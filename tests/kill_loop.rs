@@ -27,7 +27,7 @@ mod docker;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use agent::{Agent, Broker, EnvSpec, World, condition, wait_until};
+use agent::{Agent, Broker, EnvSpec, World, condition, env_number, wait_until};
 use docker::{ComposeProjectGuard, docker, require_docker};
 use serde_json::Value;
 
@@ -99,13 +99,6 @@ fn bump_number(version: &str) -> u32 {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// Versions whose deploy ran to the end per the audit log (`result` deployed or record_failed):

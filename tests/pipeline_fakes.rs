@@ -11,7 +11,9 @@ use c2quay::pipeline::{
     self, Context, DeployOptions, DeployReport, FakeBrokers, Outcome, RecordStatus,
 };
 use c2quay::smoke::fake::FakeSmoke;
-use c2quay::state::{EnvironmentStatus, Phase, StateDir, SystemClock};
+use c2quay::state::{
+    EnvironmentStatus, Intent, Operation, PendingRecord, Phase, StateDir, Step, SystemClock,
+};
 
 const V1: &str = "c2quay-test/web:1";
 const V2: &str = "c2quay-test/web:2";
@@ -109,6 +111,30 @@ impl Fixture {
 
     fn outbox_len(&self) -> usize {
         self.ctx.state.outbox_list("fakes").expect("outbox").0.len()
+    }
+
+    /// The journal of a deploy of web v1 -> v2 of `env` interrupted at `step`, with its record.
+    fn interrupted_v1_to_v2(&self, env: &Environment, step: Step) -> Intent {
+        let record = PendingRecord::new(
+            "fakes",
+            &env.generation,
+            "test",
+            "shop-web",
+            "2",
+            None,
+            std::time::SystemTime::now(),
+        );
+        Intent {
+            generation: env.generation.clone(),
+            operation: Operation::Deploy,
+            started_at: std::time::SystemTime::now(),
+            pre_snapshot: self.dir.path().join("none.json"),
+            target_images: [("web".to_string(), V2.to_string())].into(),
+            previous_images: [("web".to_string(), V1.to_string())].into(),
+            changed_services: vec!["web".into()],
+            records: vec![record],
+            step,
+        }
     }
 
     fn intent_exists(&self) -> bool {
@@ -389,32 +415,12 @@ async fn status_after_maps_each_outcome() {
 #[tokio::test]
 async fn recovery_rolls_back_when_the_smoke_check_fails() {
     use c2quay::pipeline::Recovery;
-    use c2quay::state::{Intent, Operation, PendingRecord, Step};
 
     let f = Fixture::new(&["web"]);
     let env = f.web("2", V2);
     // The crash left web at v2 with an open intent at step UpDone.
     f.compose.set_running("web", V2);
-    let record = PendingRecord::new(
-        "fakes",
-        &env.generation,
-        "test",
-        "shop-web",
-        "2",
-        None,
-        std::time::SystemTime::now(),
-    );
-    let intent = Intent {
-        generation: env.generation.clone(),
-        operation: Operation::Deploy,
-        started_at: std::time::SystemTime::now(),
-        pre_snapshot: f.dir.path().join("none.json"),
-        target_images: [("web".to_string(), V2.to_string())].into(),
-        previous_images: [("web".to_string(), V1.to_string())].into(),
-        changed_services: vec!["web".into()],
-        records: vec![record],
-        step: Step::UpDone,
-    };
+    let intent = f.interrupted_v1_to_v2(&env, Step::UpDone);
     f.ctx.state.write_intent("fakes", &intent).expect("intent");
     f.smoke.fail("front", "body does not contain version 2");
 
@@ -554,33 +560,13 @@ async fn a_failed_generation_resets_the_smoke_condition() {
 #[tokio::test]
 async fn an_open_intent_waits_for_a_valid_manifest_then_recovers() {
     use c2quay::agent::{self, Config};
-    use c2quay::state::{Intent, Operation, PendingRecord, Step};
 
     let f = Fixture::new(&["web"]);
     let env = f.web("2", V2);
     f.compose.set_running("web", V2);
     f.smoke.pass("front");
     f.broker.set_verdict("shop-web", "2", Verdict::Deployable);
-    let record = PendingRecord::new(
-        "fakes",
-        &env.generation,
-        "test",
-        "shop-web",
-        "2",
-        None,
-        std::time::SystemTime::now(),
-    );
-    let intent = Intent {
-        generation: env.generation.clone(),
-        operation: Operation::Deploy,
-        started_at: std::time::SystemTime::now(),
-        pre_snapshot: f.dir.path().join("none.json"),
-        target_images: [("web".to_string(), V2.to_string())].into(),
-        previous_images: [("web".to_string(), V1.to_string())].into(),
-        changed_services: vec!["web".into()],
-        records: vec![record],
-        step: Step::Ready,
-    };
+    let intent = f.interrupted_v1_to_v2(&env, Step::Ready);
     f.ctx.state.write_intent("fakes", &intent).expect("intent");
     let manifest = f.dir.path().join("fakes.yaml");
     let valid = std::fs::read_to_string(&manifest).expect("manifest");

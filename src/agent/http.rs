@@ -215,6 +215,24 @@ impl DeadlineIo {
             Poll::Pending => Poll::Pending,
         }
     }
+
+    /// After a write: progress pushes the deadline back; pending waits for it.
+    fn after_write(
+        &mut self,
+        written: Poll<io::Result<usize>>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Ready(Ok(n)) if n > 0 => {
+                self.deadline
+                    .as_mut()
+                    .reset(Instant::now() + RESPONSE_DEADLINE);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => self.pending_or_expired(cx),
+            ready => ready,
+        }
+    }
 }
 
 impl AsyncRead for DeadlineIo {
@@ -242,16 +260,8 @@ impl AsyncWrite for DeadlineIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.stream).poll_write(cx, buf) {
-            Poll::Ready(Ok(written)) if written > 0 => {
-                this.deadline
-                    .as_mut()
-                    .reset(Instant::now() + RESPONSE_DEADLINE);
-                Poll::Ready(Ok(written))
-            }
-            Poll::Pending => this.pending_or_expired(cx),
-            ready => ready,
-        }
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.after_write(written, cx)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
@@ -272,16 +282,8 @@ impl AsyncWrite for DeadlineIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(written)) if written > 0 => {
-                this.deadline
-                    .as_mut()
-                    .reset(Instant::now() + RESPONSE_DEADLINE);
-                Poll::Ready(Ok(written))
-            }
-            Poll::Pending => this.pending_or_expired(cx),
-            ready => ready,
-        }
+        let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.after_write(written, cx)
     }
 
     fn is_write_vectored(&self) -> bool {

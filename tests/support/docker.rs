@@ -256,6 +256,23 @@ pub fn docker_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Full ids of every container (running or not) of Compose project `project`, sorted.
+pub fn project_container_ids(project: &str) -> Vec<String> {
+    let out = docker(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]);
+    let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids
+}
+
 pub fn image_exists(image: &str) -> bool {
     run_with_timeout(
         Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]),
