@@ -73,14 +73,14 @@ const PS: &str = r#"{"ID":"aaaaaaaaaaaa","Name":"shop-web-1","Project":"shop","S
 
 const INSPECT: &str = r#"{"Id":"aaaaaaaaaaaa1111","Name":"/shop-web-1","Image":"sha256:1111","Config":{"Image":"web:1","Labels":{}},"State":{"Status":"running","ExitCode":0,"Health":{"Status":"healthy"}}}"#;
 
-/// A fake `docker` that serves `compose ps` and `inspect`; `bbbb...` has vanished.
+/// A fake `docker` that serves `ps` and `inspect`; `bbbb...` has vanished.
 fn fake_docker(dir: &std::path::Path) -> CliCompose {
     std::fs::write(dir.join("ps.json"), PS).unwrap();
     std::fs::write(dir.join("inspect.json"), INSPECT).unwrap();
     let body = format!(
         r#"echo "$@" >> {log}
 case "$1" in
-  compose) cat {ps} ;;
+  ps) cat {ps} ;;
   inspect) cat {inspect}; echo "Error: No such container: bbbbbbbbbbbb" >&2; exit 1 ;;
   *) exit 2 ;;
 esac"#,
@@ -139,7 +139,7 @@ async fn inspect_failures_other_than_vanished_are_errors() {
         dir.path(),
         "docker",
         &format!(
-            "case \"$1\" in compose) cat {};; *) echo 'permission denied while trying to connect' >&2; exit 1;; esac",
+            "case \"$1\" in ps) cat {};; *) echo 'permission denied while trying to connect' >&2; exit 1;; esac",
             dir.path().join("ps.json").display()
         ),
     );
