@@ -28,8 +28,11 @@ pub struct CliConfig {
     pub pull_timeout: Duration,
     /// Limit of `up` itself (readiness has its own deadline).
     pub up_timeout: Duration,
-    /// First pause between readiness polls; each further pause is 1.5x longer.
+    /// Pause between readiness polls while `fast_polls_for` has not passed since `up`; after
+    /// that each pause is 1.5x longer, up to `max_poll_interval`.
     pub poll_interval: Duration,
+    /// How long readiness polls at `poll_interval` (most services are ready within it).
+    pub fast_polls_for: Duration,
     /// Longest pause between readiness polls.
     pub max_poll_interval: Duration,
     /// Log lines shown per failed service.
@@ -37,8 +40,8 @@ pub struct CliConfig {
 }
 
 impl CliConfig {
-    /// Defaults: `docker`, 60s commands, 10 min pull and up, readiness polls from 100 ms
-    /// growing to 1 s, 20 log lines.
+    /// Defaults: `docker`, 60s commands, 10 min pull and up, readiness polls every 100 ms for
+    /// 5 s then growing to 1 s, 20 log lines.
     pub fn new(override_dir: impl Into<PathBuf>) -> CliConfig {
         CliConfig {
             docker: "docker".into(),
@@ -48,6 +51,7 @@ impl CliConfig {
             pull_timeout: Duration::from_secs(600),
             up_timeout: Duration::from_secs(600),
             poll_interval: Duration::from_millis(100),
+            fast_polls_for: Duration::from_secs(5),
             max_poll_interval: Duration::from_secs(1),
             log_lines: 20,
         }
@@ -382,7 +386,10 @@ impl Compose for CliCompose {
                         return Err(self.not_ready(project, list, elapsed).await);
                     }
                     tokio::time::sleep(pause.min(timeout - elapsed)).await;
-                    pause = (pause * 3 / 2).min(self.config.max_poll_interval);
+                    if elapsed >= self.config.fast_polls_for {
+                        // A slow starter: poll less and less often.
+                        pause = (pause * 3 / 2).min(self.config.max_poll_interval);
+                    }
                 }
             }
         }
