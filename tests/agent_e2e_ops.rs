@@ -160,7 +160,7 @@ fn killed_or_removed_containers_are_healed_with_self_heal_and_reported_drifted_w
     let records_before = broker.emu().deployments(agent::BROKER_ENV).len();
 
     let mut heal_times = Vec::new();
-    for how in [["kill"], ["rm -f"]] {
+    for (round, how) in [["kill"], ["rm -f"]].into_iter().enumerate() {
         let id = web_container_id(&healing).expect("healing's container");
         let args: Vec<&str> = how[0].split(' ').chain([id.as_str()]).collect();
         let out = docker::docker(&args);
@@ -181,7 +181,8 @@ fn killed_or_removed_containers_are_healed_with_self_heal_and_reported_drifted_w
             "healing",
             Duration::from_secs(20),
             "Ready after heal",
-            |s| ready_at(s, "1") && s["lastResult"] == "healed",
+            // The heal count, not `lastResult`: a no-op reconcile may follow the heal at once.
+            |s| ready_at(s, "1") && s["heals"].as_array().map_or(0, Vec::len) > round,
         );
     }
     assert_eq!(

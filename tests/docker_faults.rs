@@ -164,9 +164,10 @@ fn a_container_killed_again_and_again_is_healed_up_to_the_cap_then_degraded() {
         assert!(docker(&["kill", "-s", "KILL", &id]).status.success());
         kills += 1;
         let killed = Instant::now();
+        // The heal count, not `lastResult`: a no-op reconcile right after the heal (the
+        // container's own start event) overwrites `lastResult` before we look.
         let status = agent.wait_status("killed", CONVERGE, "healed or degraded", |s| {
-            (s["lastResult"] == "healed" && s["heals"].as_array().map_or(0, Vec::len) > heals)
-                || s["phase"] == "Degraded"
+            s["heals"].as_array().map_or(0, Vec::len) > heals || s["phase"] == "Degraded"
         });
         if status["phase"] == "Degraded" {
             figure(
