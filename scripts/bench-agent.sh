@@ -36,7 +36,7 @@
 #     bash's $EPOCHREALTIME just before the write. Three marks after each write, minus the
 #     debounce: the debouncer fired ("desired directory events"), the reconcile was queued and
 #     started ("desired directory changed", logged just before the main loop spawns it), and the
-#     reconcile planned ("plan", after its `docker compose ps`). The change is service-neutral
+#     reconcile planned ("plan", after it observed the project (`docker ps` + `inspect`)). The change is service-neutral
 #     (waitTimeout 20s <-> 21s), so each reconcile is a Noop.
 #
 # Usage: bash scripts/bench-agent.sh
@@ -583,7 +583,7 @@ print("  a window with reconciles is measured again, at most 3 windows, and show
 print()
 for n, f in rows.get("LATENCY", []):
     print(f"latency from a manifest write, minus the {f['debounce_ms']} ms debounce ({f['writes']} writes, {n} environments)")
-    for key, label in (("debounced", "debouncer fired"), ("started", "reconcile started"), ("planned", "reconcile planned (after docker compose ps)")):
+    for key, label in (("debounced", "debouncer fired"), ("started", "reconcile started"), ("planned", "reconcile planned (after observing the project)")):
         print(f"  {label:<45} median {f[key + '_median_ms']:>5} ms   p95 {f[key + '_p95_ms']:>5} ms   (n={f[key + '_n']})")
     print(f"FIGURE latency: write to reconcile start minus debounce: median {f['started_median_ms']} ms, p95 {f['started_p95_ms']} ms")
 EOF
