@@ -27,6 +27,10 @@ TARGETS="${FUZZ_TARGETS:-manifest compose broker}"
 SANITIZER="${FUZZ_SANITIZER:-address}"
 export RUSTC_BOOTSTRAP=1
 
+if ! command -v c++ >/dev/null 2>&1; then
+  echo "no C++ compiler (libFuzzer needs one): installing g++"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++ >/dev/null || { echo "cannot install g++" >&2; exit 1; }
+fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "cargo-fuzz missing: installing it (cargo install cargo-fuzz --locked)"
   cargo install cargo-fuzz --locked || { echo "cannot install cargo-fuzz" >&2; exit 1; }
