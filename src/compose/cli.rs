@@ -213,52 +213,6 @@ impl CliCompose {
         }
     }
 
-    /// `pull` with an explicit policy: only the pinned services among `services`, image ids
-    /// (`sha256:...`, local by definition) never pulled, nothing at all for `never`.
-    pub async fn pull_policy(
-        &self,
-        project: &Project,
-        model: &RenderedModel,
-        pins: &ImagePins,
-        services: &[String],
-        policy: PullPolicy,
-    ) -> Result<()> {
-        let wanted: Vec<String> = services
-            .iter()
-            .filter(|s| {
-                pins.get(*s)
-                    .is_some_and(|image| !image.starts_with("sha256:"))
-            })
-            .cloned()
-            .collect();
-        if policy == PullPolicy::Never || wanted.is_empty() {
-            return Ok(());
-        }
-        Self::check_services(project, &wanted, model)?;
-        let override_path = self.write_override(project, pins, model).await?;
-        if let Some(args) = argv::pull(
-            project,
-            override_path.as_deref(),
-            &wanted,
-            policy,
-            self.version.supports_pull_policy(),
-        ) {
-            self.compose(args, self.config.pull_timeout).await?;
-        }
-        Ok(())
-    }
-
-    /// The last `lines` lines of a service's logs (`docker compose logs --no-color --tail N`).
-    pub async fn logs(&self, project: &Project, service: &str, lines: usize) -> Result<String> {
-        let out = self
-            .compose(
-                argv::logs(project, service, lines),
-                self.config.command_timeout,
-            )
-            .await?;
-        Ok(run::tail(&out.stdout, lines))
-    }
-
     async fn not_ready(
         &self,
         project: &Project,
@@ -267,7 +221,10 @@ impl CliCompose {
     ) -> Error {
         let mut failures = Vec::new();
         for (service, state) in list {
-            let logs = match self.logs(project, &service, self.config.log_lines).await {
+            let logs = match self
+                .logs_tail(project, &service, self.config.log_lines)
+                .await
+            {
                 Ok(l) => l,
                 Err(e) => format!(
                     "(logs unavailable: {})",
@@ -285,25 +242,6 @@ impl CliCompose {
             waited,
             failures,
         }
-    }
-
-    /// Leftovers of an interrupted recreate: containers named `<12 hex>_<name>` with the project's labels.
-    pub async fn find_leftovers(&self, project: &Project) -> Result<Vec<Container>> {
-        let all = self.project_containers(&project.name).await?;
-        Ok(all
-            .into_iter()
-            .filter(|c| parse::is_leftover_name(&c.name))
-            .collect())
-    }
-
-    /// Removes the leftovers (`docker rm -f`) and returns them.
-    pub async fn remove_leftover_containers(&self, project: &Project) -> Result<Vec<Container>> {
-        let found = self.find_leftovers(project).await?;
-        if !found.is_empty() {
-            let ids: Vec<String> = found.iter().map(|c| c.id.clone()).collect();
-            self.docker(argv::docker_rm_force(&ids)).await?;
-        }
-        Ok(found)
     }
 }
 
@@ -335,8 +273,29 @@ impl Compose for CliCompose {
         services: &[String],
         policy: PullPolicy,
     ) -> Result<()> {
-        self.pull_policy(project, model, pins, services, policy)
-            .await
+        let wanted: Vec<String> = services
+            .iter()
+            .filter(|s| {
+                pins.get(*s)
+                    .is_some_and(|image| !image.starts_with("sha256:"))
+            })
+            .cloned()
+            .collect();
+        if policy == PullPolicy::Never || wanted.is_empty() {
+            return Ok(());
+        }
+        Self::check_services(project, &wanted, model)?;
+        let override_path = self.write_override(project, pins, model).await?;
+        if let Some(args) = argv::pull(
+            project,
+            override_path.as_deref(),
+            &wanted,
+            policy,
+            self.version.supports_pull_policy(),
+        ) {
+            self.compose(args, self.config.pull_timeout).await?;
+        }
+        Ok(())
     }
 
     async fn up(
@@ -396,15 +355,30 @@ impl Compose for CliCompose {
     }
 
     async fn logs_tail(&self, project: &Project, service: &str, lines: usize) -> Result<String> {
-        self.logs(project, service, lines).await
+        let out = self
+            .compose(
+                argv::logs(project, service, lines),
+                self.config.command_timeout,
+            )
+            .await?;
+        Ok(run::tail(&out.stdout, lines))
     }
 
     async fn leftovers(&self, project: &Project) -> Result<Vec<Container>> {
-        self.find_leftovers(project).await
+        let all = self.project_containers(&project.name).await?;
+        Ok(all
+            .into_iter()
+            .filter(|c| parse::is_leftover_name(&c.name))
+            .collect())
     }
 
     async fn remove_leftovers(&self, project: &Project) -> Result<Vec<Container>> {
-        self.remove_leftover_containers(project).await
+        let found = self.leftovers(project).await?;
+        if !found.is_empty() {
+            let ids: Vec<String> = found.iter().map(|c| c.id.clone()).collect();
+            self.docker(argv::docker_rm_force(&ids)).await?;
+        }
+        Ok(found)
     }
 }
 

@@ -107,6 +107,12 @@ pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
         commands: commands.clone(),
     };
     let started = Instant::now();
+    // The deploy failed and was not (or not wholly) rolled back, `rollback` says why.
+    let not_rolled_back = |rollback: String| Outcome::RollbackFailed {
+        failed_step: failed_step.into(),
+        cause: cause.into(),
+        rollback,
+    };
     let outcome = if failed_step == "pull" {
         // A failed pull happens before anything is stopped: nothing to restore.
         report.result = "nothing to roll back: the pull failed before any container changed".into();
@@ -118,17 +124,8 @@ pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
         match mode {
             RollbackMode::Off => {
                 report.result = "skipped (policy.rollback off)".into();
-                run.report
-                    .hints
-                    .push("rollback is off; to roll back by hand run:".into());
-                run.report
-                    .hints
-                    .extend(commands.iter().map(|c| format!("  {c}")));
-                Outcome::RollbackFailed {
-                    failed_step: failed_step.into(),
-                    cause: cause.into(),
-                    rollback: "rollback is off".into(),
-                }
+                hint_commands(run, "rollback is off; to roll back by hand run:", &commands);
+                not_rolled_back("rollback is off".into())
             }
             RollbackMode::DryRun => {
                 report.result = "skipped (policy.rollback dry-run)".into();
@@ -138,19 +135,11 @@ pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
                 for (service, image) in &restored {
                     run.report.hints.push(format!("  {service}: {image}"));
                 }
-                Outcome::RollbackFailed {
-                    failed_step: failed_step.into(),
-                    cause: cause.into(),
-                    rollback: "rollback is dry-run".into(),
-                }
+                not_rolled_back("rollback is dry-run".into())
             }
             RollbackMode::On if to_restore.is_empty() => {
                 report.result = "nothing to roll back: no changed service ran before".into();
-                Outcome::RollbackFailed {
-                    failed_step: failed_step.into(),
-                    cause: cause.into(),
-                    rollback: "no previous image to restore".into(),
-                }
+                not_rolled_back("no previous image to restore".into())
             }
             RollbackMode::On => {
                 match restore(run.ctx, env, project, &run.model, &pins, &to_restore).await {
@@ -168,17 +157,12 @@ pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
                     Err(error) => {
                         report.result = format!("failed: {error}");
                         warn!(environment = env.name(), error = %error, "rollback failed");
-                        run.report
-                            .hints
-                            .push("the rollback failed; to retry it by hand run:".into());
-                        run.report
-                            .hints
-                            .extend(commands.iter().map(|c| format!("  {c}")));
-                        Outcome::RollbackFailed {
-                            failed_step: failed_step.into(),
-                            cause: cause.into(),
-                            rollback: error,
-                        }
+                        hint_commands(
+                            run,
+                            "the rollback failed; to retry it by hand run:",
+                            &commands,
+                        );
+                        not_rolled_back(error)
                     }
                 }
             }
@@ -218,6 +202,12 @@ pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
     }
     run.audit("rollback", &report.result, cause);
     outcome
+}
+
+/// Adds `header` and the indented `commands` to the deploy report's hints.
+fn hint_commands<C, B, S>(run: &mut Run<'_, C, B, S>, header: &str, commands: &[String]) {
+    run.report.hints.push(header.to_string());
+    (run.report.hints).extend(commands.iter().map(|c| format!("  {c}")));
 }
 
 /// `up` with the previous pins, then readiness with the rollback timeout.
