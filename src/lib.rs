@@ -8,6 +8,8 @@
 //! - [`broker`]: the Pact Broker HAL client (can-i-deploy, environments, record-deployment).
 //! - [`compose`]: the `docker compose` CLI adapter (config, ps, pull, up, readiness, override files).
 //! - [`smoke`]: http / tcp / exec smoke checks.
+//! - [`events`]: the pipeline's step names and events, and the `EventSink` port (metrics, audit, log).
+//! - [`status`]: the one writer of `status.json` (under the environment lock) and the phase rules.
 //! - [`state`]: the state directory: status, journal, outbox, snapshots, reports, locks, atomic writes.
 //! - [`agent`]: the controller: watcher, work queue, backoff, recovery, shutdown, HTTP endpoints.
 //! - [`metrics`]: the Prometheus registry and metric definitions.
@@ -18,6 +20,8 @@ pub mod agent;
 pub mod broker;
 pub mod cli;
 pub mod compose;
+mod errors;
+pub mod events;
 pub mod manifest;
 pub mod metrics;
 pub mod pipeline;
@@ -25,3 +29,6 @@ pub mod plan;
 pub mod secret;
 pub mod smoke;
 pub mod state;
+pub mod status;
+
+pub use errors::error_chain;

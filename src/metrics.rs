@@ -554,6 +554,40 @@ fn unix_seconds(at: SystemTime) -> i64 {
         .map_or(0, |since| saturating_i64(since.as_secs()))
 }
 
+impl crate::events::EventSink for Metrics {
+    fn emit(&self, scope: &crate::events::Scope, event: &crate::events::PipelineEvent) {
+        use crate::events::PipelineEvent;
+        let env = scope.environment.as_str();
+        let outcome = |ok: bool| {
+            if ok {
+                Outcome::Succeeded
+            } else {
+                Outcome::Failed
+            }
+        };
+        match event {
+            PipelineEvent::StepFinished { step, elapsed, .. } => {
+                self.observe_step(env, *step, *elapsed)
+            }
+            PipelineEvent::GateAnswered { verdicts, .. } => {
+                for verdict in verdicts {
+                    self.observe_gate_check(env, GateResult::of(*verdict));
+                }
+            }
+            PipelineEvent::RecordAttempted { recorded, .. } => {
+                self.observe_record(env, outcome(*recorded))
+            }
+            PipelineEvent::RollbackDone { succeeded, .. } => {
+                self.observe_rollback(env, outcome(*succeeded))
+            }
+            PipelineEvent::Planned { .. }
+            | PipelineEvent::GateError { .. }
+            | PipelineEvent::LeftoversRemoved { .. }
+            | PipelineEvent::Finished { .. } => {}
+        }
+    }
+}
+
 /// Converts a count to a gauge value, saturating instead of wrapping.
 fn saturating_i64(n: impl TryInto<i64>) -> i64 {
     n.try_into().unwrap_or(i64::MAX)

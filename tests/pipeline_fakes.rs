@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use c2quay::broker::{FakeBroker, GateMode, Verdict};
 use c2quay::compose::fake::FakeCompose;
+use c2quay::events::StepName;
 use c2quay::manifest::{self, Environment};
 use c2quay::pipeline::{
-    self, Context, DeployOptions, DeployReport, FakeBrokers, Outcome, RecordStatus,
+    self, Context, DeployOptions, DeployReport, FakeBrokers, Outcome, RecordStatus, StepFailure,
 };
 use c2quay::smoke::fake::FakeSmoke;
 use c2quay::state::{
@@ -38,13 +39,16 @@ impl Fixture {
         }
         let broker = Arc::new(FakeBroker::new());
         let smoke = FakeSmoke::new();
+        let state = StateDir::open(&dir.path().join("state")).expect("state dir");
+        let events = pipeline::standard_events(&state, Arc::new(SystemClock), None);
         let ctx = Context {
             compose: compose.clone(),
             brokers: FakeBrokers(broker.clone()),
             smoke: smoke.clone(),
-            state: StateDir::open(&dir.path().join("state")).expect("state dir"),
+            state,
             clock: Arc::new(SystemClock),
             metrics: None,
+            events,
         };
         Fixture {
             dir,
@@ -53,6 +57,13 @@ impl Fixture {
             smoke,
             ctx,
         }
+    }
+
+    /// The environment lock of "fakes", as a caller of a locked flow holds it.
+    fn lock(&self) -> c2quay::state::EnvLock {
+        (self.ctx.state)
+            .lock_environment("fakes", "test", std::time::Duration::from_secs(1))
+            .expect("lock")
     }
 
     /// Loads a manifest with `services` as (name, pacticipant, version, image).
@@ -219,7 +230,7 @@ async fn readiness_failure_rolls_back_to_the_pre_snapshot_images() {
     f.compose.make_unhealthy(V2);
     let report = f.deploy(&f.web("2", V2)).await;
     assert!(
-        matches!(&report.outcome, Outcome::RolledBack { failed_step, .. } if failed_step == "readiness"),
+        matches!(&report.outcome, Outcome::RolledBack { failure } if failure.step == StepName::Readiness),
         "{report:#?}"
     );
     assert_eq!(report.outcome.exit_code(), 4);
@@ -245,8 +256,9 @@ async fn a_failing_smoke_check_rolls_back() {
     f.smoke.fail("front", "body does not contain version 2");
     let report = f.deploy(&f.web("2", V2)).await;
     match &report.outcome {
-        Outcome::RolledBack { failed_step, cause } => {
-            assert_eq!(failed_step, "smoke");
+        Outcome::RolledBack { failure } => {
+            let cause = &failure.error;
+            assert_eq!(failure.step, StepName::Smoke);
             assert!(cause.contains("body does not contain version 2"), "{cause}");
         }
         other => panic!("expected a rollback after smoke, got {other:?}"),
@@ -288,7 +300,7 @@ async fn a_pull_failure_changes_nothing() {
         .deploy(&f.web("9", "127.0.0.1:5999/c2quay-test/missing:1"))
         .await;
     assert!(
-        matches!(&report.outcome, Outcome::RolledBack { failed_step, .. } if failed_step == "pull"),
+        matches!(&report.outcome, Outcome::RolledBack { failure } if failure.step == StepName::Pull),
         "{report:#?}"
     );
     assert!(f.ups().is_empty(), "no up after a failed pull");
@@ -424,7 +436,7 @@ async fn recovery_rolls_back_when_the_smoke_check_fails() {
     f.ctx.state.write_intent("fakes", &intent).expect("intent");
     f.smoke.fail("front", "body does not contain version 2");
 
-    let recovery = pipeline::recover(&f.ctx, &env, std::time::Duration::from_secs(1))
+    let recovery = pipeline::recover(&f.ctx, &env, &f.lock())
         .await
         .expect("recovery");
     assert_eq!(recovery, Recovery::RolledBack);
@@ -442,7 +454,7 @@ async fn recovery_rolls_back_when_the_smoke_check_fails() {
     let mut again = intent.clone();
     again.step = Step::UpDone;
     f.ctx.state.write_intent("fakes", &again).expect("intent");
-    let recovery = pipeline::recover(&f.ctx, &env, std::time::Duration::from_secs(1))
+    let recovery = pipeline::recover(&f.ctx, &env, &f.lock())
         .await
         .expect("recovery");
     assert_eq!(recovery, Recovery::Finished);
@@ -451,7 +463,7 @@ async fn recovery_rolls_back_when_the_smoke_check_fails() {
     // A crash after smoke passed (step SmokePassed, before the release was written): recovery
     // writes the applied release too, so the next deploy is up to date and records nothing new.
     f.ctx.state.clear_intent("fakes").expect("clear");
-    pipeline::update_status(&f.ctx.state, "fakes", |s| {
+    c2quay::status::update(&f.ctx.state, &f.lock(), |s| {
         s.applied_generation = None;
         s.releases.clear();
     })
@@ -459,7 +471,7 @@ async fn recovery_rolls_back_when_the_smoke_check_fails() {
     let mut late = intent.clone();
     late.step = Step::SmokePassed;
     f.ctx.state.write_intent("fakes", &late).expect("intent");
-    let recovery = pipeline::recover(&f.ctx, &env, std::time::Duration::from_secs(1))
+    let recovery = pipeline::recover(&f.ctx, &env, &f.lock())
         .await
         .expect("recovery");
     assert_eq!(recovery, Recovery::Finished);
@@ -528,22 +540,26 @@ async fn a_failed_generation_resets_the_smoke_condition() {
 
     for (step, expected) in [
         (
-            "readiness",
+            StepName::Readiness,
             (ConditionStatus::Unknown, "NotRun".to_string()),
         ),
-        ("smoke", (ConditionStatus::False, "SmokeFailed".to_string())),
-        ("pull", (ConditionStatus::Unknown, "NotRun".to_string())),
+        (
+            StepName::Smoke,
+            (ConditionStatus::False, "SmokeFailed".to_string()),
+        ),
+        (
+            StepName::Pull,
+            (ConditionStatus::Unknown, "NotRun".to_string()),
+        ),
     ] {
         report.outcome = Outcome::RolledBack {
-            failed_step: step.into(),
-            cause: "boom".into(),
+            failure: StepFailure::new(step, "boom"),
         };
         pipeline::status_after(&mut status, &env, &report, now);
         assert_eq!(smoke_of(&status), expected, "after a failed {step}");
     }
     report.outcome = Outcome::RollbackFailed {
-        failed_step: "smoke".into(),
-        cause: "boom".into(),
+        failure: StepFailure::new(StepName::Smoke, "boom"),
         rollback: "rollback is off".into(),
     };
     pipeline::status_after(&mut status, &env, &report, now);
@@ -572,13 +588,16 @@ async fn an_open_intent_waits_for_a_valid_manifest_then_recovers() {
     let valid = std::fs::read_to_string(&manifest).expect("manifest");
     std::fs::write(&manifest, valid.replace("version: \"2\"", "version: [2")).expect("break");
 
+    let state = StateDir::open(&f.dir.path().join("state")).expect("state dir");
+    let events = pipeline::standard_events(&state, Arc::new(SystemClock), None);
     let ctx = Arc::new(Context {
         compose: f.compose.clone(),
         brokers: FakeBrokers(f.broker.clone()),
         smoke: f.smoke.clone(),
-        state: StateDir::open(&f.dir.path().join("state")).expect("state dir"),
+        state,
         clock: Arc::new(SystemClock),
         metrics: None,
+        events,
     });
     let mut config = Config::new(f.dir.path().to_path_buf());
     config.once = true;

@@ -13,12 +13,13 @@ use crate::metrics::ReconcileResult;
 use crate::pipeline::{self, Brokers, Context, DeployOptions, Outcome, error_chain};
 use crate::plan::{self, Action, Desired};
 use crate::smoke::Smoke;
-use crate::state::{ConditionStatus, ConditionType, EnvironmentStatus, HistoryEntry, Phase};
+use crate::state::{
+    ConditionStatus, ConditionType, EnvLock, EnvironmentStatus, HistoryEntry, Phase,
+};
+use crate::status::{Cause, TRANSIENT_RETRY, transition};
 
 /// How long the agent waits for the environment lock (a manual `c2quay deploy` may hold it).
 const AGENT_LOCK_WAIT: Duration = Duration::from_secs(30);
-/// Requeue delay after a transient error (Docker or the state directory).
-const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
 
 /// What one reconcile ended with.
 #[derive(Debug, Clone)]
@@ -43,7 +44,36 @@ pub async fn reconcile<C: Compose, B: Brokers, S: Smoke>(
         _ => String::new(),
     };
     let span = info_span!("reconcile", environment = name, generation = %generation);
-    async {
+    let locked =
+        pipeline::with_env_lock(&ctx.state, name, "agent", AGENT_LOCK_WAIT, async |lock| {
+            Ok(reconcile_locked(ctx, shared, name, entry, &generation, lock).await)
+        });
+    match locked.instrument(span).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            // Another holder (a manual `c2quay deploy`) keeps the lock: its status is its own to
+            // write; look again soon.
+            warn!(environment = name, error = %error_chain(&error), "environment lock not taken; reconciling later");
+            ReconcileOutcome {
+                phase: "Unknown".into(),
+                result: "locked".into(),
+                requeue_after: Some(TRANSIENT_RETRY),
+            }
+        }
+    }
+}
+
+/// [`reconcile`]'s body, run while holding the environment lock: every status write of one
+/// reconcile happens under it.
+async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
+    ctx: &Arc<Context<C, B, S>>,
+    shared: &Arc<Shared>,
+    name: &str,
+    entry: Option<DesiredEnv>,
+    generation: &str,
+    lock: &EnvLock,
+) -> ReconcileOutcome {
+    {
         let started = Instant::now();
         let mut status = match ctx.state.read_status(name) {
             Ok(Some(status)) => status,
@@ -65,13 +95,20 @@ pub async fn reconcile<C: Compose, B: Brokers, S: Smoke>(
             }
         };
         let (action, mut reason, result, requeue_after) = match entry {
-            None => orphaned(ctx, name, &mut status),
+            None => {
+                let now = ctx.clock.now();
+                transition(&mut status, Cause::Orphaned { environment: name }, now);
+                let message = status.message.clone();
+                ("orphaned".into(), message, "orphaned".into(), None)
+            }
             Some(DesiredEnv::Invalid { message, .. }) => {
-                status.phase = Phase::Invalid;
-                status.message = message.clone();
+                let now = ctx.clock.now();
+                transition(&mut status, Cause::Invalid { message: &message }, now);
                 ("invalid".to_string(), message, "invalid".to_string(), None)
             }
-            Some(DesiredEnv::Valid(env)) => reconcile_valid(ctx, shared, &env, &mut status).await,
+            Some(DesiredEnv::Valid(env)) => {
+                reconcile_valid(ctx, shared, &env, &mut status, lock).await
+            }
         };
         if let Some(note) = parked_intent(ctx, name, &status) {
             // Recovery needs the manifest (project files, smoke checks, broker): until a valid
@@ -87,13 +124,13 @@ pub async fn reconcile<C: Compose, B: Brokers, S: Smoke>(
         status.last_action = Some(action.clone());
         status.push_history(HistoryEntry {
             at: now,
-            generation: (!generation.is_empty()).then(|| generation.clone()),
+            generation: (!generation.is_empty()).then(|| generation.to_string()),
             action,
             reason,
             result: result.clone(),
             duration_ms: elapsed.as_millis() as u64,
         });
-        if let Err(error) = ctx.state.write_status(name, &status) {
+        if let Err(error) = crate::status::replace(&ctx.state, lock, &status) {
             warn!(error = %error_chain(&error), "cannot write status");
         }
         if let Some(metrics) = &ctx.metrics
@@ -125,8 +162,6 @@ pub async fn reconcile<C: Compose, B: Brokers, S: Smoke>(
             requeue_after,
         }
     }
-    .instrument(span)
-    .await
 }
 
 type Step = (String, String, String, Option<Duration>);
@@ -167,42 +202,28 @@ fn parked_intent<C, B, S>(
     ))
 }
 
-fn orphaned<C, B, S>(ctx: &Context<C, B, S>, name: &str, status: &mut EnvironmentStatus) -> Step {
-    let _ = ctx;
-    status.phase = Phase::Orphaned;
-    status.message = format!(
-        "the manifest of {name} was removed: no longer managed; its containers keep running. \
-         To take it down: docker compose -p <project> down (see the last snapshot under the state directory)"
-    );
-    (
-        "orphaned".into(),
-        status.message.clone(),
-        "orphaned".into(),
-        None,
-    )
-}
-
 async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
     ctx: &Arc<Context<C, B, S>>,
     shared: &Arc<Shared>,
     env: &Environment,
     status: &mut EnvironmentStatus,
+    lock: &EnvLock,
 ) -> Step {
     let name = env.name();
     status.observed_generation = Some(env.generation.clone());
     // 1. An interrupted deploy is recovered before anything else.
     match ctx.state.read_intent(name) {
-        Ok(Some(_)) => match pipeline::recover(ctx, env, AGENT_LOCK_WAIT).await {
+        Ok(Some(_)) => match pipeline::recover(ctx, env, lock).await {
             Ok(recovery) => info!(?recovery, "recovered an interrupted operation"),
             Err(error) => {
-                return transient(status, "recover", &error_chain(&error));
+                return transient(status, "recover", &error_chain(&error), ctx.clock.now());
             }
         },
         Ok(None) => {}
         // A corrupt journal cannot be recovered from: move it aside and re-observe instead
         // (the planner compares what runs with what was applied, and redeploys or reports).
         Err(error) if error.kind() == "corrupt" && set_aside(ctx, &error, "intent").is_some() => {}
-        Err(error) => return transient(status, "recover", &error_chain(&error)),
+        Err(error) => return transient(status, "recover", &error_chain(&error), ctx.clock.now()),
     }
     // Reload: recovery may have written status.
     if let Ok(Some(fresh)) = ctx.state.read_status(name) {
@@ -223,8 +244,7 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
         record_requeue = refresh_pending(ctx, env, status);
     }
     if env.manifest.spec.suspend {
-        status.phase = Phase::Suspended;
-        status.message = "spec.suspend is true: observing only".into();
+        transition(status, Cause::Suspended, ctx.clock.now());
         return (
             "suspended".into(),
             status.message.clone(),
@@ -245,7 +265,7 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
             shared
                 .docker_ok
                 .store(false, std::sync::atomic::Ordering::SeqCst);
-            return transient(status, "observe", &error_chain(&error));
+            return transient(status, "observe", &error_chain(&error), ctx.clock.now());
         }
     };
     let applied = pipeline::applied_state_of(status);
@@ -259,22 +279,48 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
         ..DeployOptions::default()
     };
     let (result, requeue) = match &plan.action {
-        Action::Noop => {
-            status.phase = Phase::Ready;
-            status.message = plan.reason.clone();
-            ("noop".to_string(), record_requeue)
-        }
         Action::Deploy { .. } => {
-            status.phase = Phase::Progressing;
-            status.message = plan.reason.clone();
-            let _ = ctx.state.write_status(name, status);
-            match pipeline::deploy(ctx, env, &options).await {
-                Ok(report) => apply_outcome(ctx, env, status, &report, now),
-                Err(error) => deploy_error(ctx, env, status, &error, now),
+            transition(
+                status,
+                Cause::Progressing {
+                    reason: &plan.reason,
+                },
+                now,
+            );
+            if let Err(error) = crate::status::replace(&ctx.state, lock, status) {
+                warn!(error = %error_chain(&error), "cannot write status");
+            }
+            match pipeline::deploy_locked(ctx, env, &options, lock).await {
+                Ok(report) => {
+                    // The pipeline wrote the applied release; take it over.
+                    if let Ok(Some(fresh)) = ctx.state.read_status(env.name()) {
+                        status.applied_generation = fresh.applied_generation;
+                        status.releases = fresh.releases;
+                    }
+                    let delay = transition(
+                        status,
+                        Cause::DeployEnded {
+                            env,
+                            report: &report,
+                        },
+                        now,
+                    );
+                    (report.outcome.name().to_string(), delay)
+                }
+                Err(error) => {
+                    warn!(error = %error_chain(&error), kind = error.kind(), "deploy did not start");
+                    let delay =
+                        transition(status, Cause::DeployNotStarted { env, error: &error }, now);
+                    let result = match error {
+                        pipeline::Error::Gate { .. } => "gate_error",
+                        _ => "error",
+                    };
+                    (result.to_string(), delay)
+                }
             }
         }
         Action::Heal { services } => {
-            let heal = pipeline::heal(ctx, env, services, &options).await;
+            let heal = pipeline::heal(ctx, env, services, &options, lock).await;
             status.heals.push(now);
             status.heals.retain(|at| {
                 now.duration_since(*at)
@@ -285,58 +331,48 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
                 metrics.observe_heal(name);
             }
             match heal {
-                Ok(report) if report.outcome == Outcome::Deployed => {
-                    status.phase = Phase::Ready;
-                    status.message = format!("healed {}", services.join(", "));
-                    ("healed".to_string(), record_requeue)
-                }
                 Ok(report) => {
-                    status.phase = Phase::Degraded;
-                    status.message = match &report.outcome {
-                        Outcome::RollbackFailed { cause, .. } => {
-                            format!("heal of {} failed: {cause}", services.join(", "))
-                        }
-                        other => format!("heal of {} ended {}", services.join(", "), other.name()),
+                    let delay = transition(
+                        status,
+                        Cause::HealEnded {
+                            services,
+                            report: &report,
+                        },
+                        now,
+                    );
+                    let result = if report.outcome == Outcome::Deployed {
+                        "healed"
+                    } else {
+                        "heal_failed"
                     };
-                    ("heal_failed".to_string(), Some(TRANSIENT_RETRY))
+                    (result.to_string(), delay.or(record_requeue))
                 }
-                Err(error) => return transient(status, "heal", &error_chain(&error)),
+                Err(error) => return transient(status, "heal", &error_chain(&error), now),
             }
         }
-        Action::ReportDrift { .. } => {
-            status.phase = Phase::Drifted;
-            status.message = plan.reason.clone();
-            ("drifted".to_string(), None)
-        }
-        Action::HealCapReached { .. } => {
-            status.phase = Phase::Degraded;
-            status.message = plan.reason.clone();
-            ("degraded".to_string(), Some(plan::HEAL_WINDOW))
-        }
-        Action::WaitForGate { next_check_at } => {
-            status.phase = Phase::GateBlocked;
-            let delay = next_check_at.duration_since(now).unwrap_or_default();
-            ("waiting_for_gate".to_string(), Some(delay))
-        }
-        Action::AwaitChange => {
-            status.phase = Phase::RolledBack;
-            // Keep why the generation failed next to "waiting for a new commit".
-            let why = (status.condition(ConditionType::Applied))
-                .filter(|c| c.status == ConditionStatus::False)
-                .map(|c| c.message.clone());
-            status.message = match why {
-                Some(why) if !plan.reason.contains(&why) => format!("{}: {why}", plan.reason),
-                _ => plan.reason.clone(),
+        action => {
+            let delay = transition(
+                status,
+                Cause::Planned {
+                    action,
+                    reason: &plan.reason,
+                },
+                now,
+            );
+            let result = match action {
+                Action::Noop => "noop",
+                Action::ReportDrift { .. } => "drifted",
+                Action::HealCapReached { .. } => "degraded",
+                Action::WaitForGate { .. } => "waiting_for_gate",
+                Action::AwaitChange => "await_change",
+                Action::Suspended => "suspended",
+                _ => "invalid",
             };
-            ("await_change".to_string(), None)
-        }
-        Action::Suspended => {
-            status.phase = Phase::Suspended;
-            ("suspended".to_string(), None)
-        }
-        Action::Invalid => {
-            status.phase = Phase::Invalid;
-            ("invalid".to_string(), None)
+            let delay = match action {
+                Action::Noop => record_requeue,
+                _ => delay,
+            };
+            (result.to_string(), delay)
         }
     };
     let requeue = match (requeue, refresh_pending(ctx, env, status)) {
@@ -346,68 +382,13 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
     (action, plan.reason, result, requeue)
 }
 
-/// Maps a pipeline report onto status; returns the result label and the requeue delay.
-fn apply_outcome<C: Compose, B: Brokers, S: Smoke>(
-    ctx: &Context<C, B, S>,
-    env: &Environment,
-    status: &mut EnvironmentStatus,
-    report: &pipeline::DeployReport,
-    now: SystemTime,
-) -> (String, Option<Duration>) {
-    // The pipeline wrote the applied release; take it over.
-    if let Ok(Some(fresh)) = ctx.state.read_status(env.name()) {
-        status.applied_generation = fresh.applied_generation;
-        status.releases = fresh.releases;
-    }
-    let result = report.outcome.name().to_string();
-    let delay = pipeline::status_after(status, env, report, now);
-    (result, delay)
-}
-
-fn deploy_error<C, B, S>(
-    ctx: &Context<C, B, S>,
-    env: &Environment,
-    status: &mut EnvironmentStatus,
-    error: &pipeline::Error,
-    now: SystemTime,
-) -> (String, Option<Duration>) {
-    let _ = ctx;
-    let message = error_chain(error);
-    warn!(error = %message, kind = error.kind(), "deploy did not start");
-    match error {
-        pipeline::Error::Gate { .. } => {
-            // The broker could not answer: no gate ever passes on an error.
-            status.phase = Phase::GateBlocked;
-            status.message = format!("broker unreachable or refused: {message}");
-            let delay = pipeline::block_gate(status, env, now);
-            status.set_condition(
-                ConditionType::Gated,
-                ConditionStatus::Unknown,
-                "BrokerError",
-                &message,
-                now,
-            );
-            ("gate_error".into(), Some(delay))
-        }
-        _ if error.is_transient() => {
-            status.message = message;
-            ("error".into(), Some(TRANSIENT_RETRY))
-        }
-        _ => {
-            status.phase = Phase::Degraded;
-            status.message = message;
-            ("error".into(), None)
-        }
-    }
-}
-
-fn transient(status: &mut EnvironmentStatus, step: &str, message: &str) -> Step {
-    status.message = format!("{step}: {message}");
+fn transient(status: &mut EnvironmentStatus, step: &str, message: &str, now: SystemTime) -> Step {
+    let delay = transition(status, Cause::TransientError { step, message }, now);
     (
         step.to_string(),
         status.message.clone(),
         "error".into(),
-        Some(TRANSIENT_RETRY),
+        delay,
     )
 }
 

@@ -44,13 +44,16 @@ pub async fn real_context(
         .clone()
         .map(|m| Arc::new(MetricsObserver(m)) as Arc<dyn RequestObserver>);
     let smoke = Checks::new().map_err(|e| format!("smoke checks: {}", error_chain(&e)))?;
+    let clock: Arc<dyn crate::state::Clock> = Arc::new(SystemClock);
+    let events = crate::pipeline::standard_events(&state, clock.clone(), metrics.clone());
     Ok(Context {
         compose,
         brokers: HttpBrokers::new(observer),
         smoke,
         state,
-        clock: Arc::new(SystemClock),
+        clock,
         metrics,
+        events,
     })
 }
 

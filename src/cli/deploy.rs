@@ -7,7 +7,7 @@ use super::common::{RealContext, load_environment, print_json, real_context};
 use super::{Dirs, EXIT_CODES, Output};
 use crate::manifest::{Environment, RollbackMode};
 use crate::pipeline::{self, DeployOptions, DeployReport, Outcome, RecordStatus, error_chain};
-use crate::state::HistoryEntry;
+use crate::state::{EnvLock, HistoryEntry};
 
 /// Arguments of `c2quay deploy`.
 #[derive(Debug, clap::Args)]
@@ -95,13 +95,25 @@ pub async fn deploy(args: DeployArgs) -> i32 {
     };
     let started = std::time::Instant::now();
     let started_at = ctx.clock.now();
-    match pipeline::deploy(&ctx, &env, &options).await {
-        Ok(report) => {
+    // The deploy and its status write happen under one hold of the environment lock: nothing
+    // (the agent, a `retry`) can write the status in between.
+    let deployed = pipeline::with_env_lock(
+        &ctx.state,
+        env.name(),
+        "deploy",
+        args.lock_wait,
+        async |lock| {
+            let report = pipeline::deploy_locked(&ctx, &env, &options, lock).await?;
+            let written = write_outcome(&ctx, &env, &report, lock, started_at, started);
+            Ok((report, written))
+        },
+    )
+    .await;
+    match deployed {
+        Ok((report, written)) => {
             // Keep the status in step for `c2quay status` and the agent (the agent does the same
             // after its own deploys): phase, failed generation, conditions, history.
-            if let Err(message) =
-                write_outcome(&ctx, &env, &report, args.lock_wait, started_at, started).await
-            {
+            if let Err(message) = written {
                 eprintln!(
                     "warning: the status of {} was not updated: {message}",
                     env.name()
@@ -129,13 +141,13 @@ pub async fn deploy(args: DeployArgs) -> i32 {
     }
 }
 
-/// Writes the outcome of a deploy into the environment's status, under the environment lock.
+/// Writes the outcome of a deploy into the environment's status; the caller holds the lock.
 /// A dry run changes nothing.
-async fn write_outcome(
+fn write_outcome(
     ctx: &RealContext,
     env: &Environment,
     report: &DeployReport,
-    lock_wait: Duration,
+    lock: &EnvLock,
     started_at: std::time::SystemTime,
     started: std::time::Instant,
 ) -> Result<(), String> {
@@ -143,14 +155,9 @@ async fn write_outcome(
         return Ok(());
     }
     let name = env.name();
-    let _lock = ctx
-        .state
-        .lock_environment_async(name, "deploy", lock_wait)
-        .await
-        .map_err(|e| error_chain(&e))?;
     let now = ctx.clock.now();
     let (pending, _) = ctx.state.outbox_list(name).unwrap_or_default();
-    pipeline::update_status(&ctx.state, name, |status| {
+    crate::status::update(&ctx.state, lock, |status| {
         pipeline::status_after(status, env, report, now);
         status.pending_records = pending.len();
         status.last_reconcile_at = Some(now);
@@ -260,14 +267,16 @@ fn print_report(report: &DeployReport) {
         Outcome::DryRun => "dry run: nothing changed".to_string(),
         Outcome::Deployed => "deployed and recorded".to_string(),
         Outcome::GateBlocked => "gate blocked: nothing on the host changed".to_string(),
-        Outcome::RolledBack { failed_step, cause } => {
-            format!("{failed_step} failed and the previous images run again: {cause}")
+        Outcome::RolledBack { failure } => {
+            format!(
+                "{} failed and the previous images run again: {}",
+                failure.step, failure.error
+            )
         }
-        Outcome::RollbackFailed {
-            failed_step,
-            cause,
-            rollback,
-        } => format!("{failed_step} failed ({cause}); NOT rolled back: {rollback}"),
+        Outcome::RollbackFailed { failure, rollback } => format!(
+            "{} failed ({}); NOT rolled back: {rollback}",
+            failure.step, failure.error
+        ),
         Outcome::RecordFailed => {
             "deployed and healthy, but some broker records are pending".to_string()
         }
@@ -287,10 +296,9 @@ fn print_report(report: &DeployReport) {
 fn print_hint(report: &DeployReport, environment: &str) {
     eprintln!("--- c2quay: {environment} did not deploy cleanly ---");
     let (step, cause) = match &report.outcome {
-        Outcome::RolledBack { failed_step, cause }
-        | Outcome::RollbackFailed {
-            failed_step, cause, ..
-        } => (failed_step.as_str(), cause.as_str()),
+        Outcome::RolledBack { failure } | Outcome::RollbackFailed { failure, .. } => {
+            (failure.step.as_str(), failure.error.as_str())
+        }
         Outcome::GateBlocked => ("gate", "the broker did not say deployable"),
         Outcome::RecordFailed => ("record", "the broker did not accept every record"),
         _ => ("", ""),

@@ -296,7 +296,7 @@ pub fn retry(args: RetryArgs) -> i32 {
             return 1;
         }
     };
-    let _lock = match state.lock_environment(&args.environment, "retry", Duration::from_secs(30)) {
+    let lock = match state.lock_environment(&args.environment, "retry", Duration::from_secs(30)) {
         Ok(lock) => lock,
         Err(error) => {
             eprintln!("error: {}", error_chain(&error));
@@ -309,7 +309,7 @@ pub fn retry(args: RetryArgs) -> i32 {
             status.gate_checks = 0;
             status.next_gate_check_at = None;
             status.gate_blocked_generation = None;
-            if let Err(error) = state.write_status(&args.environment, &status) {
+            if let Err(error) = crate::status::replace(&state, &lock, &status) {
                 eprintln!("error: {}", error_chain(&error));
                 return 1;
             }

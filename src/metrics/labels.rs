@@ -18,62 +18,9 @@ pub const PHASES: &[&str] = &[
     "Orphaned",
 ];
 
-/// One step of the reconcile pipeline, the `step` label of `c2quay_step_duration_seconds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Step {
-    /// `docker compose ps` + `config`: what runs now.
-    Snapshot,
-    /// The pure planner.
-    Plan,
-    /// can-i-deploy against the broker.
-    Gate,
-    /// `docker compose pull`.
-    Pull,
-    /// `docker compose up -d`.
-    Up,
-    /// Waiting for containers to be running and healthy.
-    Readiness,
-    /// Smoke checks.
-    Smoke,
-    /// The post-deploy snapshot compared with the desired images.
-    Verify,
-    /// record-deployment in the broker.
-    Record,
-    /// Rolling back to the pre-snapshot images.
-    Rollback,
-}
-
-impl Step {
-    /// Every step, in pipeline order.
-    pub const ALL: &[Step] = &[
-        Step::Snapshot,
-        Step::Plan,
-        Step::Gate,
-        Step::Pull,
-        Step::Up,
-        Step::Readiness,
-        Step::Smoke,
-        Step::Verify,
-        Step::Record,
-        Step::Rollback,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Snapshot => "snapshot",
-            Step::Plan => "plan",
-            Step::Gate => "gate",
-            Step::Pull => "pull",
-            Step::Up => "up",
-            Step::Readiness => "readiness",
-            Step::Smoke => "smoke",
-            Step::Verify => "verify",
-            Step::Record => "record",
-            Step::Rollback => "rollback",
-        }
-    }
-}
+/// One step of the reconcile pipeline, the `step` label of `c2quay_step_duration_seconds`:
+/// the pipeline's own [`StepName`](crate::events::StepName).
+pub use crate::events::StepName as Step;
 
 /// How one reconcile ended, the `result` label of `c2quay_reconcile_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -143,6 +90,15 @@ pub enum GateResult {
 }
 
 impl GateResult {
+    /// The label of a broker verdict.
+    pub fn of(verdict: crate::broker::Verdict) -> GateResult {
+        match verdict {
+            crate::broker::Verdict::Deployable => GateResult::Deployable,
+            crate::broker::Verdict::NotDeployable => GateResult::NotDeployable,
+            crate::broker::Verdict::Unknown => GateResult::Unknown,
+        }
+    }
+
     /// Every result.
     pub const ALL: &[GateResult] = &[
         GateResult::Deployable,

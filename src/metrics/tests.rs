@@ -434,7 +434,8 @@ fn label_sets_are_closed_and_distinct() {
             "smoke",
             "verify",
             "record",
-            "rollback"
+            "rollback",
+            "heal"
         ]
     );
     let results: BTreeSet<&str> = ReconcileResult::ALL.iter().map(|r| r.as_str()).collect();

@@ -1,19 +1,29 @@
 //! One reconcile of one environment: snapshot -> plan -> gate -> pull/up/readiness -> smoke ->
 //! verify -> record, with the rollback policy of DESIGN.md §2.
 //!
-//! The CLI (`c2quay deploy`) and the agent call the same [`deploy`]; everything with side effects
-//! comes in through [`Context`] (Compose, brokers, smoke checks, the state directory, the clock).
+//! The CLI (`c2quay deploy`) and the agent call the same flows; everything with side effects
+//! comes in through [`Context`] (Compose, brokers, smoke checks, the state directory, the clock,
+//! the event sinks).
+//!
+//! # Layout
+//!
+//! - `steps/`: one file per step (observe, gate, apply, smoke, verify, record, restore). A step
+//!   does one thing, times itself and emits its [`PipelineEvent`](crate::events::PipelineEvent)s.
+//!   `restore` is the one rollback primitive.
+//! - `flows/`: the orders steps run in (deploy, heal, verify, recover, rollback). A flow that
+//!   changes the host takes an [`EnvLock`] as proof that it holds the environment lock
+//!   ([`with_env_lock`] is the one way to take it).
+//! - `run.rs`: the bookkeeping of one flow (report, model, last observation, events).
 //!
 //! **Architecture Invariant:** nothing is recorded in the broker before apply, smoke and verify
 //! succeeded: the outbox entry is written after `SmokePassed`, and the record step is always last.
 //! **Architecture Invariant:** a failed gate changes nothing on the host.
 
 mod brokers;
+mod flows;
 mod outcome;
-mod recover;
-mod rollback;
 mod run;
-mod status;
+mod steps;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,21 +32,22 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::broker::{self, Broker};
-use crate::compose::{self, Container, Project, RenderedModel};
+use crate::broker::{self, Broker, Candidate};
+use crate::compose::{self, Container, ImagePins, Project, RenderedModel};
+use crate::events::{Events, StepName};
 use crate::manifest::{BrokerSpec, Environment, RollbackMode};
-use crate::state::{self, Clock, StateDir};
+use crate::state::{self, Clock, EnvLock, StateDir};
 
+pub use crate::errors::error_chain;
+pub use crate::status::{applied_state_of, block_gate, record_applied, status_after};
 pub use brokers::{FakeBrokers, HttpBrokers, auth_of};
-pub use outcome::{DeployReport, Outcome, RecordItem, RecordStatus, StepTiming};
-pub use recover::{Recovery, record_retry_delay};
-pub use recover::{drain_outbox, recover};
-pub use rollback::{rollback_override_commands, rollback_to_snapshot};
-pub use run::{
-    applied_state, candidates, deploy, desired_pins, error_chain, heal, try_applied_state,
-    update_status, verify,
+pub use flows::{
+    Recovery, RollbackReport, deploy, deploy_locked, heal, recover, rollback_override_commands,
+    rollback_to_snapshot, verify,
 };
-pub use status::{applied_state_of, block_gate, record_applied, status_after};
+pub use outcome::{DeployReport, Outcome, RecordItem, RecordStatus, StepTiming};
+pub use steps::observe::{applied_state, try_applied_state};
+pub use steps::record::{drain_outbox, record_retry_delay};
 
 /// How long a deploy waits for another holder of the environment lock by default.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -63,8 +74,11 @@ pub struct Context<C, B, S> {
     pub state: StateDir,
     /// Timestamps.
     pub clock: Arc<dyn Clock>,
-    /// Metrics, when running as the agent.
+    /// Metrics, when running as the agent (the agent's own gauges; the pipeline's steps reach
+    /// metrics through `events`).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Where the pipeline's events go (metrics, audit log, log, notifications).
+    pub events: Events,
 }
 
 /// Options of one deploy.
@@ -155,8 +169,8 @@ pub enum Error {
     Observe {
         /// Environment name.
         environment: String,
-        /// The step (`snapshot`).
-        step: &'static str,
+        /// The step (`snapshot`, `rollback`).
+        step: StepName,
         /// The Compose error.
         #[source]
         source: compose::Error,
@@ -214,6 +228,34 @@ impl Error {
     }
 }
 
+/// A step that failed and why: what a failed flow reports, rolls back for and shows in status.
+/// Serialised as the `failed_step` / `cause` pair reports always had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepFailure {
+    /// The step that failed.
+    #[serde(rename = "failed_step")]
+    pub step: StepName,
+    /// Why, as an error chain.
+    #[serde(rename = "cause")]
+    pub error: String,
+}
+
+impl StepFailure {
+    /// A failure of `step` because of `error`.
+    pub fn new(step: StepName, error: impl Into<String>) -> StepFailure {
+        StepFailure {
+            step,
+            error: error.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {}", self.step, self.error)
+    }
+}
+
 /// Result alias of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -244,4 +286,67 @@ pub fn check_services_exist(env: &Environment, model: &RenderedModel) -> Result<
         }
     }
     Ok(())
+}
+
+/// Takes the lock of `environment` for `holder` (waiting up to `wait`), runs `flow` with it, and
+/// releases it. The one way a flow gets the [`EnvLock`] it needs.
+pub async fn with_env_lock<T>(
+    state: &StateDir,
+    environment: &str,
+    holder: &str,
+    wait: Duration,
+    flow: impl AsyncFnOnce(&EnvLock) -> Result<T>,
+) -> Result<T> {
+    let lock = state
+        .lock_environment_async(environment, holder, wait)
+        .await
+        .map_err(|source| Error::State {
+            environment: environment.to_string(),
+            source,
+        })?;
+    flow(&lock).await
+}
+
+/// The sinks every real context has: the log, the audit log, and metrics when given.
+pub fn standard_events(
+    state: &StateDir,
+    clock: Arc<dyn Clock>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+) -> Events {
+    let events = Events::none()
+        .with(Arc::new(crate::events::LogSink))
+        .with(Arc::new(crate::events::AuditSink::new(
+            state.clone(),
+            clock,
+        )));
+    match metrics {
+        Some(metrics) => events.with(metrics),
+        None => events,
+    }
+}
+
+/// Service -> desired image for every pinned service.
+pub fn desired_pins(env: &Environment) -> ImagePins {
+    env.pinned_services()
+        .into_iter()
+        .filter_map(|s| env.pinned_image(&s).map(|image| (s, image)))
+        .collect()
+}
+
+/// The broker candidates among `services`, in service order.
+pub fn candidates(env: &Environment, services: &[String]) -> Vec<Candidate> {
+    let gated = env.gated_services();
+    services
+        .iter()
+        .filter(|s| gated.contains(s))
+        .filter_map(|s| {
+            env.manifest.spec.services[s]
+                .version
+                .as_ref()
+                .map(|v| Candidate {
+                    pacticipant: env.pacticipant(s),
+                    version: v.clone(),
+                })
+        })
+        .collect()
 }

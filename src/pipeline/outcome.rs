@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::StepFailure;
 use crate::broker::{Candidate, GateAnswer};
+use crate::events::StepName;
 
 /// How one deploy ended. Each variant maps to one exit code of `c2quay deploy`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,17 +22,15 @@ pub enum Outcome {
     GateBlocked,
     /// Apply or smoke failed and the previous images run again.
     RolledBack {
-        /// The step that failed.
-        failed_step: String,
-        /// Why.
-        cause: String,
+        /// The step that failed and why.
+        #[serde(flatten)]
+        failure: StepFailure,
     },
     /// Apply or smoke failed and the rollback failed too, or was off / dry-run.
     RollbackFailed {
-        /// The step that failed.
-        failed_step: String,
-        /// Why.
-        cause: String,
+        /// The step that failed and why.
+        #[serde(flatten)]
+        failure: StepFailure,
         /// Why the previous images do not run again.
         rollback: String,
     },
@@ -39,6 +39,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The failed step and why, for the outcomes of a failed flow.
+    pub fn failure(&self) -> Option<&StepFailure> {
+        match self {
+            Outcome::RolledBack { failure } | Outcome::RollbackFailed { failure, .. } => {
+                Some(failure)
+            }
+            _ => None,
+        }
+    }
+
     /// The exit code of `c2quay deploy` for this outcome (documented in `--help` and the README).
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -68,8 +78,8 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepTiming {
-    /// Step name (snapshot, plan, gate, pull, up, readiness, smoke, verify, record, rollback).
-    pub step: String,
+    /// The step.
+    pub step: StepName,
     /// Milliseconds.
     pub millis: u64,
     /// `ok` or `failed`.

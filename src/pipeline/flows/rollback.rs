@@ -1,4 +1,6 @@
-//! Rollback: restore the images of the pre-deploy snapshot, per `policy.rollback`.
+//! The rollback flow: restore the images that ran before, per `policy.rollback`, around the one
+//! `restore` step. A failed deploy, recovery and `c2quay rollback` all come here, so every
+//! rollback writes a report, an audit line, a post-rollback snapshot and the metric.
 //!
 //! A rollback never touches the broker: nothing new was recorded before smoke passed.
 
@@ -8,13 +10,15 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::run::{Run, error_chain};
-use super::{
-    Brokers, Context, DEFAULT_ROLLBACK_TIMEOUT, Error, Outcome, Result, Snapshot, project_of,
+use super::super::run::Run;
+use super::super::{
+    Brokers, Context, Error, Outcome, Result, Snapshot, StepFailure, desired_pins, project_of,
+    with_env_lock,
 };
-use crate::compose::{Compose, ImagePins, Project, RenderedModel, UpOptions};
+use crate::compose::{Compose, ImagePins, Project};
+use crate::error_chain;
+use crate::events::{PipelineEvent, StepName};
 use crate::manifest::{Environment, RollbackMode};
-use crate::metrics::{Outcome as MetricOutcome, Step as MetricStep};
 use crate::smoke::Smoke;
 
 /// The JSON rollback report written next to the snapshots.
@@ -26,7 +30,7 @@ pub struct RollbackReport {
     /// Generation that failed.
     pub generation: String,
     /// The step that failed.
-    pub failed_step: String,
+    pub failed_step: StepName,
     /// Why it failed.
     pub cause: String,
     /// The rollback mode.
@@ -45,36 +49,30 @@ pub struct RollbackReport {
     pub commands: Vec<String>,
 }
 
-/// The rollback timeout: 2 x `waitTimeout`, or 3 minutes when the manifest sets none.
-pub fn rollback_timeout(env: &Environment) -> Duration {
-    match env.manifest.spec.compose.wait_timeout {
-        Some(wait) => wait.get() * 2,
-        None => DEFAULT_ROLLBACK_TIMEOUT,
-    }
-}
-
-/// Rolls `services` back to what `pre` shows running, per `mode`; returns the deploy outcome.
-pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
+/// Rolls `services` back to `previous` (service -> image that ran before), per `mode`, after
+/// `failure`; returns the flow's outcome.
+pub(in crate::pipeline) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
     run: &mut Run<'_, C, B, S>,
     project: &Project,
-    pre: &Snapshot,
+    previous: &ImagePins,
     services: &[String],
     mode: RollbackMode,
-    failed_step: &str,
-    cause: &str,
+    failure: StepFailure,
 ) -> Outcome {
     let env = run.env;
-    let previous = pre.running_images();
-    let mut pins = super::run::desired_pins(env);
+    let mut pins = desired_pins(env);
+    let mut failure = failure;
     // `docker compose pull` names services, not images (they are in the override file): say
     // which images could not be had, so the phase tells an operator what to fix.
-    let cause = match failed_step {
-        "pull" => format!("cannot pull {}: {cause}", describe_images(services, &pins)),
-        _ => cause.to_string(),
-    };
-    let cause = cause.as_str();
+    if failure.step == StepName::Pull {
+        failure.error = format!(
+            "cannot pull {}: {}",
+            describe_images(services, &pins),
+            failure.error
+        );
+    }
     // Everything not being rolled back stays pinned as it runs now.
-    for (service, image) in &previous {
+    for (service, image) in previous {
         pins.insert(service.clone(), image.clone());
     }
     let restored: ImagePins = services
@@ -91,8 +89,8 @@ pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
     let mut report = RollbackReport {
         environment: env.name().to_string(),
         generation: env.generation.clone(),
-        failed_step: failed_step.to_string(),
-        cause: cause.to_string(),
+        failed_step: failure.step,
+        cause: failure.error.clone(),
         mode: match mode {
             RollbackMode::On => "on",
             RollbackMode::Off => "off",
@@ -109,16 +107,15 @@ pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
     let started = Instant::now();
     // The deploy failed and was not (or not wholly) rolled back, `rollback` says why.
     let not_rolled_back = |rollback: String| Outcome::RollbackFailed {
-        failed_step: failed_step.into(),
-        cause: cause.into(),
+        failure: failure.clone(),
         rollback,
     };
-    let outcome = if failed_step == "pull" {
+    let restoring = mode == RollbackMode::On && failure.step != StepName::Pull;
+    let outcome = if failure.step == StepName::Pull {
         // A failed pull happens before anything is stopped: nothing to restore.
         report.result = "nothing to roll back: the pull failed before any container changed".into();
         Outcome::RolledBack {
-            failed_step: failed_step.into(),
-            cause: cause.into(),
+            failure: failure.clone(),
         }
     } else {
         match mode {
@@ -141,58 +138,43 @@ pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
                 report.result = "nothing to roll back: no changed service ran before".into();
                 not_rolled_back("no previous image to restore".into())
             }
-            RollbackMode::On => {
-                match restore(run.ctx, env, project, &run.model, &pins, &to_restore).await {
-                    Ok(()) => {
-                        report.result = "succeeded".into();
-                        info!(
-                            environment = env.name(),
-                            "rolled back to the previous images"
-                        );
-                        Outcome::RolledBack {
-                            failed_step: failed_step.into(),
-                            cause: cause.into(),
-                        }
-                    }
-                    Err(error) => {
-                        report.result = format!("failed: {error}");
-                        warn!(environment = env.name(), error = %error, "rollback failed");
-                        hint_commands(
-                            run,
-                            "the rollback failed; to retry it by hand run:",
-                            &commands,
-                        );
-                        not_rolled_back(error)
+            RollbackMode::On => match run.restore(project, &pins, &to_restore).await {
+                Ok(()) => {
+                    report.result = "succeeded".into();
+                    info!(
+                        environment = env.name(),
+                        "rolled back to the previous images"
+                    );
+                    Outcome::RolledBack {
+                        failure: failure.clone(),
                     }
                 }
-            }
+                Err(error) => {
+                    report.result = format!("failed: {error}");
+                    warn!(environment = env.name(), error = %error, "rollback failed");
+                    hint_commands(
+                        run,
+                        "the rollback failed; to retry it by hand run:",
+                        &commands,
+                    );
+                    not_rolled_back(error)
+                }
+            },
         }
     };
     report.millis = started.elapsed().as_millis() as u64;
-    run.step(
-        MetricStep::Rollback,
+    let succeeded = matches!(outcome, Outcome::RolledBack { .. });
+    run.end_step(
+        StepName::Rollback,
         started,
-        matches!(outcome, Outcome::RolledBack { .. }),
+        (!succeeded).then_some(report.result.as_str()),
     );
-    if mode == RollbackMode::On
-        && failed_step != "pull"
-        && let Ok(post) = run.snapshot(project).await
-    {
+    if restoring && let Ok(post) = run.containers_snapshot(project).await {
         report.post_snapshot = run
             .ctx
             .state
             .write_snapshot(env.name(), "post-rollback", &post)
             .ok();
-    }
-    if let Some(metrics) = &run.ctx.metrics {
-        metrics.observe_rollback(
-            env.name(),
-            if matches!(outcome, Outcome::RolledBack { .. }) {
-                MetricOutcome::Succeeded
-            } else {
-                MetricOutcome::Failed
-            },
-        );
     }
     match run.ctx.state.write_report(env.name(), "rollback", &report) {
         Ok(path) => run.report.rollback_report = Some(path),
@@ -200,7 +182,11 @@ pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
             warn!(environment = env.name(), error = %error_chain(&error), "cannot write the rollback report")
         }
     }
-    run.audit("rollback", &report.result, cause);
+    run.emit(PipelineEvent::RollbackDone {
+        result: report.result.clone(),
+        succeeded,
+        cause: failure.error.clone(),
+    });
     outcome
 }
 
@@ -208,26 +194,6 @@ pub(super) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
 fn hint_commands<C, B, S>(run: &mut Run<'_, C, B, S>, header: &str, commands: &[String]) {
     run.report.hints.push(header.to_string());
     (run.report.hints).extend(commands.iter().map(|c| format!("  {c}")));
-}
-
-/// `up` with the previous pins, then readiness with the rollback timeout.
-async fn restore<C: Compose, B: Brokers, S: Smoke>(
-    ctx: &Context<C, B, S>,
-    env: &Environment,
-    project: &Project,
-    model: &RenderedModel,
-    pins: &ImagePins,
-    services: &[String],
-) -> std::result::Result<(), String> {
-    ctx.compose
-        .up(project, model, pins, services, &UpOptions::default())
-        .await
-        .map_err(|e| format!("up: {}", error_chain(&e)))?;
-    ctx.compose
-        .wait_ready(project, model, services, rollback_timeout(env))
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("readiness: {}", error_chain(&e)))
 }
 
 /// `service image` pairs of `services` as pinned in `pins`, comma-separated.
@@ -268,7 +234,8 @@ pub fn rollback_override_commands(project: &Project, restored: &ImagePins) -> Ve
 }
 
 /// `c2quay rollback ENV [--from-snapshot FILE]`: restores the images of a snapshot (the newest
-/// pre-deploy snapshot when `snapshot` is `None`), under the environment lock.
+/// pre-deploy snapshot when `snapshot` is `None`), under the environment lock, through the same
+/// rollback as a failed deploy (report, audit line, metric).
 pub async fn rollback_to_snapshot<C: Compose, B: Brokers, S: Smoke>(
     ctx: &Context<C, B, S>,
     env: &Environment,
@@ -276,49 +243,66 @@ pub async fn rollback_to_snapshot<C: Compose, B: Brokers, S: Smoke>(
     lock_wait: Duration,
 ) -> Result<ImagePins> {
     let name = env.name().to_string();
-    let state_err = |source| Error::State {
-        environment: name.clone(),
-        source,
-    };
-    let _lock = ctx
-        .state
-        .lock_environment_async(&name, "rollback", lock_wait)
-        .await
-        .map_err(state_err)?;
-    let path = match snapshot {
-        Some(path) => path.to_path_buf(),
-        None => ctx
-            .state
-            .latest_snapshot(&name, "pre")
-            .map_err(state_err)?
-            .ok_or_else(|| Error::NoSnapshot {
-                environment: name.clone(),
-                dir: ctx.state.snapshots_dir(&name),
-            })?,
-    };
-    let snapshot: Snapshot = ctx.state.read_snapshot(&path).map_err(state_err)?;
-    let project = project_of(env);
-    let images = snapshot.running_images();
-    let mut pins = super::run::desired_pins(env);
-    pins.extend(images.clone());
-    let services: Vec<String> = images.keys().cloned().collect();
-    if services.is_empty() {
-        return Ok(ImagePins::new());
-    }
-    let model = ctx
-        .compose
-        .config(&project)
-        .await
-        .map_err(|source| Error::Observe {
+    with_env_lock(&ctx.state, &name, "rollback", lock_wait, async |_lock| {
+        let state_err = |source| Error::State {
             environment: name.clone(),
-            step: "rollback",
             source,
+        };
+        let path = match snapshot {
+            Some(path) => path.to_path_buf(),
+            None => ctx
+                .state
+                .latest_snapshot(&name, "pre")
+                .map_err(state_err)?
+                .ok_or_else(|| Error::NoSnapshot {
+                    environment: name.clone(),
+                    dir: ctx.state.snapshots_dir(&name),
+                })?,
+        };
+        let snapshot: Snapshot = ctx.state.read_snapshot(&path).map_err(state_err)?;
+        let images = snapshot.running_images();
+        let services: Vec<String> = images.keys().cloned().collect();
+        if services.is_empty() {
+            return Ok(ImagePins::new());
+        }
+        let project = project_of(env);
+        let mut run = Run::new(ctx, env);
+        run.snapshot(&project).await.map_err(|error| match error {
+            Error::Observe {
+                environment,
+                source,
+                ..
+            } => Error::Observe {
+                environment,
+                step: StepName::Rollback,
+                source,
+            },
+            other => other,
         })?;
-    restore(ctx, env, &project, &model, &pins, &services)
-        .await
-        .map_err(|message| Error::NotDeployable {
-            environment: name.clone(),
-            message: format!("rollback to {} failed: {message}", path.display()),
-        })?;
-    Ok(images)
+        let failure = StepFailure::new(
+            StepName::Rollback,
+            format!("c2quay rollback to {}", path.display()),
+        );
+        let outcome = roll_back(
+            &mut run,
+            &project,
+            &images,
+            &services,
+            RollbackMode::On,
+            failure,
+        )
+        .await;
+        match outcome {
+            Outcome::RolledBack { .. } => Ok(images),
+            Outcome::RollbackFailed { rollback, .. } => Err(Error::NotDeployable {
+                environment: name.clone(),
+                message: format!("rollback to {} failed: {rollback}", path.display()),
+            }),
+            other => Err(Error::NotDeployable {
+                environment: name.clone(),
+                message: format!("rollback to {} ended {}", path.display(), other.name()),
+            }),
+        }
+    })
+    .await
 }

@@ -1,13 +1,48 @@
-//! Glue between the status file and the planner: what was applied, recording a new release,
-//! and the phase and conditions a deploy outcome leads to ([`status_after`], shared by the CLI
-//! and the agent).
+//! The one owner of `status.json`: [`update`] is its only writer and needs the environment's
+//! [`EnvLock`], so no two writers interleave (a CLI deploy, `retry` and the agent included).
+//! Also the glue between the status file and the planner: what was applied
+//! ([`applied_state_of`]), recording a new release ([`record_applied`]), and the phase and
+//! conditions a deploy outcome leads to ([`status_after`], shared by the CLI and the agent).
 
 use std::time::{Duration, SystemTime};
 
-use super::outcome::{DeployReport, Outcome};
+mod transition;
+
+pub use transition::{Cause, TRANSIENT_RETRY, transition};
+
+use crate::events::StepName;
 use crate::manifest::Environment;
+use crate::pipeline::{DeployReport, Outcome, StepFailure};
 use crate::plan::{self, AppliedRelease, AppliedState, GateBlock};
-use crate::state::{ConditionStatus, ConditionType, EnvironmentStatus, Phase, Release};
+use crate::state::{
+    self, ConditionStatus, ConditionType, EnvLock, EnvironmentStatus, Phase, Release, StateDir,
+};
+
+/// Reads, changes and writes the status of the locked environment (a fresh one when there is
+/// none). The only writer of `status.json`. A corrupt status is an error, never silently
+/// replaced: it holds history and backoff.
+pub fn update(
+    state: &StateDir,
+    lock: &EnvLock,
+    change: impl FnOnce(&mut EnvironmentStatus),
+) -> Result<(), state::Error> {
+    let environment = lock.environment();
+    let mut status = state
+        .read_status(environment)?
+        .unwrap_or_else(|| EnvironmentStatus::new(environment));
+    change(&mut status);
+    state.write_status(environment, &status)
+}
+
+/// Writes `status` as the status of the locked environment, replacing what is there (the agent,
+/// which read it under the same lock and changed it).
+pub fn replace(
+    state: &StateDir,
+    lock: &EnvLock,
+    status: &EnvironmentStatus,
+) -> Result<(), state::Error> {
+    state.write_status(lock.environment(), status)
+}
 
 /// The planner's view of what was applied, from an environment's status.
 pub fn applied_state_of(status: &EnvironmentStatus) -> AppliedState {
@@ -121,7 +156,7 @@ pub fn status_after(
                 &report.plan,
                 now,
             );
-            Some(super::recover::record_retry_delay(1))
+            Some(crate::pipeline::record_retry_delay(1))
         }
         Outcome::GateBlocked => {
             let reasons = report.gate_reasons().join("\n");
@@ -137,25 +172,26 @@ pub fn status_after(
             );
             Some(delay)
         }
-        Outcome::RolledBack { failed_step, cause } => {
+        Outcome::RolledBack { failure } => {
             status.phase = Phase::RolledBack;
-            status.message =
-                format!("{failed_step} failed ({cause}); rolled back to the previous images");
+            status.message = format!(
+                "{} failed ({}); rolled back to the previous images",
+                failure.step, failure.error
+            );
             status.failed_generation = Some(env.generation.clone());
             let message = status.message.clone();
-            failed_conditions(status, failed_step, "RolledBack", &message, now);
+            failed_conditions(status, failure, "RolledBack", &message, now);
             None
         }
-        Outcome::RollbackFailed {
-            failed_step,
-            cause,
-            rollback,
-        } => {
+        Outcome::RollbackFailed { failure, rollback } => {
             status.phase = Phase::Degraded;
-            status.message = format!("{failed_step} failed ({cause}); not rolled back: {rollback}");
+            status.message = format!(
+                "{} failed ({}); not rolled back: {rollback}",
+                failure.step, failure.error
+            );
             status.failed_generation = Some(env.generation.clone());
             let message = status.message.clone();
-            failed_conditions(status, failed_step, "RollbackFailed", &message, now);
+            failed_conditions(status, failure, "RollbackFailed", &message, now);
             // Something may not run now: look again soon (the planner heals or reports it)
             // even when no container event comes.
             Some(REPLAN_AFTER_FAILED_ROLLBACK)
@@ -168,7 +204,7 @@ pub fn status_after(
 /// generation's `True` no longer describes what the agent tried last).
 fn failed_conditions(
     status: &mut EnvironmentStatus,
-    failed_step: &str,
+    failure: &StepFailure,
     applied_reason: &str,
     message: &str,
     now: SystemTime,
@@ -180,15 +216,15 @@ fn failed_conditions(
         message,
         now,
     );
-    let (smoke, reason) = match failed_step {
-        "smoke" => (ConditionStatus::False, "SmokeFailed"),
-        "verify" => (ConditionStatus::True, "SmokePassed"),
+    let (smoke, reason) = match failure.step {
+        StepName::Smoke => (ConditionStatus::False, "SmokeFailed"),
+        StepName::Verify => (ConditionStatus::True, "SmokePassed"),
         _ => (ConditionStatus::Unknown, "NotRun"),
     };
     let smoke_message = match smoke {
         ConditionStatus::False => message.to_string(),
         ConditionStatus::True => "smoke checks passed; verify failed".to_string(),
-        ConditionStatus::Unknown => format!("smoke checks did not run: {failed_step} failed"),
+        ConditionStatus::Unknown => format!("smoke checks did not run: {} failed", failure.step),
     };
     status.set_condition(
         ConditionType::SmokePassed,

@@ -1,0 +1,264 @@
+//! The deploy flow: the strict order of DESIGN.md §2 under the environment lock.
+
+use std::time::Instant;
+
+use super::super::run::Run;
+use super::super::steps::record::pending_record;
+use super::super::{
+    Brokers, Context, DeployOptions, DeployReport, Error, Outcome, Result, StepFailure, candidates,
+    check_services_exist, desired_pins, project_of, with_env_lock,
+};
+use super::rollback::roll_back;
+use crate::compose::{Compose, ImagePins, Project, UpOptions};
+use crate::events::{PipelineEvent, StepName};
+use crate::manifest::Environment;
+use crate::plan;
+use crate::smoke::Smoke;
+use crate::state::{EnvLock, Intent, Operation, PendingRecord, Step};
+
+/// Runs one deploy of `env` now under its lock: the same pipeline for `c2quay deploy` and the
+/// agent.
+///
+/// Returns a report whose [`Outcome`] says how it ended; `Err` only when nothing could be done
+/// safely (the environment is not deployable here, Docker could not be observed, the broker
+/// could not be asked, the state directory failed before any change).
+pub async fn deploy<C: Compose, B: Brokers, S: Smoke>(
+    ctx: &Context<C, B, S>,
+    env: &Environment,
+    options: &DeployOptions,
+) -> Result<DeployReport> {
+    let (state, name) = (&ctx.state, env.name());
+    with_env_lock(
+        state,
+        name,
+        options.holder,
+        options.lock_wait,
+        async |lock| deploy_locked(ctx, env, options, lock).await,
+    )
+    .await
+}
+
+/// [`deploy`] for a caller that already holds the environment lock.
+pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
+    ctx: &Context<C, B, S>,
+    env: &Environment,
+    options: &DeployOptions,
+    lock: &EnvLock,
+) -> Result<DeployReport> {
+    let name = env.name().to_string();
+    env.check_deployable_here()
+        .map_err(|problems| Error::NotDeployable {
+            environment: name.clone(),
+            message: problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        })?;
+    let state_err = |source| Error::State {
+        environment: name.clone(),
+        source,
+    };
+    let mut run = Run::new(ctx, env);
+
+    // 1. pre-snapshot
+    let started = Instant::now();
+    let project = project_of(env);
+    let pre = run.snapshot(&project).await?;
+    check_services_exist(env, &run.model)?;
+    run.report.pre_snapshot = Some(
+        ctx.state
+            .write_snapshot(&name, "pre", &pre)
+            .map_err(state_err)?,
+    );
+    run.end_step(StepName::Snapshot, started, None);
+
+    // 2. plan: an unreadable status stops here (planning as if nothing was applied would
+    // redeploy and re-record everything).
+    let applied = super::super::try_applied_state(&ctx.state, &name).map_err(state_err)?;
+    let changed = plan::changed_services(env, &applied, &pre.containers);
+    run.report.changed = changed.clone();
+    run.report.plan = describe_plan(env, &changed);
+    run.emit(PipelineEvent::Planned {
+        plan: run.report.plan.clone(),
+    });
+    if changed.is_empty() {
+        run.report.outcome = Outcome::UpToDate;
+        return run.finish(None).await;
+    }
+    let to_apply: Vec<String> = changed
+        .iter()
+        .filter(|s| env.pinned_services().contains(s))
+        .cloned()
+        .collect();
+    let pins = desired_pins(env);
+    if options.dry_run {
+        run.report.outcome = Outcome::DryRun;
+        run.report.hints = dry_run_lines(env, &project, &pins, &to_apply);
+        return Ok(run.report);
+    }
+
+    // 3. gate
+    let to_record = candidates(env, &changed);
+    if let Some(spec) = &env.manifest.spec.broker
+        && !to_record.is_empty()
+        && !run.gate(spec, &to_record).await?
+    {
+        run.report.outcome = Outcome::GateBlocked;
+        run.report.hints = run.report.gate_reasons();
+        return run.finish(None).await;
+    }
+
+    // Journal the intent before the first side effect.
+    let records: Vec<PendingRecord> = to_record
+        .iter()
+        .map(|candidate| pending_record(ctx, env, candidate))
+        .collect();
+    let mut intent = Intent {
+        generation: env.generation.clone(),
+        operation: Operation::Deploy,
+        started_at: ctx.clock.now(),
+        pre_snapshot: run.report.pre_snapshot.clone().unwrap_or_default(),
+        target_images: to_apply
+            .iter()
+            .filter_map(|s| pins.get(s).map(|image| (s.clone(), image.clone())))
+            .collect(),
+        previous_images: pre
+            .running_images()
+            .into_iter()
+            .filter(|(s, _)| to_apply.contains(s))
+            .collect(),
+        changed_services: to_apply.clone(),
+        records: records.clone(),
+        step: Step::Started,
+    };
+    ctx.state.write_intent(&name, &intent).map_err(state_err)?;
+
+    // 4-6. pull, up, readiness, smoke, verify: a failure rolls back per policy.
+    if !to_apply.is_empty()
+        && let Err(failure) =
+            apply_release(&mut run, &project, &pins, &to_apply, options, &mut intent).await
+    {
+        let mode = options
+            .rollback
+            .unwrap_or(env.manifest.spec.policy.rollback);
+        let previous = pre.running_images();
+        let outcome = roll_back(&mut run, &project, &previous, &to_apply, mode, failure).await;
+        run.report.outcome = outcome;
+        ctx.state.clear_intent(&name).map_err(state_err)?;
+        return run.finish(Some(&project)).await;
+    }
+
+    // 7. record, always last: the outbox holds each record until the broker accepts it.
+    intent.step = Step::SmokePassed;
+    ctx.state.write_intent(&name, &intent).map_err(state_err)?;
+    for record in &records {
+        ctx.state.outbox_put(&name, record).map_err(state_err)?;
+    }
+    let now = ctx.clock.now();
+    crate::status::update(&ctx.state, lock, |status| {
+        super::super::record_applied(status, env, now)
+    })
+    .map_err(state_err)?;
+    ctx.state.clear_intent(&name).map_err(state_err)?;
+    let started = Instant::now();
+    // The whole outbox goes out oldest first: a record of an earlier deploy still pending is
+    // sent before this deploy's, or the broker would call the older version current (issue 6).
+    let queued = match ctx.state.outbox_list(&name) {
+        Ok((queued, _)) => queued,
+        Err(_) => records.clone(),
+    };
+    let items = run.record(&queued).await;
+    let all_recorded = items
+        .iter()
+        .all(|i| i.status == super::super::RecordStatus::Recorded);
+    run.end_step(
+        StepName::Record,
+        started,
+        (!all_recorded).then_some("some records wait in the outbox"),
+    );
+    run.report.records = items;
+    run.report.outcome = if all_recorded {
+        Outcome::Deployed
+    } else {
+        Outcome::RecordFailed
+    };
+    run.finish(Some(&project)).await
+}
+
+/// pull -> up -> readiness -> smoke -> verify, journaling each step reached.
+async fn apply_release<C: Compose, B: Brokers, S: Smoke>(
+    run: &mut Run<'_, C, B, S>,
+    project: &Project,
+    pins: &ImagePins,
+    services: &[String],
+    options: &DeployOptions,
+    intent: &mut Intent,
+) -> std::result::Result<(), StepFailure> {
+    run.pull(project, pins, services).await?;
+    intent.step = Step::Pulled;
+    run.write_intent(intent);
+    run.remove_leftovers_seen(project).await;
+    let up_options = UpOptions {
+        force_recreate: options.force_recreate,
+        remove_orphans: run.env.manifest.spec.policy.remove_orphans,
+    };
+    run.up(StepName::Up, project, pins, services, &up_options)
+        .await?;
+    intent.step = Step::UpDone;
+    run.write_intent(intent);
+    run.readiness(project, services, run.env.wait_timeout())
+        .await?;
+    intent.step = Step::Ready;
+    run.write_intent(intent);
+    run.smoke().await?;
+    run.verify(pins, services)?;
+    tracing::info!(
+        environment = run.env.name(),
+        "apply, readiness and smoke passed"
+    );
+    Ok(())
+}
+
+fn describe_plan(env: &Environment, changed: &[String]) -> String {
+    if changed.is_empty() {
+        return format!("generation {}: up to date", env.generation);
+    }
+    let parts: Vec<String> = changed
+        .iter()
+        .map(|s| {
+            let spec = &env.manifest.spec.services[s];
+            match (env.pinned_image(s), &spec.version) {
+                (Some(image), Some(v)) if !spec.gate_only => format!("{s} -> {v} ({image})"),
+                (Some(image), _) => format!("{s} -> {image}"),
+                (None, Some(v)) => format!("{s} -> {v} (gate only)"),
+                (None, None) => s.clone(),
+            }
+        })
+        .collect();
+    format!("generation {}: deploy {}", env.generation, parts.join(", "))
+}
+
+fn dry_run_lines(
+    env: &Environment,
+    project: &Project,
+    pins: &ImagePins,
+    services: &[String],
+) -> Vec<String> {
+    let mut lines = vec![format!(
+        "dry run: would gate, pull and apply in project {}",
+        project.name
+    )];
+    for service in services {
+        if let Some(image) = pins.get(service) {
+            lines.push(format!("  {service}: pin {image}"));
+        }
+    }
+    for candidate in candidates(env, services) {
+        lines.push(format!(
+            "  record {} {} after smoke",
+            candidate.pacticipant, candidate.version
+        ));
+    }
+    lines
+}

@@ -1,0 +1,58 @@
+//! The flows: the orders steps run in. `deploy` (gate, apply, smoke, verify, record),
+//! `heal` (re-apply the applied release), `verify` (the gate alone), `recover` (an interrupted
+//! deploy from the journal) and `rollback` (the policy around the one `restore` step).
+//!
+//! A flow that changes the host or the status takes an [`EnvLock`](crate::state::EnvLock):
+//! the caller holds the environment lock ([`with_env_lock`](super::with_env_lock)).
+
+mod deploy;
+mod heal;
+mod recover;
+mod rollback;
+mod verify;
+
+use tracing::warn;
+
+use super::run::Run;
+use super::{DeployReport, Result};
+use crate::compose::{Compose, Project};
+use crate::error_chain;
+use crate::events::PipelineEvent;
+
+pub use deploy::{deploy, deploy_locked};
+pub use heal::heal;
+pub use recover::{Recovery, recover};
+pub use rollback::{RollbackReport, rollback_override_commands, rollback_to_snapshot};
+pub use verify::verify;
+
+impl<C: Compose, B, S> Run<'_, C, B, S> {
+    /// Ends a flow: post-snapshot (when `project` is given), the report file, the `Finished`
+    /// event; returns the report.
+    pub(in crate::pipeline) async fn finish(
+        mut self,
+        project: Option<&Project>,
+    ) -> Result<DeployReport> {
+        let name = self.env.name().to_string();
+        if let Some(project) = project
+            && let Ok(post) = self.containers_snapshot(project).await
+        {
+            match self.ctx.state.write_snapshot(&name, "post", &post) {
+                Ok(path) => self.report.post_snapshot = Some(path),
+                Err(error) => {
+                    warn!(environment = %name, error = %error_chain(&error), "cannot write the post snapshot")
+                }
+            }
+        }
+        match self.ctx.state.write_report(&name, "deploy", &self.report) {
+            Ok(path) => self.report.report_path = Some(path),
+            Err(error) => {
+                warn!(environment = %name, error = %error_chain(&error), "cannot write the deploy report")
+            }
+        }
+        self.emit(PipelineEvent::Finished {
+            outcome: self.report.outcome.name(),
+            plan: self.report.plan.clone(),
+        });
+        Ok(self.report)
+    }
+}

@@ -1,0 +1,288 @@
+//! [`transition`]: the one place that decides an environment's phase. Every cause of a status
+//! change (a plan that needs no work, a deploy's outcome, a deploy that could not start, a heal,
+//! an invalid or removed manifest) is a [`Cause`]; the agent and the CLI only say what happened.
+
+use std::time::{Duration, SystemTime};
+
+use super::{block_gate, status_after};
+use crate::error_chain;
+use crate::manifest::Environment;
+use crate::pipeline::{self, DeployReport, Outcome};
+use crate::plan::{self, Action};
+use crate::state::{ConditionStatus, ConditionType, EnvironmentStatus, Phase};
+
+/// When the agent looks again after a transient error (Docker or the state directory).
+pub const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
+
+/// Why an environment's status changes.
+#[derive(Debug)]
+pub enum Cause<'a> {
+    /// The manifest does not parse or validate.
+    Invalid {
+        /// The problems, for a human.
+        message: &'a str,
+    },
+    /// The manifest was removed.
+    Orphaned {
+        /// Environment name.
+        environment: &'a str,
+    },
+    /// `spec.suspend` is true.
+    Suspended,
+    /// The planner's action, for actions that run no flow (everything but `Deploy` and `Heal`).
+    Planned {
+        /// The action.
+        action: &'a Action,
+        /// The plan's reason.
+        reason: &'a str,
+    },
+    /// A deploy starts.
+    Progressing {
+        /// The plan's reason.
+        reason: &'a str,
+    },
+    /// A deploy of `env` ended with `report`.
+    DeployEnded {
+        /// The environment.
+        env: &'a Environment,
+        /// Its report.
+        report: &'a DeployReport,
+    },
+    /// A deploy of `env` could not start.
+    DeployNotStarted {
+        /// The environment.
+        env: &'a Environment,
+        /// Why.
+        error: &'a pipeline::Error,
+    },
+    /// A heal of `services` ended with `report`.
+    HealEnded {
+        /// The services healed.
+        services: &'a [String],
+        /// Its report.
+        report: &'a DeployReport,
+    },
+    /// A step failed transiently (observe, recover, heal); the phase stays.
+    TransientError {
+        /// The step.
+        step: &'a str,
+        /// The error chain.
+        message: &'a str,
+    },
+}
+
+/// Applies `cause` to `status`: phase, message, conditions, failed generation, gate backoff.
+/// Returns when to look again if nothing else triggers a reconcile, if ever. Pure.
+pub fn transition(
+    status: &mut EnvironmentStatus,
+    cause: Cause<'_>,
+    now: SystemTime,
+) -> Option<Duration> {
+    match cause {
+        Cause::Invalid { message } => {
+            status.phase = Phase::Invalid;
+            status.message = message.to_string();
+            None
+        }
+        Cause::Orphaned { environment } => {
+            status.phase = Phase::Orphaned;
+            status.message = format!(
+                "the manifest of {environment} was removed: no longer managed; its containers keep running. \
+                 To take it down: docker compose -p <project> down (see the last snapshot under the state directory)"
+            );
+            None
+        }
+        Cause::Suspended => {
+            status.phase = Phase::Suspended;
+            status.message = "spec.suspend is true: observing only".into();
+            None
+        }
+        Cause::Planned { action, reason } => planned(status, action, reason, now),
+        Cause::Progressing { reason } => {
+            status.phase = Phase::Progressing;
+            status.message = reason.to_string();
+            None
+        }
+        Cause::DeployEnded { env, report } => status_after(status, env, report, now),
+        Cause::DeployNotStarted { env, error } => not_started(status, env, error, now),
+        Cause::HealEnded { services, report } => {
+            if report.outcome == Outcome::Deployed {
+                status.phase = Phase::Ready;
+                status.message = format!("healed {}", services.join(", "));
+                None
+            } else {
+                status.phase = Phase::Degraded;
+                status.message = match report.outcome.failure() {
+                    Some(failure) => {
+                        format!("heal of {} failed: {}", services.join(", "), failure.error)
+                    }
+                    None => format!(
+                        "heal of {} ended {}",
+                        services.join(", "),
+                        report.outcome.name()
+                    ),
+                };
+                Some(TRANSIENT_RETRY)
+            }
+        }
+        Cause::TransientError { step, message } => {
+            status.message = format!("{step}: {message}");
+            Some(TRANSIENT_RETRY)
+        }
+    }
+}
+
+fn planned(
+    status: &mut EnvironmentStatus,
+    action: &Action,
+    reason: &str,
+    now: SystemTime,
+) -> Option<Duration> {
+    match action {
+        Action::Noop => {
+            status.phase = Phase::Ready;
+            status.message = reason.to_string();
+            None
+        }
+        Action::ReportDrift { .. } => {
+            status.phase = Phase::Drifted;
+            status.message = reason.to_string();
+            None
+        }
+        Action::HealCapReached { .. } => {
+            status.phase = Phase::Degraded;
+            status.message = reason.to_string();
+            Some(plan::HEAL_WINDOW)
+        }
+        Action::WaitForGate { next_check_at } => {
+            status.phase = Phase::GateBlocked;
+            Some(next_check_at.duration_since(now).unwrap_or_default())
+        }
+        Action::AwaitChange => {
+            status.phase = Phase::RolledBack;
+            // Keep why the generation failed next to "waiting for a new commit".
+            let why = (status.condition(ConditionType::Applied))
+                .filter(|c| c.status == ConditionStatus::False)
+                .map(|c| c.message.clone());
+            status.message = match why {
+                Some(why) if !reason.contains(&why) => format!("{reason}: {why}"),
+                _ => reason.to_string(),
+            };
+            None
+        }
+        Action::Suspended => {
+            status.phase = Phase::Suspended;
+            None
+        }
+        Action::Invalid => {
+            status.phase = Phase::Invalid;
+            None
+        }
+        // These run a flow; their end is `DeployEnded` / `HealEnded`.
+        Action::Deploy { .. } | Action::Heal { .. } => None,
+    }
+}
+
+fn not_started(
+    status: &mut EnvironmentStatus,
+    env: &Environment,
+    error: &pipeline::Error,
+    now: SystemTime,
+) -> Option<Duration> {
+    let message = error_chain(error);
+    match error {
+        pipeline::Error::Gate { .. } => {
+            // The broker could not answer: no gate ever passes on an error.
+            status.phase = Phase::GateBlocked;
+            status.message = format!("broker unreachable or refused: {message}");
+            let delay = block_gate(status, env, now);
+            status.set_condition(
+                ConditionType::Gated,
+                ConditionStatus::Unknown,
+                "BrokerError",
+                &message,
+                now,
+            );
+            Some(delay)
+        }
+        _ if error.is_transient() => {
+            status.message = message;
+            Some(TRANSIENT_RETRY)
+        }
+        _ => {
+            status.phase = Phase::Degraded;
+            status.message = message;
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_noop_plan_is_ready_with_its_reason() {
+        let mut status = EnvironmentStatus::new("shop");
+        let delay = transition(
+            &mut status,
+            Cause::Planned {
+                action: &Action::Noop,
+                reason: "runs as applied",
+            },
+            SystemTime::UNIX_EPOCH,
+        );
+        assert_eq!(status.phase, Phase::Ready);
+        assert_eq!(status.message, "runs as applied");
+        assert_eq!(delay, None);
+    }
+
+    #[test]
+    fn a_transient_error_keeps_the_phase_and_requeues() {
+        let mut status = EnvironmentStatus::new("shop");
+        status.phase = Phase::Ready;
+        let delay = transition(
+            &mut status,
+            Cause::TransientError {
+                step: "observe",
+                message: "docker is down",
+            },
+            SystemTime::UNIX_EPOCH,
+        );
+        assert_eq!(status.phase, Phase::Ready);
+        assert_eq!(status.message, "observe: docker is down");
+        assert_eq!(delay, Some(TRANSIENT_RETRY));
+    }
+
+    #[test]
+    fn waiting_for_the_gate_requeues_at_the_next_check() {
+        let mut status = EnvironmentStatus::new("shop");
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let delay = transition(
+            &mut status,
+            Cause::Planned {
+                action: &Action::WaitForGate {
+                    next_check_at: now + Duration::from_secs(30),
+                },
+                reason: "gate",
+            },
+            now,
+        );
+        assert_eq!(status.phase, Phase::GateBlocked);
+        assert_eq!(delay, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_removed_manifest_is_orphaned() {
+        let mut status = EnvironmentStatus::new("shop");
+        transition(
+            &mut status,
+            Cause::Orphaned {
+                environment: "shop",
+            },
+            SystemTime::UNIX_EPOCH,
+        );
+        assert_eq!(status.phase, Phase::Orphaned);
+        assert!(status.message.contains("shop was removed"));
+    }
+}
