@@ -27,7 +27,9 @@ use crate::compose::{self, Container, Project, RenderedModel};
 use crate::manifest::{BrokerSpec, Environment, RollbackMode};
 use crate::state::{self, Clock, StateDir};
 
-pub use brokers::{FakeBrokers, HttpBrokers, auth_of};
+#[cfg(any(test, feature = "test-support"))]
+pub use brokers::FakeBrokers;
+pub use brokers::{HttpBrokers, auth_of};
 pub use outcome::{DeployReport, Outcome, RecordItem, RecordStatus, StepTiming};
 pub use recover::{Recovery, record_retry_delay};
 pub use recover::{drain_outbox, recover};
