@@ -11,10 +11,10 @@
 # compiler for libFuzzer. On a stable toolchain RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z
 # flags. Seeds come from the repo (desired/, tests/fixtures/broken/, src/broker/fixtures/);
 # the corpus grows in fuzz/corpus/<target> (git-ignored). A crash leaves its input in
-# fuzz/artifacts/<target>/: turn it into a regression test in tests/parser_fuzz.rs.
+# fuzz/artifacts/<target>/: turn it into a regression test in tests/it/parser_fuzz.rs.
 #
 # The bounded property-based form of the same fuzzing runs in the test command
-# (tests/parser_fuzz.rs); this script is the long, coverage-guided form.
+# (tests/it/parser_fuzz.rs); this script is the long, coverage-guided form.
 #
 # Environment: FUZZ_TARGETS="manifest compose broker" to choose targets;
 #              FUZZ_SANITIZER=none|address (default address).

@@ -2,9 +2,10 @@
 # scripts/reliability.sh [--fuzz SECONDS]: runs the hardening tests of issue 6 (and the broker
 # fidelity proof of issue 3), counts their results and figures, and writes docs/RELIABILITY.md.
 #
-# Each fault class maps to a test binary in tests/ (filter optional). A class whose test file
-# does not exist yet is listed as "not yet tried". Figures are the `FIGURE ...` lines the tests
-# print. Panics are counted from "panicked at" lines in passing tests' output (there must be 0).
+# Each fault class maps to a test module of the binaries tests/it (no Docker) or tests/e2e
+# (Docker), filter optional. A class whose test file does not exist yet is listed as "not yet
+# tried". Figures are the `FIGURE ...` lines the tests print. Panics are counted from
+# "panicked at" lines in passing tests' output (there must be 0).
 # --fuzz SECONDS also runs scripts/fuzz.sh SECONDS (coverage-guided, cargo-fuzz) and adds a row.
 #
 # Docker end-to-end tests need the test world (scripts/test-world.sh); C2QUAY_REQUIRE_DOCKER=1
@@ -20,7 +21,7 @@ OUT=docs/RELIABILITY.md
 LOGS="$(mktemp -d)"
 trap 'rm -rf "$LOGS"' EXIT
 
-# class | test binary | filter ('-' = all) | what is tried | expected outcome
+# class | test module (tests/it/ or tests/e2e/) | filter ('-' = all) | what is tried | expected outcome
 CLASSES=$(cat <<'TABLE'
 Fuzz: arbitrary text into every parser|parser_fuzz|arbitrary_text|2 x C2QUAY_FUZZ_CASES (default 2,000) strings and byte strings into manifest, Compose and broker parsers|no panic; every error has a message
 Fuzz: arbitrary and structure-aware JSON/YAML|parser_fuzz|arbitrary_json|C2QUAY_FUZZ_CASES JSON values x 5 wrappings, also as YAML|no panic; Deployable only when summary.deployable is true
@@ -44,13 +45,18 @@ passed_total=0; failed_total=0; panics_total=0
 rows=""
 figures=""
 while IFS='|' read -r class bin filter tried expected; do
-  if [ ! -f "tests/$bin.rs" ]; then
+  file=""
+  for target in it e2e; do
+    if [ -f "tests/$target/$bin.rs" ]; then file="tests/$target/$bin.rs"; break; fi
+  done
+  if [ -z "$file" ]; then
     rows+="| $class | \`tests/$bin.rs\` (not written) | - | not yet tried |"$'\n'
     continue
   fi
   log="$LOGS/$bin-${filter//[^a-z_]/}.log"
-  args=(--test "$bin")
-  [ "$filter" != "-" ] && args+=("$filter")
+  # The module path is the filter: `parser_fuzz::` runs the module, `parser_fuzz::bombs` a test.
+  args=(--test "$target" "$bin::")
+  [ "$filter" != "-" ] && args=(--test "$target" "$bin::$filter")
   echo "==> $class: cargo test ${args[*]}"
   started=$SECONDS
   # --include-ignored: the Docker daemon restart (ignored in the parallel test run) runs here,
@@ -65,7 +71,7 @@ while IFS='|' read -r class bin filter tried expected; do
   passed_total=$((passed_total + p)); failed_total=$((failed_total + f)); panics_total=$((panics_total + panics))
   outcome="$p passed, $f failed, $panics panics ($secs s)"
   [ "$f" -eq 0 ] && outcome="OK: $expected; $outcome" || outcome="FAILED: $outcome"
-  where="\`tests/$bin.rs\`"
+  where="\`$file\`"
   [ "$filter" != "-" ] && where+=" ($filter)"
   rows+="| $class | $where | $tried | $outcome |"$'\n'
   figures+="$(grep -h "FIGURE" "$log" | sed 's/^/    /')"$'\n'
@@ -107,7 +113,7 @@ fi
   echo "  every token: a 40,000-deep \`[[[...]]]\` file took 5.5 s and a 1 MiB file of depth-120 flow"
   echo "  collections 29 s (debug build) before serde_yaml's recursion limit refused it. The manifest"
   echo "  parser now refuses flow nesting deeper than 16 before YAML parsing (\`src/manifest/parse.rs\`,"
-  echo "  \`MAX_FLOW_NESTING\`); regression tests in \`src/manifest/parse_tests.rs\` and \`tests/parser_fuzz.rs\`."
+  echo "  \`MAX_FLOW_NESTING\`); regression tests in \`src/manifest/parse_tests.rs\` and \`tests/it/parser_fuzz.rs\`."
   echo "- \`chmod 000\` does not stop root: as root an unreadable manifest loads like any other (the test"
   echo "  asserts the permission error only when not root)."
   echo "- Broker chaos: a record answered with a truncated 2xx body counted as made (2 of 48 records lost"

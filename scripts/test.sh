@@ -103,9 +103,9 @@ fi
 # The Docker daemon restart stops every container on the host: it runs alone, after the
 # parallel run (it is #[ignore]d there).
 if cargo nextest --version >/dev/null 2>&1; then
-  run_tests "dockerd restart (alone)" cargo nextest run --test docker_faults --run-ignored only
+  run_tests "dockerd restart (alone)" cargo nextest run --test e2e --run-ignored only -E 'test(/^docker_faults::/)'
 else
-  run_tests "dockerd restart (alone)" cargo test --test docker_faults -- --ignored
+  run_tests "dockerd restart (alone)" cargo test --test e2e docker_faults:: -- --ignored
 fi
 # Coverage-guided fuzzing, bounded: 60 s per parser target (issue 6, item 1).
 step "fuzz (60 s per target)" env FUZZ_SANITIZER=none bash scripts/fuzz.sh 60

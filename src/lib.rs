@@ -16,6 +16,8 @@
 //! - [`cli`]: clap types and the subcommands; `main.rs` only maps their outcome to an exit code.
 //! - [`secret`]: the `Secret` type that never prints its value.
 
+#![deny(missing_docs)]
+
 pub mod agent;
 pub mod broker;
 pub mod cli;

@@ -12,7 +12,7 @@
 //! This module does not decide anything: it is told what happened by the agent and the
 //! pipeline through typed helper methods. [`DOCUMENTED_METRICS`] lists every metric name and
 //! type; `docs/metrics.md`, the Grafana dashboard and the alert rules are checked against it
-//! by `tests/ops_files.rs`.
+//! by `tests/it/ops_files.rs`.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;

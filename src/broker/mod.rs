@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 mod backoff;
 mod client;
 mod error;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 mod http;
 pub mod parse;
@@ -28,6 +29,7 @@ pub use client::{
     RELATION_VERSION,
 };
 pub use error::{Error, Result, is_retryable_status};
+#[cfg(any(test, feature = "test-support"))]
 pub use fake::FakeBroker;
 pub use http::{
     Auth, Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_PARALLELISM,

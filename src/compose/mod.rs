@@ -37,6 +37,7 @@ pub mod argv;
 mod cli;
 mod error;
 pub mod events;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 pub mod override_file;
 pub mod parse;

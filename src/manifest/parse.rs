@@ -71,7 +71,7 @@ pub fn parse_str(text: &str, source: &Path) -> Result<Environment, Vec<Problem>>
 ///
 /// libyaml's scanner does work proportional to the current flow depth for every token, so a
 /// 1 MiB file of nested brackets costs minutes of CPU before serde_yaml's recursion limit is
-/// reached (found by `tests/parser_fuzz.rs`). Real manifests nest flow collections 2 or 3 deep.
+/// reached (found by `tests/it/parser_fuzz.rs`). Real manifests nest flow collections 2 or 3 deep.
 pub const MAX_FLOW_NESTING: usize = 16;
 
 /// Refuses text whose brackets and braces nest deeper than [`MAX_FLOW_NESTING`], before the

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::broker::{self, Auth, FakeBroker, HttpBroker, RequestObserver};
+#[cfg(any(test, feature = "test-support"))]
+use crate::broker::FakeBroker;
+use crate::broker::{self, Auth, HttpBroker, RequestObserver};
 use crate::manifest::BrokerSpec;
 use crate::secret::Secret;
 
@@ -87,9 +89,11 @@ pub fn auth_of(spec: &BrokerSpec) -> Result<Auth, broker::Error> {
 }
 
 /// Every broker section gets the same [`FakeBroker`] (test support).
+#[cfg(any(test, feature = "test-support"))]
 #[derive(Clone, Default)]
 pub struct FakeBrokers(pub Arc<FakeBroker>);
 
+#[cfg(any(test, feature = "test-support"))]
 impl Brokers for FakeBrokers {
     type Client = FakeBroker;
 

@@ -40,7 +40,9 @@ use crate::state::{self, Clock, EnvLock, StateDir};
 
 pub use crate::errors::error_chain;
 pub use crate::status::{applied_state_of, block_gate, record_applied, status_after};
-pub use brokers::{FakeBrokers, HttpBrokers, auth_of};
+#[cfg(any(test, feature = "test-support"))]
+pub use brokers::FakeBrokers;
+pub use brokers::{HttpBrokers, auth_of};
 pub use flows::{
     Recovery, RollbackReport, deploy, deploy_locked, heal, recover, rollback_override_commands,
     rollback_to_snapshot, verify,

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::manifest::SmokeCheck;
 
 mod checks;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 
 pub use checks::Checks;

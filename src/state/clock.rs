@@ -3,8 +3,11 @@
 //! Also the RFC 3339 (millisecond) formatting used in every state file, and serde helpers
 //! (`#[serde(with = "rfc3339")]` and friends) for `SystemTime` fields.
 
+#[cfg(any(test, feature = "test-support"))]
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+#[cfg(any(test, feature = "test-support"))]
+use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time. Durations and timeouts use tokio's clock instead.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -23,9 +26,11 @@ impl Clock for SystemClock {
 }
 
 /// A clock for tests: fixed until told to move.
+#[cfg(any(test, feature = "test-support"))]
 #[derive(Debug)]
 pub struct FixedClock(Mutex<SystemTime>);
 
+#[cfg(any(test, feature = "test-support"))]
 impl FixedClock {
     /// A clock that reads `at` until [`set`](Self::set) or [`advance`](Self::advance) is called.
     pub fn new(at: SystemTime) -> Self {
@@ -49,6 +54,7 @@ impl FixedClock {
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl Clock for FixedClock {
     fn now(&self) -> SystemTime {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())

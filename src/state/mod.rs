@@ -38,7 +38,9 @@ use std::sync::Arc;
 
 pub use atomic::{quarantine, read_json, read_json_opt, write_atomic, write_json_atomic};
 pub use audit::{AUDIT_ROTATE_BYTES, AuditEvent};
-pub use clock::{Clock, FixedClock, SystemClock};
+#[cfg(any(test, feature = "test-support"))]
+pub use clock::FixedClock;
+pub use clock::{Clock, SystemClock};
 pub use error::{Error, Result};
 pub use journal::{Intent, Operation, Step};
 pub use lock::{EnvLock, LockHolder};

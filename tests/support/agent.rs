@@ -1,7 +1,6 @@
 //! Helpers for end-to-end tests of the real `c2quay agent` process.
 //!
-//! Include with `#[path = "support/agent.rs"] mod agent;` next to
-//! `#[path = "support/docker.rs"] mod docker;` (this file uses `super::docker`).
+//! Reached as `crate::support::agent` (it uses its sibling `super::docker`).
 //!
 //! - [`Broker`]: the broker emulator on its own small runtime, so synchronous tests can seed it,
 //!   inject faults and inspect records while the agent talks to it.

@@ -1,6 +1,6 @@
 //! Helpers for end-to-end tests of the release pipeline: a temp desired directory and Compose
 //! project, the real `c2quay` binary run with `--desired` / `--state-dir`, and a seeded broker
-//! emulator. Include with `mod support;` plus `#[path = "support/c2quay.rs"] mod c2quay;`.
+//! emulator. Reached as `crate::support::c2quay` (it uses its sibling `crate::support::docker`).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

@@ -1,7 +1,6 @@
 //! Helpers for end-to-end tests against the real Docker engine and Compose v2.
 //!
-//! Include with `mod support;` (then `support::docker::...`) or directly with
-//! `#[path = "support/docker.rs"] mod docker;`. Only std and the `tempfile`
+//! Reached as `crate::support::docker`. Only std and the `tempfile`
 //! dev-dependency are used; nothing from the c2quay library, so the tests
 //! stay black-box.
 //!

@@ -1,8 +1,7 @@
 //! A real Prometheus server (Debian's `prometheus` binary) for end-to-end tests of the metrics,
 //! the Grafana dashboard and the alert rules.
 //!
-//! Include with `#[path = "support/prom.rs"] mod prom;` next to
-//! `#[path = "support/docker.rs"] mod docker;` (this file uses `super::docker`).
+//! Reached as `crate::support::prom` (it uses its sibling `super::docker`).
 //!
 //! [`Prometheus::start`] writes a `prometheus.yml` (job `c2quay`, 1 s scrape and evaluation
 //! intervals, optional rule files) into a temp directory, starts the server on a free loopback

@@ -3,10 +3,7 @@
 //! format (`--log-format json`): every stderr line is a JSON object carrying the environment,
 //! generation and step as fields.
 
-#[path = "support/agent.rs"]
-mod agent;
-#[path = "support/docker.rs"]
-mod docker;
+use crate::support::{agent, docker};
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};

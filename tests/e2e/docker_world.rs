@@ -4,7 +4,7 @@
 //! These tests skip (printing SKIP) when Docker is unusable, and fail instead
 //! when `CI` or `C2QUAY_REQUIRE_DOCKER` is set.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

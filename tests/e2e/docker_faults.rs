@@ -16,10 +16,7 @@
 //! Every test takes a shared lock on [`EXCLUSIVE_LOCK`]; the daemon restart takes it exclusively,
 //! so it never runs while another test of this file has containers up.
 
-#[path = "support/agent.rs"]
-mod agent;
-#[path = "support/docker.rs"]
-mod docker;
+use crate::support::{agent, docker};
 
 use std::fs::{self, File};
 use std::net::TcpListener;

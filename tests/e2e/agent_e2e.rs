@@ -4,10 +4,7 @@
 //! Each test spawns the binary on its own temp world (desired dir, state dir, Compose dirs),
 //! its own emulator and unique Compose projects with free ports; guards tear everything down.
 
-#[path = "support/agent.rs"]
-mod agent;
-#[path = "support/docker.rs"]
-mod docker;
+use crate::support::{agent, docker};
 
 use std::time::{Duration, Instant};
 

@@ -36,7 +36,7 @@ fn two_processes_contend_for_the_lock() {
         Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "two_processes_contend_for_the_lock",
+                "state_dir::two_processes_contend_for_the_lock",
                 "--nocapture",
                 "--test-threads=1",
             ])

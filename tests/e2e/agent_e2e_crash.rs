@@ -7,10 +7,7 @@
 //! the broker answered the record). `C2QUAY_KILL9_ROUNDS` sets the rounds over the four stages
 //! (default 2, so 8 kills).
 
-#[path = "support/agent.rs"]
-mod agent;
-#[path = "support/docker.rs"]
-mod docker;
+use crate::support::{agent, docker};
 
 use std::time::{Duration, Instant};
 

@@ -7,8 +7,7 @@
 //! response and `docker inspect` of the project's containers are searched for the canary, its
 //! prefix and its base64 forms: zero hits.
 
-#[path = "support/docker.rs"]
-mod docker;
+use crate::support::docker;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -6,7 +6,7 @@
 //! user/site `bin` directories. Missing CLI: the tests fail when
 //! `C2QUAY_REQUIRE_PACT_CLI` or `CI` is set, otherwise print a SKIP line.
 
-mod common;
+use crate::common;
 
 use common::{broker, pact_cli, pact_doc, req, take_requests};
 

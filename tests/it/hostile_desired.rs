@@ -7,8 +7,7 @@
 //! No Docker is needed: the compose directories do not exist, so the agent's one reconcile of a
 //! good environment fails at `docker compose ps` (or at finding Docker) and nothing runs.
 
-#[path = "support/docker.rs"]
-mod docker;
+use crate::support::docker;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

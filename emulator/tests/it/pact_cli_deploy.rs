@@ -3,7 +3,7 @@
 //! and resulting state), Basic/Bearer auth with a path prefix, and the
 //! request-count figure for "gate 3 services + record 3 deployments".
 
-mod common;
+use crate::common;
 
 use common::{broker, pact_cli, pact_doc, req, take_requests};
 

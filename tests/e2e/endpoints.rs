@@ -11,11 +11,7 @@
 //!   server, `/healthz` keeps answering from other connections, and the agent's RSS does not
 //!   balloon.
 
-#[path = "support/docker.rs"]
-mod docker;
-
-#[path = "support/agent.rs"]
-mod agent;
+use crate::support::{agent, docker};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -4,9 +4,7 @@
 //!
 //! Measured wall times are printed as `E2E-TIME <scenario>: <s>` (run with `--nocapture`).
 
-#[path = "support/c2quay.rs"]
-mod c2quay;
-mod support;
+use crate::support::{self, c2quay};
 
 use std::time::Instant;
 

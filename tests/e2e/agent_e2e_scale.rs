@@ -2,10 +2,7 @@
 //! `--parallel` reconciles run at once, and no environment is ever reconciled twice at once
 //! (asserted from each environment's audit log).
 
-#[path = "support/agent.rs"]
-mod agent;
-#[path = "support/docker.rs"]
-mod docker;
+use crate::support::{agent, docker};
 
 use std::time::{Duration, Instant, SystemTime};
 

@@ -1,10 +1,7 @@
 //! The real `c2quay agent` when things go wrong around a deployed environment (issue 4, tests 4
 //! and 5): the broker down while recording, and containers killed or removed behind its back.
 
-#[path = "support/agent.rs"]
-mod agent;
-#[path = "support/docker.rs"]
-mod docker;
+use crate::support::{agent, docker};
 
 use std::time::{Duration, Instant};
 

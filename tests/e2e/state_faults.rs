@@ -17,11 +17,7 @@
 //! removed by a guard. Without permission to mount they skip, or fail when
 //! `C2QUAY_REQUIRE_DOCKER` is set.
 
-#[path = "support/docker.rs"]
-mod docker;
-
-#[path = "support/agent.rs"]
-mod agent;
+use crate::support::{agent, docker};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

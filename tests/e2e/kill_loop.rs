@@ -19,10 +19,7 @@
 //! `C2QUAY_KILL_LOOP_DEPLOYS` sets the iterations (default 12; the full form of the issue is
 //! `C2QUAY_KILL_LOOP_DEPLOYS=120`, several minutes), `C2QUAY_KILL_LOOP_SEED` the random seed.
 
-#[path = "support/agent.rs"]
-mod agent;
-#[path = "support/docker.rs"]
-mod docker;
+use crate::support::{agent, docker};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -5,12 +5,7 @@
 //!
 //! Needs Docker, the test images and the `prometheus` binary (Debian package `prometheus`).
 
-#[path = "support/agent.rs"]
-mod agent;
-#[path = "support/docker.rs"]
-mod docker;
-#[path = "support/prom.rs"]
-mod prom;
+use crate::support::{agent, docker, prom};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -24,10 +24,7 @@
 //! emulator's seed. A hang lasts the client's request timeout plus a second, so each costs one
 //! environment about 15 s: the fault mix weighs hangs least.
 
-#[path = "support/agent.rs"]
-mod agent;
-#[path = "support/docker.rs"]
-mod docker;
+use crate::support::{agent, docker};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -1,0 +1,27 @@
+//! The end-to-end tests: the real `c2quay` binary against a real Docker engine, Compose v2, the
+//! broker emulator (and Prometheus), `cargo nextest run --test e2e`. They fail (not skip) when
+//! `CI` or `C2QUAY_REQUIRE_DOCKER` is set and Docker is missing (`support::docker`).
+//!
+//! One binary, so the library and the support code link once; one module per topic (each was
+//! its own test binary before). The daemon-restart test is `#[ignore]`d: `scripts/test.sh` runs
+//! it alone with `--run-ignored only -E 'test(docker_faults::)'`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod agent_e2e;
+mod agent_e2e_crash;
+mod agent_e2e_ops;
+mod agent_e2e_scale;
+mod broker_chaos;
+mod docker_faults;
+mod docker_world;
+mod doctor_cli;
+mod endpoints;
+mod kill_loop;
+mod pipeline_e2e;
+mod pipeline_e2e_apply;
+mod pipeline_e2e_lock;
+mod prometheus_e2e;
+mod secrets_sweep;
+mod state_faults;
