@@ -476,7 +476,7 @@ fn check_http_url(url: &str) -> Result<(), String> {
     } else {
         format!("{url:?}")
     };
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{shown} is not a URL ({e})"))?;
+    let parsed = url::Url::parse(url).map_err(|e| format!("{shown} is not a URL ({e})"))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err("credentials in the URL are not allowed; use tokenFile/passwordFile or tokenEnv/passwordEnv".into());
     }
