@@ -1,7 +1,8 @@
 //! [`FakeCompose`]: test support. A stateful in-memory Compose project that implements
-//! [`Compose`]: `up` runs the pinned images, `wait_ready` judges them with the real
-//! [`evaluate`], and failures can be injected. Always compiled so integration tests and
-//! the pipeline's tests can use it; nothing in the agent constructs it.
+//! [`Engine`] and [`Applier`]: `up` runs the pinned images, every change is sent as a
+//! [`ContainerEvent`], `wait_ready` is the real event-driven loop ([`super::wait`]) judging
+//! with the real [`evaluate`](super::evaluate), and failures can be injected. Always compiled
+//! so integration tests and the pipeline's tests can use it; nothing in the agent constructs it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,10 +10,13 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::readiness::{ReadinessVerdict, evaluate};
+use futures_util::stream;
+use tokio::sync::broadcast;
+
+use super::wait::{self, WaitSettings};
 use super::{
-    Compose, Container, Error, ImagePins, Project, RenderedModel, RenderedService, Result,
-    ServiceFailure, UpOptions,
+    Applier, Container, ContainerEvent, Engine, Error, EventStream, ImagePins, Project,
+    RenderedModel, RenderedService, Result, UpOptions,
 };
 use crate::manifest::PullPolicy;
 
@@ -29,6 +33,17 @@ struct State {
     fail_next_pull: Option<String>,
     calls: Vec<String>,
     next_id: u64,
+    events: EventHub,
+}
+
+/// The fake's event bus (what the Engine API's `/events` is to the real adapter).
+#[derive(Debug)]
+struct EventHub(broadcast::Sender<ContainerEvent>);
+
+impl Default for EventHub {
+    fn default() -> EventHub {
+        EventHub(broadcast::channel(1024).0)
+    }
 }
 
 /// A stateful fake Compose project (test support). Clones share state.
@@ -81,21 +96,37 @@ impl FakeCompose {
     /// Runs `image` for `service` now (as if someone ran `up` outside c2quay).
     pub fn set_running(&self, service: &str, image: &str) {
         let mut s = self.lock();
-        let c = s.start(service, image);
-        s.containers.insert(service.to_string(), c);
+        s.replace(service, image);
     }
 
     /// Sets the state of a service's container (e.g. `exited` with `exit_code`), simulating drift.
     pub fn set_state(&self, service: &str, state: &str, exit_code: i64) {
-        if let Some(c) = self.lock().containers.get_mut(service) {
+        let mut s = self.lock();
+        if let Some(c) = s.containers.get_mut(service) {
             c.state = state.to_string();
             c.exit_code = exit_code;
+            let c = c.clone();
+            s.emit(&c, if state == "running" { "start" } else { "die" }, None);
+        }
+    }
+
+    /// Sets the health of a service's container (`starting`, `healthy`, `unhealthy`) and sends
+    /// its `health_status` event, as the engine does when a healthcheck changes its verdict.
+    pub fn set_health(&self, service: &str, health: &str) {
+        let mut s = self.lock();
+        if let Some(c) = s.containers.get_mut(service) {
+            c.health = health.to_string();
+            let c = c.clone();
+            s.emit(&c, "health_status", Some(health));
         }
     }
 
     /// Removes a service's container (it vanished).
     pub fn remove_container(&self, service: &str) {
-        self.lock().containers.remove(service);
+        let mut s = self.lock();
+        if let Some(c) = s.containers.remove(service) {
+            s.emit(&c, "destroy", None);
+        }
     }
 
     /// Containers started from `image` from now on report `unhealthy`.
@@ -149,6 +180,29 @@ impl FakeCompose {
 }
 
 impl State {
+    /// Starts a new container of `service` from `image` in place of the old one, sending the
+    /// events a recreate sends.
+    fn replace(&mut self, service: &str, image: &str) {
+        if let Some(old) = self.containers.remove(service) {
+            self.emit(&old, "destroy", None);
+        }
+        let c = self.start(service, image);
+        self.emit(&c, "create", None);
+        self.emit(&c, "start", None);
+        self.containers.insert(service.to_string(), c);
+    }
+
+    fn emit(&self, c: &Container, action: &str, health: Option<&str>) {
+        // No subscriber is fine: nobody is waiting.
+        let _ = self.events.0.send(ContainerEvent {
+            project: c.project.clone(),
+            service: c.service.clone(),
+            container_id: c.id.clone(),
+            action: action.to_string(),
+            health: health.map(str::to_string),
+        });
+    }
+
     fn start(&mut self, service: &str, image: &str) -> Container {
         self.next_id += 1;
         let id = format!("{:012x}{:052x}", self.next_id, self.next_id);
@@ -194,23 +248,11 @@ fn pins_text(pins: &ImagePins) -> String {
         .join(",")
 }
 
-impl Compose for FakeCompose {
+impl Applier for FakeCompose {
     async fn config(&self, _project: &Project) -> Result<RenderedModel> {
         let mut s = self.lock();
         s.calls.push("config".into());
         Ok(s.model.clone())
-    }
-
-    async fn ps(&self, _project: &Project) -> Result<Vec<Container>> {
-        let mut s = self.lock();
-        s.calls.push("ps".into());
-        Ok(s.containers.values().chain(&s.leftovers).cloned().collect())
-    }
-
-    async fn ps_all(&self) -> Result<Vec<Container>> {
-        let mut s = self.lock();
-        s.calls.push("ps_all".into());
-        Ok(s.containers.values().chain(&s.leftovers).cloned().collect())
     }
 
     async fn pull_with_policy(
@@ -282,42 +324,24 @@ impl Compose for FakeCompose {
                 .get(service)
                 .is_some_and(|c| c.image == image && c.state == "running");
             if !unchanged || options.force_recreate {
-                let c = s.start(service, &image);
-                s.containers.insert(service.clone(), c);
+                s.replace(service, &image);
             }
         }
         Ok(())
     }
+}
 
-    async fn wait_ready(
-        &self,
-        _project: &Project,
-        _model: &RenderedModel,
-        services: &[String],
-        timeout: Duration,
-    ) -> Result<Vec<Container>> {
+impl Engine for FakeCompose {
+    async fn ps(&self, _project: &Project) -> Result<Vec<Container>> {
         let mut s = self.lock();
-        s.calls.push(format!("wait_ready {}", services.join(",")));
-        s.check(services)?;
-        let containers: Vec<Container> = s.containers.values().cloned().collect();
-        // Nothing changes over time in the fake: "still waiting" is final.
-        match evaluate(services, &containers, &s.model) {
-            ReadinessVerdict::Ready => Ok(containers),
-            ReadinessVerdict::Waiting(list) | ReadinessVerdict::Failed(list) => {
-                Err(Error::NotReady {
-                    project: s.project.clone(),
-                    waited: timeout,
-                    failures: list
-                        .into_iter()
-                        .map(|(service, state)| ServiceFailure {
-                            logs: format!("fake logs of {service}"),
-                            service,
-                            state,
-                        })
-                        .collect(),
-                })
-            }
-        }
+        s.calls.push("ps".into());
+        Ok(s.containers.values().chain(&s.leftovers).cloned().collect())
+    }
+
+    async fn ps_all(&self) -> Result<Vec<Container>> {
+        let mut s = self.lock();
+        s.calls.push("ps_all".into());
+        Ok(s.containers.values().chain(&s.leftovers).cloned().collect())
     }
 
     async fn logs_tail(&self, _project: &Project, service: &str, _lines: usize) -> Result<String> {
@@ -335,6 +359,47 @@ impl Compose for FakeCompose {
         let mut s = self.lock();
         s.calls.push("remove_leftovers".into());
         Ok(std::mem::take(&mut s.leftovers))
+    }
+
+    async fn events(&self, project: Option<&str>) -> Result<EventStream> {
+        let project = project.map(str::to_string);
+        let rx = self.lock().events.0.subscribe();
+        let events = stream::unfold(rx, move |mut rx| {
+            let project = project.clone();
+            async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(e) if project.as_ref().is_none_or(|p| *p == e.project) => {
+                            return Some((Ok(e), rx));
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(events))
+    }
+
+    async fn wait_ready(
+        &self,
+        project: &Project,
+        model: &RenderedModel,
+        services: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<Container>> {
+        self.lock()
+            .calls
+            .push(format!("wait_ready {}", services.join(",")));
+        wait::wait_ready(
+            self,
+            project,
+            model,
+            services,
+            timeout,
+            &WaitSettings::default(),
+        )
+        .await
     }
 }
 
@@ -387,7 +452,7 @@ mod tests {
         .await
         .unwrap();
         let err = fake
-            .wait_ready(&p, &model, &web, Duration::from_secs(1))
+            .wait_ready(&p, &model, &web, Duration::ZERO)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), "not_ready");
@@ -508,5 +573,110 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("migrate: exited (1)"), "{err}");
+    }
+
+    fn with_healthcheck(fake: &FakeCompose, service: &str, image: &str) {
+        fake.define(
+            service,
+            RenderedService {
+                image: Some(image.into()),
+                has_build: false,
+                restart: Some("unless-stopped".into()),
+                has_healthcheck: true,
+            },
+        );
+        fake.set_running(service, image);
+        fake.set_health(service, "starting");
+    }
+
+    fn observations(fake: &FakeCompose) -> usize {
+        fake.calls().iter().filter(|c| *c == "ps").count()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_reacts_to_the_health_event_not_to_a_poll() {
+        let fake = FakeCompose::new("shop");
+        with_healthcheck(&fake, "web", "web:1");
+        let p = project();
+        let model = fake.config(&p).await.unwrap();
+        let later = fake.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            later.set_health("web", "healthy");
+        });
+        let start = tokio::time::Instant::now();
+        let web = vec!["web".to_string()];
+        let seen = fake
+            .wait_ready(&p, &model, &web, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(seen[0].health, "healthy");
+        // Paused clock: the loop woke at the event (300 ms), before its 1 s safety poll.
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
+        assert_eq!(observations(&fake), 2, "{:?}", fake.calls());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_never_healthy_service_fails_at_the_deadline_naming_it() {
+        let fake = FakeCompose::new("shop");
+        with_healthcheck(&fake, "web", "web:1");
+        with_healthcheck(&fake, "api", "api:1");
+        fake.set_health("api", "healthy");
+        let p = project();
+        let model = fake.config(&p).await.unwrap();
+        let both = vec!["api".to_string(), "web".to_string()];
+        let err = fake
+            .wait_ready(&p, &model, &both, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("web: running (health: starting)"), "{msg}");
+        assert!(!msg.contains("api:"), "{msg}");
+        assert!(msg.contains("fake logs of web"), "{msg}");
+        // No events: one look, then the safety poll about once a second until the deadline.
+        let looks = observations(&fake);
+        assert!((5..=7).contains(&looks), "{looks} observations");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crash_during_the_wait_fails_at_once() {
+        let fake = FakeCompose::new("shop");
+        with_healthcheck(&fake, "web", "web:1");
+        let p = project();
+        let model = fake.config(&p).await.unwrap();
+        let later = fake.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            later.set_state("web", "exited", 3);
+        });
+        let start = tokio::time::Instant::now();
+        let err = fake
+            .wait_ready(&p, &model, &["web".to_string()], Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("web: exited (3)"), "{err}");
+        assert_eq!(start.elapsed(), Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn events_of_other_projects_are_not_delivered() {
+        let fake = FakeCompose::new("shop").with_service("web", "web:1");
+        let mut mine = fake.events(Some("shop")).await.unwrap();
+        let mut others = fake.events(Some("blog")).await.unwrap();
+        fake.set_state("web", "exited", 1);
+        let event = futures_util::StreamExt::next(&mut mine)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (event.service.as_str(), event.action.as_str()),
+            ("web", "die")
+        );
+        use futures_util::FutureExt;
+        assert!(
+            futures_util::StreamExt::next(&mut others)
+                .now_or_never()
+                .is_none()
+        );
     }
 }
