@@ -172,7 +172,7 @@ where
         )?)
     };
     if config.container_events && !config.once {
-        watch::follow_container_events(tx.clone());
+        watch::follow_container_events(ctx.clone(), tx.clone());
     }
 
     // The first scan: load the desired directory, observe once, queue every environment.

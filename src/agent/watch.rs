@@ -1,8 +1,11 @@
-//! Triggers from outside: debounced file events of the desired directory, and container events.
+//! Triggers from outside: debounced file events of the desired directory, and container events
+//! (the Engine API's event stream: no child process).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
@@ -10,6 +13,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::{Error, Event};
+use crate::compose::Engine;
+use crate::pipeline::Context;
 
 /// The live watcher; dropping it stops the watch.
 pub type DesiredWatcher = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
@@ -58,36 +63,52 @@ fn changes_content(kind: &EventKind) -> bool {
     }
 }
 
-/// Follows container events of every Compose project (a long-running `docker events` child,
-/// restarted with backoff when it dies) and sends one [`Event::ContainersChanged`] per event.
-/// After a restart it asks for a [`Event::Resync`]: events of the outage are lost.
-pub fn follow_container_events(tx: mpsc::UnboundedSender<Event>) {
+/// Follows container events of every Compose project (the engine's event stream, subscribed
+/// again with backoff when it ends, e.g. while the daemon restarts) and sends one
+/// [`Event::ContainersChanged`] per event. After a new subscription it asks for an
+/// [`Event::Resync`]: events of the outage are lost.
+pub fn follow_container_events<C, B, S>(
+    ctx: Arc<Context<C, B, S>>,
+    tx: mpsc::UnboundedSender<Event>,
+) where
+    C: Engine + 'static,
+    B: Send + Sync + 'static,
+    S: Send + Sync + 'static,
+{
     tokio::spawn(async move {
         let mut delay = Duration::from_secs(1);
         let mut restarted = false;
         loop {
-            let (project_tx, mut project_rx) = mpsc::unbounded_channel::<String>();
-            let started = std::time::Instant::now();
-            let follower = tokio::spawn(crate::compose::events::follow(project_tx));
-            if restarted && tx.send(Event::Resync).is_err() {
-                follower.abort();
-                return;
+            let started = tokio::time::Instant::now();
+            match ctx.compose.events(None).await {
+                Ok(mut events) => {
+                    if restarted && tx.send(Event::Resync).is_err() {
+                        return;
+                    }
+                    loop {
+                        match events.next().await {
+                            Some(Ok(event)) => {
+                                delay = Duration::from_secs(1);
+                                if tx.send(Event::ContainersChanged(event.project)).is_err() {
+                                    return;
+                                }
+                            }
+                            Some(Err(error)) => {
+                                warn!(error = %crate::pipeline::error_chain(&error), "container events failed");
+                                break;
+                            }
+                            None => {
+                                debug!("container events ended");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    warn!(error = %crate::pipeline::error_chain(&error), "cannot follow container events")
+                }
             }
             restarted = true;
-            while let Some(project) = project_rx.recv().await {
-                delay = Duration::from_secs(1);
-                if tx.send(Event::ContainersChanged(project)).is_err() {
-                    follower.abort();
-                    return;
-                }
-            }
-            match follower.await {
-                Ok(Ok(())) => debug!("docker events ended"),
-                Ok(Err(error)) => {
-                    warn!(error = %crate::pipeline::error_chain(&error), "docker events failed")
-                }
-                Err(_) => return,
-            }
             if tx.is_closed() {
                 return;
             }

@@ -1,14 +1,16 @@
-//! [`CliCompose`]: the real [`Compose`] implementation over the `docker` CLI and Compose v2.
+//! [`CliCompose`]: the real adapter. [`Applier`] runs the Compose v2 CLI; [`Engine`] is the
+//! Engine API client ([`DockerEngine`]) it holds.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::readiness::{ReadinessVerdict, evaluate};
+use super::engine::{DockerEngine, EngineConfig};
 use super::run::{self, Output};
 use super::version::ComposeVersion;
+use super::wait::{WaitSettings, check_services};
 use super::{
-    Compose, Container, Error, ImagePins, Project, RenderedModel, Result, ServiceFailure,
+    Applier, Container, Engine, Error, EventStream, ImagePins, Project, RenderedModel, Result,
     UpOptions, argv, override_file, parse,
 };
 use crate::manifest::PullPolicy;
@@ -22,26 +24,21 @@ pub struct CliConfig {
     pub standalone: PathBuf,
     /// Where override files are written (e.g. `<state-dir>/<env>/`); created 0700 when missing.
     pub override_dir: PathBuf,
-    /// Limit of short commands (`config`, `ps`, `inspect`, `logs`, `rm`, `version`).
+    /// Limit of short commands (`config`, `version`) and of one Engine API request.
     pub command_timeout: Duration,
     /// Limit of `pull`.
     pub pull_timeout: Duration,
     /// Limit of `up` itself (readiness has its own deadline).
     pub up_timeout: Duration,
-    /// Pause between readiness polls while `fast_polls_for` has not passed since `up`; after
-    /// that each pause is 1.5x longer, up to `max_poll_interval`.
-    pub poll_interval: Duration,
-    /// How long readiness polls at `poll_interval` (most services are ready within it).
-    pub fast_polls_for: Duration,
-    /// Longest pause between readiness polls.
-    pub max_poll_interval: Duration,
+    /// Longest pause between readiness observations when no container event arrives.
+    pub safety_poll: Duration,
     /// Log lines shown per failed service.
     pub log_lines: usize,
 }
 
 impl CliConfig {
-    /// Defaults: `docker`, 60s commands, 10 min pull and up, readiness polls every 100 ms for
-    /// 5 s then growing to 1 s, 20 log lines.
+    /// Defaults: `docker`, 60s commands, 10 min pull and up, readiness driven by container
+    /// events with a 1 s safety poll, 20 log lines.
     pub fn new(override_dir: impl Into<PathBuf>) -> CliConfig {
         CliConfig {
             docker: "docker".into(),
@@ -50,27 +47,39 @@ impl CliConfig {
             command_timeout: Duration::from_secs(60),
             pull_timeout: Duration::from_secs(600),
             up_timeout: Duration::from_secs(600),
-            poll_interval: Duration::from_millis(100),
-            fast_polls_for: Duration::from_secs(5),
-            max_poll_interval: Duration::from_secs(1),
+            safety_poll: Duration::from_secs(1),
             log_lines: 20,
+        }
+    }
+
+    fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            request_timeout: self.command_timeout,
+            wait: WaitSettings {
+                safety_poll: self.safety_poll,
+                log_lines: self.log_lines,
+            },
         }
     }
 }
 
-/// The real adapter: runs `docker compose` (or a v2 `docker-compose`) and `docker`.
+/// The real adapter: runs `docker compose` (or a v2 `docker-compose`) to apply, and talks to
+/// the Engine API to observe.
 #[derive(Debug, Clone)]
 pub struct CliCompose {
     config: CliConfig,
     invocation: argv::Invocation,
     version: ComposeVersion,
+    engine: DockerEngine,
 }
 
 impl CliCompose {
     /// Finds Compose v2+: the `docker compose` plugin, else a standalone `docker-compose`
-    /// reporting v2 or later. Compose v1 is refused with [`Error::ComposeV1`].
+    /// reporting v2 or later. Compose v1 is refused with [`Error::ComposeV1`]. The Engine API
+    /// client is set up without IO (the daemon may come up later).
     pub async fn detect(config: CliConfig) -> Result<CliCompose> {
         let t = config.command_timeout;
+        let engine = DockerEngine::connect(config.engine_config())?;
         let mut tried = Vec::new();
         for invocation in [
             argv::Invocation::plugin(&config.docker),
@@ -85,6 +94,7 @@ impl CliCompose {
                             config,
                             invocation,
                             version: v,
+                            engine,
                         });
                     }
                     Some(v) => {
@@ -107,12 +117,19 @@ impl CliCompose {
         config: CliConfig,
         invocation: argv::Invocation,
         version: ComposeVersion,
-    ) -> CliCompose {
-        CliCompose {
+    ) -> Result<CliCompose> {
+        let engine = DockerEngine::connect(config.engine_config())?;
+        Ok(CliCompose {
             config,
             invocation,
             version,
-        }
+            engine,
+        })
+    }
+
+    /// The Engine API client.
+    pub fn engine(&self) -> &DockerEngine {
+        &self.engine
     }
 
     /// The Compose version found.
@@ -135,42 +152,11 @@ impl CliCompose {
         run::run(&self.invocation.program, &args, timeout).await
     }
 
-    async fn docker(&self, args: Vec<OsString>) -> Result<Output> {
-        run::run(&self.config.docker, &args, self.config.command_timeout).await
-    }
-
     /// `down -v --remove-orphans` for tests and operators (the agent never calls it).
     pub async fn down(&self, project: &Project) -> Result<()> {
         self.compose(argv::down(project), self.config.up_timeout)
             .await
             .map(|_| ())
-    }
-
-    /// Fills image ids and fresh state with one `docker inspect` for all containers.
-    async fn inspect_merge(&self, containers: Vec<Container>) -> Result<Vec<Container>> {
-        if containers.is_empty() {
-            return Ok(containers);
-        }
-        let ids: Vec<String> = containers.iter().map(|c| c.id.clone()).collect();
-        let args = argv::docker_inspect(&ids);
-        let out = run::run_raw(&self.config.docker, &args, self.config.command_timeout).await?;
-        // A container removed between `ps` and `inspect` is "No such container": not an error.
-        let only_vanished = out
-            .stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .all(|l| l.contains("No such"));
-        if !out.success() && !only_vanished {
-            return Err(run::failed(argv::display(&self.config.docker, &args), &out));
-        }
-        Ok(parse::merge(containers, &parse::inspect(&out.stdout)?))
-    }
-
-    /// Containers carrying the project's label (leftovers included), via `docker ps` + `inspect`.
-    pub async fn project_containers(&self, project_name: &str) -> Result<Vec<Container>> {
-        let out = self.docker(argv::docker_ps(Some(project_name))).await?;
-        let found = parse::ps(&out.stdout, "docker ps --format {{json .}}")?;
-        self.inspect_merge(found).await
     }
 
     /// Writes the override for `pins` (checked against the base `model`) and returns its path,
@@ -202,67 +188,14 @@ impl CliCompose {
             })??;
         Ok(Some(path))
     }
-
-    fn check_services(project: &Project, services: &[String], model: &RenderedModel) -> Result<()> {
-        match services.iter().find(|s| !model.contains_key(*s)) {
-            Some(s) => Err(Error::MissingService {
-                project: project.name.clone(),
-                service: s.clone(),
-            }),
-            None => Ok(()),
-        }
-    }
-
-    async fn not_ready(
-        &self,
-        project: &Project,
-        list: Vec<(String, String)>,
-        waited: Duration,
-    ) -> Error {
-        let mut failures = Vec::new();
-        for (service, state) in list {
-            let logs = match self
-                .logs_tail(project, &service, self.config.log_lines)
-                .await
-            {
-                Ok(l) => l,
-                Err(e) => format!(
-                    "(logs unavailable: {})",
-                    e.to_string().lines().next().unwrap_or_default()
-                ),
-            };
-            failures.push(ServiceFailure {
-                service,
-                state,
-                logs,
-            });
-        }
-        Error::NotReady {
-            project: project.name.clone(),
-            waited,
-            failures,
-        }
-    }
 }
 
-impl Compose for CliCompose {
+impl Applier for CliCompose {
     async fn config(&self, project: &Project) -> Result<RenderedModel> {
         let out = self
             .compose(argv::config(project), self.config.command_timeout)
             .await?;
         parse::config(&out.stdout)
-    }
-
-    async fn ps(&self, project: &Project) -> Result<Vec<Container>> {
-        // `docker ps` by the project's label sees what `docker compose ps -a` sees, without
-        // starting the Compose plugin (about 100 ms a call).
-        self.project_containers(&project.name).await
-    }
-
-    async fn ps_all(&self) -> Result<Vec<Container>> {
-        let out = self.docker(argv::docker_ps(None)).await?;
-        let found = parse::ps(&out.stdout, "docker ps --format {{json .}}")?;
-        self.inspect_merge(found).await
     }
 
     async fn pull_with_policy(
@@ -284,7 +217,7 @@ impl Compose for CliCompose {
         if policy == PullPolicy::Never || wanted.is_empty() {
             return Ok(());
         }
-        Self::check_services(project, &wanted, model)?;
+        check_services(project, &wanted, model)?;
         let override_path = self.write_override(project, pins, model).await?;
         if let Some(args) = argv::pull(
             project,
@@ -312,7 +245,7 @@ impl Compose for CliCompose {
                 project.name
             )));
         }
-        Self::check_services(project, services, model)?;
+        check_services(project, services, model)?;
         let override_path = self.write_override(project, pins, model).await?;
         self.compose(
             argv::up(project, override_path.as_deref(), services, options),
@@ -320,6 +253,33 @@ impl Compose for CliCompose {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// Observation goes to the Engine API client.
+impl Engine for CliCompose {
+    async fn ps(&self, project: &Project) -> Result<Vec<Container>> {
+        self.engine.ps(project).await
+    }
+
+    async fn ps_all(&self) -> Result<Vec<Container>> {
+        self.engine.ps_all().await
+    }
+
+    async fn logs_tail(&self, project: &Project, service: &str, lines: usize) -> Result<String> {
+        self.engine.logs_tail(project, service, lines).await
+    }
+
+    async fn leftovers(&self, project: &Project) -> Result<Vec<Container>> {
+        self.engine.leftovers(project).await
+    }
+
+    async fn remove_leftovers(&self, project: &Project) -> Result<Vec<Container>> {
+        self.engine.remove_leftovers(project).await
+    }
+
+    async fn events(&self, project: Option<&str>) -> Result<EventStream> {
+        self.engine.events(project).await
     }
 
     async fn wait_ready(
@@ -329,56 +289,9 @@ impl Compose for CliCompose {
         services: &[String],
         timeout: Duration,
     ) -> Result<Vec<Container>> {
-        let start = Instant::now();
-        Self::check_services(project, services, model)?;
-        let mut pause = self.config.poll_interval;
-        loop {
-            let containers = self.project_containers(&project.name).await?;
-            match evaluate(services, &containers, model) {
-                ReadinessVerdict::Ready => return Ok(containers),
-                ReadinessVerdict::Failed(list) => {
-                    return Err(self.not_ready(project, list, start.elapsed()).await);
-                }
-                ReadinessVerdict::Waiting(list) => {
-                    let elapsed = start.elapsed();
-                    if elapsed >= timeout {
-                        return Err(self.not_ready(project, list, elapsed).await);
-                    }
-                    tokio::time::sleep(pause.min(timeout - elapsed)).await;
-                    if elapsed >= self.config.fast_polls_for {
-                        // A slow starter: poll less and less often.
-                        pause = (pause * 3 / 2).min(self.config.max_poll_interval);
-                    }
-                }
-            }
-        }
-    }
-
-    async fn logs_tail(&self, project: &Project, service: &str, lines: usize) -> Result<String> {
-        let out = self
-            .compose(
-                argv::logs(project, service, lines),
-                self.config.command_timeout,
-            )
-            .await?;
-        Ok(run::tail(&out.stdout, lines))
-    }
-
-    async fn leftovers(&self, project: &Project) -> Result<Vec<Container>> {
-        let all = self.project_containers(&project.name).await?;
-        Ok(all
-            .into_iter()
-            .filter(|c| parse::is_leftover_name(&c.name))
-            .collect())
-    }
-
-    async fn remove_leftovers(&self, project: &Project) -> Result<Vec<Container>> {
-        let found = self.leftovers(project).await?;
-        if !found.is_empty() {
-            let ids: Vec<String> = found.iter().map(|c| c.id.clone()).collect();
-            self.docker(argv::docker_rm_force(&ids)).await?;
-        }
-        Ok(found)
+        self.engine
+            .wait_ready_with(project, model, services, timeout)
+            .await
     }
 }
 

@@ -1,10 +1,24 @@
-//! The error enum of the Compose adapter: every variant names the command or step that failed.
+//! The error enum of the Docker adapter (Engine API and Compose CLI): every variant names the
+//! command, request or step that failed.
 
 use std::time::Duration;
 
-/// Errors from running or interpreting `docker` / `docker compose`.
+/// Errors from the Docker Engine API or from running or interpreting `docker compose`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A request to the Docker Engine API failed (socket, HTTP or daemon answer).
+    #[error("Docker Engine API: {operation} failed{hint}")]
+    Engine {
+        /// The request, e.g. `list containers of project "shop"`.
+        operation: String,
+        /// `; is the Docker daemon running? ...` when the socket could not be reached, else empty.
+        hint: &'static str,
+        /// Whether a retry may succeed (connection trouble, timeouts, 5xx answers).
+        transient: bool,
+        /// bollard's error (boxed: it is large, and every `Result` of the crate carries this enum).
+        #[source]
+        source: Box<bollard::errors::Error>,
+    },
     /// The program could not be started at all (not installed, not executable).
     #[error("could not start `{command}`")]
     Spawn {
@@ -96,6 +110,48 @@ pub enum Error {
     Invalid(String),
 }
 
+/// The hint shown when the daemon's socket cannot be reached.
+pub const DAEMON_HINT: &str =
+    "; is the Docker daemon running? is /var/run/docker.sock (or DOCKER_HOST) readable?";
+
+impl Error {
+    /// Wraps a bollard error of `operation`, deciding here whether it is transient: the daemon
+    /// unreachable or restarting, a timeout or a 5xx answer is; a 4xx answer is not.
+    pub fn engine(operation: impl Into<String>, source: bollard::errors::Error) -> Error {
+        use bollard::errors::Error as B;
+        let (unreachable, transient) = match &source {
+            B::IOError { .. } | B::SocketNotFoundError(_) | B::HyperLegacyError { .. } => {
+                (true, true)
+            }
+            B::RequestTimeoutError | B::HyperResponseError { .. } | B::DockerStreamError { .. } => {
+                (false, true)
+            }
+            B::DockerResponseServerError { status_code, .. } => (false, *status_code >= 500),
+            _ => (false, false),
+        };
+        Error::Engine {
+            operation: operation.into(),
+            hint: if unreachable { DAEMON_HINT } else { "" },
+            transient,
+            source: Box::new(source),
+        }
+    }
+
+    /// Whether this is the daemon's "no such container" answer (a container removed meanwhile).
+    pub fn is_no_such_container(&self) -> bool {
+        match self {
+            Error::Engine { source, .. } => matches!(
+                **source,
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                }
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// Why one service is not ready, with the tail of its logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceFailure {
@@ -136,6 +192,7 @@ impl Error {
     /// A bounded label for metrics and reports.
     pub fn kind(&self) -> &'static str {
         match self {
+            Error::Engine { .. } => "engine",
             Error::Spawn { .. } => "spawn",
             Error::Timeout { .. } => "timeout",
             Error::Failed { .. } => "failed",
@@ -155,6 +212,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Timeout { .. } | Error::Override { .. } => true,
+            Error::Engine { transient, .. } => *transient,
             Error::Failed { stderr_tail, .. } => {
                 let s = stderr_tail.to_ascii_lowercase();
                 s.contains("cannot connect to the docker daemon")
@@ -220,5 +278,38 @@ mod tests {
             stderr_tail: "unexpected EOF".into(),
         };
         assert!(restarted.is_transient());
+    }
+
+    #[test]
+    fn unreachable_daemon_is_transient_and_says_what_to_check() {
+        let refused = Error::engine(
+            "list containers",
+            bollard::errors::Error::IOError {
+                err: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            },
+        );
+        assert!(refused.is_transient());
+        assert_eq!(refused.kind(), "engine");
+        let msg = refused.to_string();
+        assert!(msg.contains("is the Docker daemon running?"), "{msg}");
+        assert!(msg.contains("/var/run/docker.sock"), "{msg}");
+        let restarting = Error::engine(
+            "inspect",
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 503,
+                message: "daemon is restarting".into(),
+            },
+        );
+        assert!(restarting.is_transient());
+        let gone = Error::engine(
+            "inspect",
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                message: "No such container: x".into(),
+            },
+        );
+        assert!(!gone.is_transient());
+        assert!(gone.is_no_such_container());
+        assert!(!gone.to_string().contains("daemon running"), "{gone}");
     }
 }

@@ -1,36 +1,36 @@
-//! `docker events` for Compose-managed containers: a long-running child whose lines become
-//! project names. The agent restarts it with backoff when it ends.
+//! Container events of Compose projects, pure: which Engine API events matter and what they say.
+//!
+//! The adapter subscribes to `/events` (see [`super::engine`]) and keeps only the events that
+//! can change what runs or whether it is ready; the agent's watcher and the readiness loop
+//! consume the result as [`ContainerEvent`]s. No process is spawned for it.
 
-use std::process::Stdio;
+use std::collections::HashMap;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
-use tokio::sync::mpsc;
+use bollard::models::{EventMessage, EventMessageTypeEnum};
+use serde::{Deserialize, Serialize};
 
-use super::Error;
+use super::argv::{PROJECT_LABEL, SERVICE_LABEL};
 
-/// The argv of the events child (pure).
-pub fn events_argv() -> Vec<String> {
-    [
-        "events",
-        "--filter",
-        "type=container",
-        "--filter",
-        "label=com.docker.compose.project",
-        "--format",
-        "{{index .Actor.Attributes \"com.docker.compose.project\"}} {{.Action}}",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+/// One event of a Compose-managed container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerEvent {
+    /// The Compose project label.
+    pub project: String,
+    /// The Compose service label (empty when absent).
+    pub service: String,
+    /// The container id.
+    pub container_id: String,
+    /// The action without its detail: `start`, `die`, `health_status`, ...
+    pub action: String,
+    /// For `health_status`, the new status (`healthy`, `unhealthy`, `starting`).
+    pub health: Option<String>,
 }
 
-/// The project name of one events line (`<project> <action>`), for actions that can change
-/// what runs; `None` for noise such as `exec_start` or `top`.
-pub fn project_of_line(line: &str) -> Option<String> {
-    let (project, action) = line.trim().split_once(' ')?;
+/// Whether `action` (its part before `:`) can change what runs or whether it is ready;
+/// noise such as `exec_start`, `top` or `attach` is not.
+pub fn is_relevant_action(action: &str) -> bool {
     let action = action.split(':').next().unwrap_or(action).trim();
-    let relevant = matches!(
+    matches!(
         action,
         "die"
             | "stop"
@@ -44,85 +44,116 @@ pub fn project_of_line(line: &str) -> Option<String> {
             | "pause"
             | "unpause"
             | "rename"
-    );
-    (relevant && !project.is_empty()).then(|| project.to_string())
+    )
 }
 
-/// Runs `docker events` until it ends or `tx` closes, sending the project of each relevant event.
-///
-/// The stream ends when the daemon stops or restarts (the CLI loses its connection); that is
-/// an `Err` naming the exit status and stderr, so the caller logs why and follows again.
-pub async fn follow(tx: mpsc::UnboundedSender<String>) -> Result<(), Error> {
-    let command = format!("docker {}", events_argv().join(" "));
-    let mut child = Command::new("docker")
-        .args(events_argv())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| Error::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Ok(());
-    };
-    // Read stderr alongside: the CLI prints only a line or two, but a full pipe would block it.
-    let stderr_reader = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
-        text
-    });
-    let mut lines = BufReader::new(stdout).lines();
-    let mut receiver_gone = false;
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(project) = project_of_line(&line)
-            && tx.send(project).is_err()
-        {
-            receiver_gone = true;
-            break;
-        }
+/// The [`ContainerEvent`] of one Engine API event: `None` for non-container events, containers
+/// without the project label, and irrelevant actions.
+pub fn event_from_message(message: &EventMessage) -> Option<ContainerEvent> {
+    if message.typ != Some(EventMessageTypeEnum::CONTAINER) {
+        return None;
     }
-    if receiver_gone {
-        let _ = child.kill().await;
-        return Ok(());
+    let action = message.action.as_deref()?;
+    if !is_relevant_action(action) {
+        return None;
     }
-    // stdout closed: the CLI is exiting; a hung one is killed after a short wait.
-    let status = match tokio::time::timeout(EXIT_WAIT, child.wait()).await {
-        Ok(Ok(status)) => status,
-        _ => {
-            let _ = child.kill().await;
-            return Err(Error::Timeout {
-                command,
-                timeout: EXIT_WAIT,
-            });
-        }
+    let actor = message.actor.as_ref()?;
+    let empty = HashMap::new();
+    let attributes = actor.attributes.as_ref().unwrap_or(&empty);
+    let project = attributes.get(PROJECT_LABEL).filter(|p| !p.is_empty())?;
+    let (name, detail) = match action.split_once(':') {
+        Some((name, detail)) => (name.trim(), Some(detail.trim())),
+        None => (action.trim(), None),
     };
-    let stderr = tokio::time::timeout(EXIT_WAIT, stderr_reader)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    Err(Error::Failed {
-        command,
-        status: match status.code() {
-            Some(code) => format!("exit code {code}"),
-            None => "killed by a signal".to_string(),
-        },
-        stderr_tail: match super::run::tail(&stderr, 5) {
-            tail if tail.is_empty() => "(no output; the event stream ended)".to_string(),
-            tail => tail,
-        },
+    Some(ContainerEvent {
+        project: project.clone(),
+        service: attributes.get(SERVICE_LABEL).cloned().unwrap_or_default(),
+        container_id: actor.id.clone().unwrap_or_default(),
+        action: name.to_string(),
+        health: (name == "health_status")
+            .then(|| detail.unwrap_or_default().to_string())
+            .filter(|h| !h.is_empty()),
     })
 }
 
-/// How long an events child whose stream ended may take to exit.
-const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The project name of one `<project> <action>` line (the format the agent once read from the
+/// `docker events` CLI), for relevant actions; kept for the parser fuzz targets.
+pub fn project_of_line(line: &str) -> Option<String> {
+    let (project, action) = line.trim().split_once(' ')?;
+    (is_relevant_action(action) && !project.is_empty()).then(|| project.to_string())
+}
 
 #[cfg(test)]
 mod tests {
+    use bollard::models::EventActor;
+
     use super::*;
+
+    fn message(typ: EventMessageTypeEnum, action: &str, labels: &[(&str, &str)]) -> EventMessage {
+        EventMessage {
+            typ: Some(typ),
+            action: Some(action.to_string()),
+            actor: Some(EventActor {
+                id: Some("c0ffee".into()),
+                attributes: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        }
+    }
+
+    const SHOP_WEB: &[(&str, &str)] = &[
+        (PROJECT_LABEL, "shop"),
+        (SERVICE_LABEL, "web"),
+        ("name", "shop-web-1"),
+    ];
+
+    #[test]
+    fn health_status_events_carry_the_new_status() {
+        let event = event_from_message(&message(
+            EventMessageTypeEnum::CONTAINER,
+            "health_status: healthy",
+            SHOP_WEB,
+        ))
+        .unwrap();
+        assert_eq!(
+            event,
+            ContainerEvent {
+                project: "shop".into(),
+                service: "web".into(),
+                container_id: "c0ffee".into(),
+                action: "health_status".into(),
+                health: Some("healthy".into()),
+            }
+        );
+        let died =
+            event_from_message(&message(EventMessageTypeEnum::CONTAINER, "die", SHOP_WEB)).unwrap();
+        assert_eq!((died.action.as_str(), died.health), ("die", None));
+    }
+
+    #[test]
+    fn noise_other_types_and_unlabelled_containers_are_dropped() {
+        let exec = message(
+            EventMessageTypeEnum::CONTAINER,
+            "exec_start: sh -c true",
+            SHOP_WEB,
+        );
+        assert_eq!(event_from_message(&exec), None);
+        let network = message(EventMessageTypeEnum::NETWORK, "connect", SHOP_WEB);
+        assert_eq!(event_from_message(&network), None);
+        let plain = message(EventMessageTypeEnum::CONTAINER, "start", &[("name", "x")]);
+        assert_eq!(event_from_message(&plain), None);
+        let empty_project = message(
+            EventMessageTypeEnum::CONTAINER,
+            "start",
+            &[(PROJECT_LABEL, "")],
+        );
+        assert_eq!(event_from_message(&empty_project), None);
+    }
 
     #[test]
     fn relevant_actions_name_their_project() {

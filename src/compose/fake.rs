@@ -1,7 +1,8 @@
 //! [`FakeCompose`]: test support. A stateful in-memory Compose project that implements
-//! [`Compose`]: `up` runs the pinned images, `wait_ready` judges them with the real
-//! [`evaluate`], and failures can be injected. Always compiled so integration tests and
-//! the pipeline's tests can use it; nothing in the agent constructs it.
+//! [`Engine`] and [`Applier`]: `up` runs the pinned images, every change is sent as a
+//! [`ContainerEvent`], `wait_ready` is the real event-driven loop ([`super::wait`]) judging
+//! with the real [`evaluate`](super::evaluate), and failures can be injected. Always compiled
+//! so integration tests and the pipeline's tests can use it; nothing in the agent constructs it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,10 +10,13 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::readiness::{ReadinessVerdict, evaluate};
+use futures_util::stream;
+use tokio::sync::broadcast;
+
+use super::wait::{self, WaitSettings};
 use super::{
-    Compose, Container, Error, ImagePins, Project, RenderedModel, RenderedService, Result,
-    ServiceFailure, UpOptions,
+    Applier, Container, ContainerEvent, Engine, Error, EventStream, ImagePins, Project,
+    RenderedModel, RenderedService, Result, UpOptions,
 };
 use crate::manifest::PullPolicy;
 
@@ -29,6 +33,17 @@ struct State {
     fail_next_pull: Option<String>,
     calls: Vec<String>,
     next_id: u64,
+    events: EventHub,
+}
+
+/// The fake's event bus (what the Engine API's `/events` is to the real adapter).
+#[derive(Debug)]
+struct EventHub(broadcast::Sender<ContainerEvent>);
+
+impl Default for EventHub {
+    fn default() -> EventHub {
+        EventHub(broadcast::channel(1024).0)
+    }
 }
 
 /// A stateful fake Compose project (test support). Clones share state.
@@ -81,21 +96,37 @@ impl FakeCompose {
     /// Runs `image` for `service` now (as if someone ran `up` outside c2quay).
     pub fn set_running(&self, service: &str, image: &str) {
         let mut s = self.lock();
-        let c = s.start(service, image);
-        s.containers.insert(service.to_string(), c);
+        s.replace(service, image);
     }
 
     /// Sets the state of a service's container (e.g. `exited` with `exit_code`), simulating drift.
     pub fn set_state(&self, service: &str, state: &str, exit_code: i64) {
-        if let Some(c) = self.lock().containers.get_mut(service) {
+        let mut s = self.lock();
+        if let Some(c) = s.containers.get_mut(service) {
             c.state = state.to_string();
             c.exit_code = exit_code;
+            let c = c.clone();
+            s.emit(&c, if state == "running" { "start" } else { "die" }, None);
+        }
+    }
+
+    /// Sets the health of a service's container (`starting`, `healthy`, `unhealthy`) and sends
+    /// its `health_status` event, as the engine does when a healthcheck changes its verdict.
+    pub fn set_health(&self, service: &str, health: &str) {
+        let mut s = self.lock();
+        if let Some(c) = s.containers.get_mut(service) {
+            c.health = health.to_string();
+            let c = c.clone();
+            s.emit(&c, "health_status", Some(health));
         }
     }
 
     /// Removes a service's container (it vanished).
     pub fn remove_container(&self, service: &str) {
-        self.lock().containers.remove(service);
+        let mut s = self.lock();
+        if let Some(c) = s.containers.remove(service) {
+            s.emit(&c, "destroy", None);
+        }
     }
 
     /// Containers started from `image` from now on report `unhealthy`.
@@ -149,6 +180,29 @@ impl FakeCompose {
 }
 
 impl State {
+    /// Starts a new container of `service` from `image` in place of the old one, sending the
+    /// events a recreate sends.
+    fn replace(&mut self, service: &str, image: &str) {
+        if let Some(old) = self.containers.remove(service) {
+            self.emit(&old, "destroy", None);
+        }
+        let c = self.start(service, image);
+        self.emit(&c, "create", None);
+        self.emit(&c, "start", None);
+        self.containers.insert(service.to_string(), c);
+    }
+
+    fn emit(&self, c: &Container, action: &str, health: Option<&str>) {
+        // No subscriber is fine: nobody is waiting.
+        let _ = self.events.0.send(ContainerEvent {
+            project: c.project.clone(),
+            service: c.service.clone(),
+            container_id: c.id.clone(),
+            action: action.to_string(),
+            health: health.map(str::to_string),
+        });
+    }
+
     fn start(&mut self, service: &str, image: &str) -> Container {
         self.next_id += 1;
         let id = format!("{:012x}{:052x}", self.next_id, self.next_id);
@@ -194,23 +248,11 @@ fn pins_text(pins: &ImagePins) -> String {
         .join(",")
 }
 
-impl Compose for FakeCompose {
+impl Applier for FakeCompose {
     async fn config(&self, _project: &Project) -> Result<RenderedModel> {
         let mut s = self.lock();
         s.calls.push("config".into());
         Ok(s.model.clone())
-    }
-
-    async fn ps(&self, _project: &Project) -> Result<Vec<Container>> {
-        let mut s = self.lock();
-        s.calls.push("ps".into());
-        Ok(s.containers.values().chain(&s.leftovers).cloned().collect())
-    }
-
-    async fn ps_all(&self) -> Result<Vec<Container>> {
-        let mut s = self.lock();
-        s.calls.push("ps_all".into());
-        Ok(s.containers.values().chain(&s.leftovers).cloned().collect())
     }
 
     async fn pull_with_policy(
@@ -282,42 +324,24 @@ impl Compose for FakeCompose {
                 .get(service)
                 .is_some_and(|c| c.image == image && c.state == "running");
             if !unchanged || options.force_recreate {
-                let c = s.start(service, &image);
-                s.containers.insert(service.clone(), c);
+                s.replace(service, &image);
             }
         }
         Ok(())
     }
+}
 
-    async fn wait_ready(
-        &self,
-        _project: &Project,
-        _model: &RenderedModel,
-        services: &[String],
-        timeout: Duration,
-    ) -> Result<Vec<Container>> {
+impl Engine for FakeCompose {
+    async fn ps(&self, _project: &Project) -> Result<Vec<Container>> {
         let mut s = self.lock();
-        s.calls.push(format!("wait_ready {}", services.join(",")));
-        s.check(services)?;
-        let containers: Vec<Container> = s.containers.values().cloned().collect();
-        // Nothing changes over time in the fake: "still waiting" is final.
-        match evaluate(services, &containers, &s.model) {
-            ReadinessVerdict::Ready => Ok(containers),
-            ReadinessVerdict::Waiting(list) | ReadinessVerdict::Failed(list) => {
-                Err(Error::NotReady {
-                    project: s.project.clone(),
-                    waited: timeout,
-                    failures: list
-                        .into_iter()
-                        .map(|(service, state)| ServiceFailure {
-                            logs: format!("fake logs of {service}"),
-                            service,
-                            state,
-                        })
-                        .collect(),
-                })
-            }
-        }
+        s.calls.push("ps".into());
+        Ok(s.containers.values().chain(&s.leftovers).cloned().collect())
+    }
+
+    async fn ps_all(&self) -> Result<Vec<Container>> {
+        let mut s = self.lock();
+        s.calls.push("ps_all".into());
+        Ok(s.containers.values().chain(&s.leftovers).cloned().collect())
     }
 
     async fn logs_tail(&self, _project: &Project, service: &str, _lines: usize) -> Result<String> {
@@ -336,177 +360,49 @@ impl Compose for FakeCompose {
         s.calls.push("remove_leftovers".into());
         Ok(std::mem::take(&mut s.leftovers))
     }
+
+    async fn events(&self, project: Option<&str>) -> Result<EventStream> {
+        let project = project.map(str::to_string);
+        let rx = self.lock().events.0.subscribe();
+        let events = stream::unfold(rx, move |mut rx| {
+            let project = project.clone();
+            async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(e) if project.as_ref().is_none_or(|p| *p == e.project) => {
+                            return Some((Ok(e), rx));
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(events))
+    }
+
+    async fn wait_ready(
+        &self,
+        project: &Project,
+        model: &RenderedModel,
+        services: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<Container>> {
+        self.lock()
+            .calls
+            .push(format!("wait_ready {}", services.join(",")));
+        wait::wait_ready(
+            self,
+            project,
+            model,
+            services,
+            timeout,
+            &WaitSettings::default(),
+        )
+        .await
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn project() -> Project {
-        Project {
-            name: "shop".into(),
-            directory: "/srv/shop".into(),
-            files: vec!["/srv/shop/compose.yaml".into()],
-        }
-    }
-
-    fn pins(service: &str, image: &str) -> ImagePins {
-        ImagePins::from([(service.to_string(), image.to_string())])
-    }
-
-    #[tokio::test]
-    async fn up_runs_pins_and_readiness_follows_images() {
-        let fake = FakeCompose::new("shop").with_service("web", "web:1");
-        let p = project();
-        let web = vec!["web".to_string()];
-        let model = fake.config(&p).await.unwrap();
-        fake.up(
-            &p,
-            &model,
-            &pins("web", "web:2"),
-            &web,
-            &UpOptions::default(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(fake.running_image("web").as_deref(), Some("web:2"));
-        fake.wait_ready(&p, &model, &web, Duration::from_secs(1))
-            .await
-            .unwrap();
-        let ps = fake.ps(&p).await.unwrap();
-        assert_eq!(ps[0].image_id, fake_image_id("web:2"));
-
-        fake.make_unhealthy("web:bad");
-        fake.up(
-            &p,
-            &model,
-            &pins("web", "web:bad"),
-            &web,
-            &UpOptions::default(),
-        )
-        .await
-        .unwrap();
-        let err = fake
-            .wait_ready(&p, &model, &web, Duration::from_secs(1))
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), "not_ready");
-        assert!(
-            err.to_string().contains("web: running (unhealthy)"),
-            "{err}"
-        );
-
-        // Rollback by image id.
-        let id = fake_image_id("web:2");
-        fake.up(&p, &model, &pins("web", &id), &web, &UpOptions::default())
-            .await
-            .unwrap();
-        assert_eq!(fake.ps(&p).await.unwrap()[0].image_id, id);
-        fake.wait_ready(&p, &model, &web, Duration::from_secs(1))
-            .await
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn injected_failures_change_nothing() {
-        let fake = FakeCompose::new("shop").with_service("web", "web:1");
-        let p = project();
-        let web = vec!["web".to_string()];
-        let model = fake.config(&p).await.unwrap();
-        fake.fail_next_pull("manifest unknown");
-        let err = fake
-            .pull_with_policy(&p, &model, &pins("web", "web:9"), &web, PullPolicy::Missing)
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("manifest unknown"));
-        fake.pull_with_policy(&p, &model, &pins("web", "web:9"), &web, PullPolicy::Missing)
-            .await
-            .unwrap();
-        let before = fake.containers();
-        fake.fail_next_up("port is already allocated");
-        assert!(
-            fake.up(
-                &p,
-                &model,
-                &pins("web", "web:9"),
-                &web,
-                &UpOptions::default()
-            )
-            .await
-            .is_err()
-        );
-        assert_eq!(fake.containers(), before);
-        assert_eq!(
-            fake.up(&p, &model, &ImagePins::new(), &[], &UpOptions::default())
-                .await
-                .unwrap_err()
-                .kind(),
-            "invalid"
-        );
-        let missing = fake
-            .up(
-                &p,
-                &model,
-                &ImagePins::new(),
-                &["db".to_string()],
-                &UpOptions::default(),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(missing.kind(), "missing_service");
-        assert_eq!(fake.calls()[1], "pull web policy=Missing pins=web=web:9");
-    }
-
-    #[tokio::test]
-    async fn leftovers_are_reported_then_removed() {
-        let fake = FakeCompose::new("shop").with_service("web", "web:1");
-        fake.add_leftover("web");
-        let p = project();
-        let found = fake.leftovers(&p).await.unwrap();
-        assert_eq!(found.len(), 1);
-        assert!(
-            super::super::parse::is_leftover_name(&found[0].name),
-            "{}",
-            found[0].name
-        );
-        assert_eq!(fake.remove_leftovers(&p).await.unwrap().len(), 1);
-        assert!(fake.leftovers(&p).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn one_shot_exit_zero_is_done_and_crash_fails() {
-        let fake = FakeCompose::new("shop");
-        fake.define(
-            "migrate",
-            RenderedService {
-                image: Some("m:1".into()),
-                has_build: false,
-                restart: None,
-                has_healthcheck: false,
-            },
-        );
-        fake.set_running("migrate", "m:1");
-        fake.set_state("migrate", "exited", 0);
-        let p = project();
-        let m = vec!["migrate".to_string()];
-        let model = fake.config(&p).await.unwrap();
-        fake.wait_ready(&p, &model, &m, Duration::from_secs(1))
-            .await
-            .unwrap();
-        fake.make_crashing("m:2");
-        fake.up(
-            &p,
-            &model,
-            &pins("migrate", "m:2"),
-            &m,
-            &UpOptions::default(),
-        )
-        .await
-        .unwrap();
-        let err = fake
-            .wait_ready(&p, &model, &m, Duration::from_secs(1))
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("migrate: exited (1)"), "{err}");
-    }
-}
+#[path = "fake_tests.rs"]
+mod tests;

@@ -1,15 +1,20 @@
-//! The `docker compose` CLI adapter: capabilities, config/ps parsing, pull/up, readiness, overrides.
+//! The Docker adapter: the [`Engine`] port (observation, removal, events) on the Docker Engine
+//! API, and the [`Applier`] port (render, pull, apply) on the Compose v2 CLI.
 //!
-//! **Invariant:** only this module builds argv for, or parses the output of, `docker`.
-//! The [`Compose`] trait is what the pipeline and the agent use; [`CliCompose`] is the real
-//! implementation and [`fake::FakeCompose`] (test support) a stateful fake.
+//! **Invariant:** only this module talks to Docker: it builds argv for, or parses the output
+//! of, `docker compose`, and it alone speaks the Engine API. [`Compose`] is both ports at once,
+//! which is what the pipeline and the agent use; [`CliCompose`] is the real implementation and
+//! [`fake::FakeCompose`] (test support) a stateful fake.
 //!
 //! # Layout
 //!
-//! - `argv`: pure argv builders; `parse`: pure JSON parsers; `readiness`: the pure readiness
-//!   decision; `override_file`: the pinning override (pure rendering, atomic 0600 write);
-//!   `version`: Compose version parsing and feature gates; `run`: running children (timeouts,
-//!   process-group kill, stderr tails).
+//! - `engine`: [`engine::DockerEngine`], the Engine API client (bollard), and the pure mapping
+//!   of its answers into [`Container`]; `events`: which container events matter (pure);
+//!   `wait`: the readiness loop, generic over [`Engine`]; `readiness`: its pure decision.
+//! - `argv`: pure argv builders; `parse`: pure JSON parsers; `override_file`: the pinning
+//!   override (pure rendering, atomic 0600 write); `version`: Compose version parsing and
+//!   feature gates; `run`: the one child-process runner of the crate (timeouts, process-group
+//!   kill, PDEATHSIG, stderr tails), used by Compose and by the smoke `exec` check.
 //! - `cli`: [`CliCompose`], the real adapter; `fake`: [`fake::FakeCompose`].
 //!
 //! # Pins and services
@@ -29,12 +34,14 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub mod argv;
 mod cli;
+pub mod engine;
 mod error;
 pub mod events;
 #[cfg(any(test, feature = "test-support"))]
@@ -44,11 +51,15 @@ pub mod parse;
 pub mod readiness;
 pub mod run;
 mod version;
+pub mod wait;
 
 pub use cli::{CliCompose, CliConfig};
+pub use engine::{DockerEngine, EngineConfig};
 pub use error::{Error, Result, ServiceFailure};
+pub use events::ContainerEvent;
 pub use readiness::{ReadinessVerdict, evaluate};
 pub use version::ComposeVersion;
+pub use wait::WaitSettings;
 
 use crate::manifest::PullPolicy;
 
@@ -122,17 +133,67 @@ pub struct UpOptions {
 /// Image pins written into an override file: service -> image reference or image id.
 pub type ImagePins = BTreeMap<String, String>;
 
-/// What the reconciler needs from `docker compose`. One method per operation we run.
-pub trait Compose: Send + Sync {
+/// A stream of container events; it ends (or yields an error) when the daemon goes away.
+pub type EventStream = Pin<Box<dyn futures_util::Stream<Item = Result<ContainerEvent>> + Send>>;
+
+/// What c2quay observes and removes on the Docker engine (the Engine API, no processes).
+pub trait Engine: Send + Sync {
+    /// Every container of the project, stopped ones and leftovers included, with the image
+    /// ids they run.
+    fn ps(&self, project: &Project) -> impl Future<Output = Result<Vec<Container>>> + Send;
+    /// Every Compose-managed container on the host, all projects, in a constant number of
+    /// requests plus one per container that is not running.
+    fn ps_all(&self) -> impl Future<Output = Result<Vec<Container>>> + Send;
+    /// The last `lines` lines of a service's logs (stdout and stderr).
+    fn logs_tail(
+        &self,
+        project: &Project,
+        service: &str,
+        lines: usize,
+    ) -> impl Future<Output = Result<String>> + Send;
+    /// Leftovers of an interrupted recreate (`<12 hex>_<name>` containers with the project's labels).
+    fn leftovers(&self, project: &Project) -> impl Future<Output = Result<Vec<Container>>> + Send;
+    /// Removes the leftovers (forced) and returns what was removed. The pipeline calls it
+    /// before `up` when a service's normal container is absent.
+    fn remove_leftovers(
+        &self,
+        project: &Project,
+    ) -> impl Future<Output = Result<Vec<Container>>> + Send;
+    /// Subscribes to the events of `project`'s containers (of every Compose project when
+    /// `None`) that can change what runs or whether it is ready, from the moment of the call.
+    fn events(&self, project: Option<&str>) -> impl Future<Output = Result<EventStream>> + Send;
+    /// c2quay's own readiness: waits until every service in `services` is ready or `timeout`
+    /// passes, and returns the project's containers as last observed (the caller's proof of what
+    /// runs). On failure the error is [`Error::NotReady`] naming each service, its state and its
+    /// last log lines. Driven by [`Engine::events`] ([`wait::wait_ready`]).
+    fn wait_ready(
+        &self,
+        project: &Project,
+        model: &RenderedModel,
+        services: &[String],
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<Container>>> + Send {
+        async move {
+            wait::wait_ready(
+                self,
+                project,
+                model,
+                services,
+                timeout,
+                &WaitSettings::default(),
+            )
+            .await
+        }
+    }
+}
+
+/// What c2quay changes through the Compose v2 CLI (there is no Compose library).
+pub trait Applier: Send + Sync {
     /// The rendered model of the project (service -> image, build, restart, healthcheck).
     fn config(&self, project: &Project) -> impl Future<Output = Result<RenderedModel>> + Send;
-    /// Every container of the project, stopped ones included, with the image ids they run.
-    fn ps(&self, project: &Project) -> impl Future<Output = Result<Vec<Container>>> + Send;
-    /// Every Compose-managed container on the host, all projects, in a constant number of processes.
-    fn ps_all(&self) -> impl Future<Output = Result<Vec<Container>>> + Send;
     /// Pulls the pinned images of `services` with the manifest's pull policy: `never` pulls
     /// nothing; unpinned services and image-id pins (`sha256:...`) are never pulled. A failed
-    /// pull changes nothing. `model` is the project's rendered model (from [`Compose::config`]).
+    /// pull changes nothing. `model` is the project's rendered model (from [`Applier::config`]).
     fn pull_with_policy(
         &self,
         project: &Project,
@@ -151,30 +212,9 @@ pub trait Compose: Send + Sync {
         services: &[String],
         options: &UpOptions,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// c2quay's own readiness: waits until every service in `services` is ready or `timeout`
-    /// passes, and returns the project's containers as last observed (the caller's proof of what
-    /// runs). On failure the error is [`Error::NotReady`] naming each service, its state and its
-    /// last log lines.
-    fn wait_ready(
-        &self,
-        project: &Project,
-        model: &RenderedModel,
-        services: &[String],
-        timeout: Duration,
-    ) -> impl Future<Output = Result<Vec<Container>>> + Send;
-    /// The last `lines` lines of a service's logs.
-    fn logs_tail(
-        &self,
-        project: &Project,
-        service: &str,
-        lines: usize,
-    ) -> impl Future<Output = Result<String>> + Send;
-    /// Leftovers of an interrupted recreate (`<12 hex>_<name>` containers with the project's labels).
-    fn leftovers(&self, project: &Project) -> impl Future<Output = Result<Vec<Container>>> + Send;
-    /// Removes the leftovers (`docker rm -f`) and returns what was removed. The pipeline calls it
-    /// before `up` when a service's normal container is absent.
-    fn remove_leftovers(
-        &self,
-        project: &Project,
-    ) -> impl Future<Output = Result<Vec<Container>>> + Send;
 }
+
+/// Both ports: what the pipeline and the agent take (`C: Compose`).
+pub trait Compose: Engine + Applier {}
+
+impl<T: Engine + Applier> Compose for T {}

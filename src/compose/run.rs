@@ -1,5 +1,6 @@
-//! Running `docker` children: `tokio::process`, stdout and stderr read concurrently, every call
-//! under a timeout, the whole process group killed on timeout or when the caller drops the future.
+//! The one child-process runner of the crate (`docker compose`, and the smoke `exec` check):
+//! `tokio::process`, stdout and stderr read concurrently, every call under a timeout, the whole
+//! process group killed on timeout or when the caller drops the future.
 //!
 //! `docker compose` runs the Compose plugin as a child of the `docker` CLI, so killing only the
 //! direct child would orphan the plugin: each command gets its own process group and the guard
@@ -115,11 +116,34 @@ async fn spawn(cmd: &mut tokio::process::Command) -> std::io::Result<tokio::proc
     }
 }
 
+/// The environment of a child.
+#[derive(Debug, Clone, Copy)]
+pub enum ChildEnv<'a> {
+    /// c2quay's own environment.
+    Inherit,
+    /// Only these variables (nothing inherited).
+    Only(&'a [(String, String)]),
+}
+
 /// Runs `program args` and returns its output whatever the exit code. Errors only when the
 /// program cannot be started or does not finish within `timeout` (then it is killed).
 pub async fn run_raw(program: &Path, args: &[OsString], timeout: Duration) -> Result<Output> {
+    run_raw_with_env(program, args, ChildEnv::Inherit, timeout).await
+}
+
+/// [`run_raw`] with the child's environment given.
+pub async fn run_raw_with_env(
+    program: &Path,
+    args: &[OsString],
+    env: ChildEnv<'_>,
+    timeout: Duration,
+) -> Result<Output> {
     let command = display(program, args);
     let mut cmd = tokio::process::Command::new(program);
+    if let ChildEnv::Only(vars) = env {
+        cmd.env_clear()
+            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    }
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -226,6 +250,32 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind(), "spawn");
         assert!(err.to_string().contains("/nonexistent/docker"));
+    }
+
+    #[tokio::test]
+    async fn a_given_environment_replaces_the_inherited_one() {
+        let env = vec![
+            (
+                "PATH".to_string(),
+                std::env::var("PATH").unwrap_or_default(),
+            ),
+            ("ONLY".to_string(), "this".to_string()),
+        ];
+        let out = run_raw_with_env(
+            Path::new("sh"),
+            &sh("env | cut -d= -f1 | sort | tr '\\n' ' '"),
+            ChildEnv::Only(&env),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        // `sh` itself may add PWD; nothing of c2quay's own environment (HOME, CARGO_*) leaks.
+        let names: Vec<&str> = out
+            .stdout
+            .split_whitespace()
+            .filter(|n| *n != "PWD")
+            .collect();
+        assert_eq!(names, ["ONLY", "PATH"], "{}", out.stdout);
     }
 
     #[test]

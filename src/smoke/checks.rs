@@ -1,12 +1,14 @@
 //! [`Checks`]: the real http / tcp / exec smoke checks.
 
-use std::process::Stdio;
+use std::ffi::OsString;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{
     DEFAULT_ATTEMPTS, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Error, Result, Smoke, SmokeContext,
     SmokeResult,
 };
+use crate::compose::run::{self, ChildEnv};
 use crate::manifest::{ExecCheck, HttpCheck, SmokeCheck, TcpCheck};
 
 /// `PATH` given to `exec` checks when the agent has none.
@@ -135,64 +137,61 @@ impl Checks {
         timeout: Duration,
     ) -> std::result::Result<(), String> {
         let shown = e.command.join(" ");
-        let mut cmd = tokio::process::Command::new(&e.command[0]);
-        cmd.args(&e.command[1..])
-            .env_clear()
-            .env(
-                "PATH",
+        // A clean environment: PATH, the environment's name, the context's and the check's own.
+        let mut env = vec![
+            (
+                "PATH".to_string(),
                 std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string()),
-            )
-            .env("C2QUAY_ENVIRONMENT", &ctx.environment)
-            .envs(&ctx.env_vars)
-            .envs(&e.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0);
-        let child = cmd
-            .spawn()
-            .map_err(|err| format!("`{shown}` could not start: {err}"))?;
-        let pgid = child.id().and_then(|id| i32::try_from(id).ok());
-        match tokio::time::timeout(timeout, child.wait_with_output()).await {
-            Ok(Ok(out)) if out.status.success() => Ok(()),
-            Ok(Ok(out)) => {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                let text = if stderr.trim().is_empty() {
-                    String::from_utf8_lossy(&out.stdout)
-                } else {
-                    stderr
-                };
-                let lines: Vec<&str> = text
-                    .lines()
-                    .map(str::trim_end)
-                    .filter(|l| !l.is_empty())
-                    .collect();
-                let tail = lines[lines.len().saturating_sub(EXEC_TAIL)..].join(" | ");
-                let status = match out.status.code() {
-                    Some(c) => format!("exit code {c}"),
-                    None => "a signal".to_string(),
-                };
-                Err(if tail.is_empty() {
-                    format!("`{shown}` exited with {status}")
-                } else {
-                    format!("`{shown}` exited with {status}: {tail}")
-                })
-            }
-            Ok(Err(err)) => Err(format!("`{shown}` failed: {err}")),
-            Err(_) => {
-                if let Some(pgid) = pgid.filter(|p| *p > 0) {
-                    // SAFETY: kill(2) on the process group created for this check; no memory preconditions.
-                    unsafe {
-                        libc::kill(-pgid, libc::SIGKILL);
-                    }
-                }
-                Err(format!(
+            ),
+            ("C2QUAY_ENVIRONMENT".to_string(), ctx.environment.clone()),
+        ];
+        env.extend(ctx.env_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(e.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let args: Vec<OsString> = e.command[1..].iter().map(OsString::from).collect();
+        // The crate's one child runner: own process group, PDEATHSIG, group killed on timeout.
+        let out = match run::run_raw_with_env(
+            Path::new(&e.command[0]),
+            &args,
+            ChildEnv::Only(&env),
+            timeout,
+        )
+        .await
+        {
+            Ok(out) => out,
+            Err(crate::compose::Error::Timeout { .. }) => {
+                return Err(format!(
                     "`{shown}` did not finish within {}; killed it",
                     humantime::format_duration(timeout)
-                ))
+                ));
             }
+            Err(crate::compose::Error::Spawn { source, .. }) => {
+                return Err(format!("`{shown}` could not start: {source}"));
+            }
+            Err(err) => return Err(format!("`{shown}` failed: {err}")),
+        };
+        if out.success() {
+            return Ok(());
         }
+        let text = if out.stderr.trim().is_empty() {
+            &out.stdout
+        } else {
+            &out.stderr
+        };
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let tail = lines[lines.len().saturating_sub(EXEC_TAIL)..].join(" | ");
+        let status = match out.code {
+            Some(c) => format!("exit code {c}"),
+            None => "a signal".to_string(),
+        };
+        Err(if tail.is_empty() {
+            format!("`{shown}` exited with {status}")
+        } else {
+            format!("`{shown}` exited with {status}: {tail}")
+        })
     }
 }
 

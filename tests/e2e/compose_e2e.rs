@@ -1,4 +1,4 @@
-//! End-to-end tests of the Compose adapter against the real Docker engine and Compose v2.
+//! End-to-end tests of the Docker adapter against the real engine (Engine API) and Compose v2.
 //!
 //! Needs the test images `c2quay-test/web:{1,2,unhealthy}` (built by `scripts/test-world.sh`).
 //! When `docker info` fails the test prints a SKIP line and passes, unless `CI` or
@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use c2quay::compose::{CliCompose, CliConfig, Compose, ImagePins, Project, UpOptions};
+use c2quay::compose::{
+    Applier, CliCompose, CliConfig, Container, Engine, ImagePins, Project, UpOptions,
+};
 use c2quay::manifest::{HttpCheck, PullPolicy, SmokeCheck};
 use c2quay::smoke::{Checks, Smoke, SmokeContext};
 
@@ -125,8 +127,7 @@ async fn compose_adapter_on_the_real_engine() {
         project: project.clone(),
     };
     let state = dir.path().join("state/env");
-    let mut config = CliConfig::new(&state);
-    config.poll_interval = Duration::from_millis(250);
+    let config = CliConfig::new(&state);
     let compose = CliCompose::detect(config).await.expect("compose v2");
     assert!(compose.version().major >= 2, "{:?}", compose.version());
     eprintln!("compose {}", compose.version());
@@ -182,7 +183,7 @@ async fn compose_adapter_on_the_real_engine() {
         (web_c.state.as_str(), web_c.health.as_str()),
         ("running", "healthy")
     );
-    assert_eq!(web_c.id.len(), 64, "ids are completed by inspect");
+    assert_eq!(web_c.id.len(), 64, "full ids");
     let mig = ps
         .iter()
         .find(|c| c.service == "migrate")
@@ -344,4 +345,165 @@ async fn compose_adapter_on_the_real_engine() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "missing_service");
+}
+
+/// What `docker inspect` says about the containers of `project`, in the shape of [`Container`]
+/// (restart policy and OOM flag only for containers that are not running, as the adapter reads
+/// them).
+fn docker_cli_view(project: &str) -> Vec<Container> {
+    let ps = Command::new("docker")
+        .args(["ps", "-aq", "--no-trunc", "--filter"])
+        .arg(format!("label=com.docker.compose.project={project}"))
+        .output()
+        .unwrap();
+    let ids: Vec<String> = String::from_utf8(ps.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let out = Command::new("docker")
+        .arg("inspect")
+        .args(&ids)
+        .output()
+        .unwrap();
+    let inspected: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut view: Vec<Container> = inspected
+        .iter()
+        .map(|i| {
+            let state = i["State"]["Status"].as_str().unwrap().to_string();
+            let running = state == "running";
+            let label = |k: &str| i["Config"]["Labels"][k].as_str().unwrap().to_string();
+            Container {
+                id: i["Id"].as_str().unwrap().into(),
+                name: i["Name"].as_str().unwrap().trim_start_matches('/').into(),
+                project: label("com.docker.compose.project"),
+                service: label("com.docker.compose.service"),
+                image: i["Config"]["Image"].as_str().unwrap().into(),
+                image_id: i["Image"].as_str().unwrap().into(),
+                health: i["State"]["Health"]["Status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .into(),
+                exit_code: i["State"]["ExitCode"].as_i64().unwrap(),
+                restart_policy: if running {
+                    String::new()
+                } else {
+                    i["HostConfig"]["RestartPolicy"]["Name"]
+                        .as_str()
+                        .unwrap()
+                        .into()
+                },
+                oom_killed: !running && i["State"]["OOMKilled"].as_bool().unwrap(),
+                state,
+            }
+        })
+        .collect();
+    view.sort_by(|a, b| a.name.cmp(&b.name));
+    view
+}
+
+fn sorted(mut containers: Vec<Container>) -> Vec<Container> {
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
+    containers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_api_sees_what_docker_inspect_sees_and_readiness_follows_events() {
+    if !docker_available() {
+        return;
+    }
+    image_id(WEB1);
+    image_id(UNHEALTHY);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"services:
+  web:
+    image: {WEB1}
+    init: true
+    restart: unless-stopped
+  sick:
+    image: {UNHEALTHY}
+    init: true
+    restart: always
+  migrate:
+    image: {WEB1}
+    command: ["/bin/sh", "-c", "exit 0"]
+    restart: "no"
+"#
+        ),
+    )
+    .unwrap();
+    let project = Project {
+        name: format!("c2qeng{}-{}", std::process::id(), fastrand::u32(..)),
+        directory: dir.path().to_path_buf(),
+        files: vec![file],
+    };
+    let _down = Down {
+        project: project.clone(),
+    };
+    let compose = CliCompose::detect(CliConfig::new(dir.path().join("state")))
+        .await
+        .expect("compose v2");
+    let model = compose.config(&project).await.unwrap();
+    let all = strings(&["web", "sick", "migrate"]);
+    compose
+        .up(
+            &project,
+            &model,
+            &ImagePins::new(),
+            &all,
+            &UpOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    // A healthcheck service becomes ready: the loop wakes on its health_status event.
+    let ready = compose
+        .wait_ready(
+            &project,
+            &model,
+            &strings(&["web", "migrate"]),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert!(
+        ready
+            .iter()
+            .any(|c| c.service == "web" && c.health == "healthy"),
+        "{ready:?}"
+    );
+
+    // A never-healthy one fails at the deadline, naming the service (and not the ready one).
+    let err = compose
+        .wait_ready(
+            &project,
+            &model,
+            &strings(&["web", "sick"]),
+            Duration::from_secs(6),
+        )
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.kind(), "not_ready", "{msg}");
+    assert!(msg.contains("  - sick: running ("), "{msg}");
+    assert!(!msg.contains("  - web:"), "{msg}");
+
+    // ps and ps_all through the Engine API equal what `docker ps` + `docker inspect` say.
+    let cli = docker_cli_view(&project.name);
+    assert_eq!(cli.len(), 3, "{cli:?}");
+    assert_eq!(sorted(compose.ps(&project).await.unwrap()), cli);
+    let everywhere = compose.ps_all().await.unwrap();
+    let mine: Vec<Container> = everywhere
+        .into_iter()
+        .filter(|c| c.project == project.name)
+        .collect();
+    assert_eq!(sorted(mine), cli);
+
+    // The logs of a service come from the Engine API too.
+    let logs = compose.logs_tail(&project, "web", 5).await.unwrap();
+    assert!(logs.lines().count() <= 5, "{logs}");
 }
