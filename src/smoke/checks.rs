@@ -45,21 +45,6 @@ fn kind_of(check: &SmokeCheck) -> Result<Kind<'_>> {
     }
 }
 
-/// The error and its sources joined with `: ` (reqwest's own `Display` shows only the outer layer).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
-}
-
 impl Checks {
     /// Builds the HTTP client.
     pub fn new() -> Result<Checks> {
@@ -80,7 +65,7 @@ impl Checks {
                 .get(&h.url)
                 .send()
                 .await
-                .map_err(|e| format!("GET {} failed: {}", h.url, chain(&e)))?;
+                .map_err(|e| format!("GET {} failed: {}", h.url, crate::error_chain(&e)))?;
             let status = resp.status().as_u16();
             if status != expected {
                 return Err(format!("GET {} -> {status}, expected {expected}", h.url));
@@ -92,7 +77,7 @@ impl Checks {
                     format!(
                         "GET {} -> {status} but reading the body failed: {}",
                         h.url,
-                        chain(&e)
+                        crate::error_chain(&e)
                     )
                 })? {
                     body.extend_from_slice(&chunk);

@@ -26,10 +26,8 @@ const SELF: &str = "tests/it/tidy.rs";
 /// Files allowed over [`MAX_LINES`] (none: split a file before it gets there).
 const ALLOWED_LONG_FILES: &[&str] = &[];
 
-/// Spawns outside the runner that are being moved into it right now (the smoke exec check, and
-/// the `docker events` child, which is moving to the Engine API). FIXME: the lead empties this
-/// list after the merges.
-const ALLOWED_SPAWNS: &[&str] = &["src/smoke/checks.rs", "src/compose/events.rs"];
+/// Spawns outside the runner (none: Compose and the smoke exec check both use it).
+const ALLOWED_SPAWNS: &[&str] = &[];
 
 /// HAL knowledge outside the broker client today. FIXME: `doctor` checks the index for
 /// `pb:` relations itself; the broker client should answer that question.
