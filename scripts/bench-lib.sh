@@ -10,13 +10,17 @@ times_ms() { # FILE
 
 # Appends one row of the summary table to FILE: the figure, c2quay's value, the reference it is
 # compared with (the floor, or the target itself), the ratio, the target and whether it is met.
-# MET is computed here: RATIO <= LIMIT (LIMIT "-" when the value is compared with 0).
+# MET is computed here: RATIO <= LIMIT (LIMIT "<L": RATIO < L); LIMIT "-": the value must be 0; LIMIT "none": a
+# reference row, no verdict.
 figure_row() { # FILE FIGURE C2QUAY REFERENCE RATIO TARGET LIMIT
   local met
-  if [ "$7" = "-" ]; then
+  if [ "$7" = none ]; then
+    met="-"
+  elif [ "$7" = "-" ]; then
     met=$([ "$3" = 0 ] && echo yes || echo NO)
   else
-    met=$(awk -v r="$5" -v l="$7" 'BEGIN { print (r ~ /^[0-9.]+x?$/ && r + 0 <= l + 0) ? "yes" : "NO" }')
+    met=$(awk -v r="$5" -v l="$7" 'BEGIN { strict = sub(/^</, "", l)
+      print (r ~ /^[0-9.]+x?$/ && (strict ? r + 0 < l + 0 : r + 0 <= l + 0)) ? "yes" : "NO" }')
   fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$2" "$3" "$4" "$5" "$6" "$met" >> "$1"
 }
