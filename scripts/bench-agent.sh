@@ -375,16 +375,18 @@ for line in open(trace, errors="replace"):
         ts, name, args = pending.pop(pid)
     else:
         continue
-    if t0 <= ts <= t1:
-        calls.append((ts, pid, name, args, ret))
+    calls.append((ts, pid, name, args, ret))
 calls.sort()
 # An idle agent makes none of these calls: each burst (gaps under 1 s) is one piece of work.
+# Bursts are cut from the whole trace, then only those wholly inside the window are kept: a
+# resync the window's edge cuts in two would count as a short one that spawned nothing.
 bursts = []
 for call in calls:
     if bursts and call[0] - bursts[-1][-1][0] < 1.0:
         bursts[-1].append(call)
     else:
         bursts.append([call])
+bursts = [b for b in bursts if t0 <= b[0][0] and b[-1][0] <= t1]
 def spawned(burst):
     """(pid, start, `program verb`) of each successful execve("path", ["argv0", "argv1", ...])."""
     out = []
