@@ -21,13 +21,17 @@
 # are removed on exit.
 #
 # How it measures, from outside the agent:
-#   - RSS: VmRSS of the agent and of its children (the long-running `docker events`) in /proc.
+#   - RSS: VmRSS of the agent and of ALL its descendants (every process whose parent chain in
+#     /proc leads to the agent, e.g. a long-running `docker events`), at the end of the window;
+#     the figure is their total and the number of descendants.
 #   - CPU: utime+stime from /proc/PID/stat; children = reaped (cutime+cstime) + live children.
 #   - Resync: once converged, the agent is restarted under
 #     `strace -f --seccomp-bpf -e trace=execve,openat,exit_group` (only these calls stop, so the
 #     overhead stays small, but it is included). Between resyncs
 #     an idle agent makes none of them, so each burst of calls in the window is one piece of
-#     work, and a burst that runs `docker ps` is a resync: its wall time is first to last call,
+#     work, and a burst that reloads the desired directory or reads the state directory (a
+#     resync reads every manifest and status file) or runs `docker ps` is a resync, whether or
+#     not it spawns anything: its wall time is first to last call,
 #     "in docker" the time a process it spawned was alive, its processes the successful execve
 #     calls (agent children and their own children). Broker requests: the emulator's request
 #     log and the agent's `c2quay_broker_requests_total`, read before and after the window.
@@ -43,12 +47,17 @@
 # Environment: C2QUAY_BENCH_SIZES (default "10 50 200", ascending; the idle and latency figures
 # use 50, or the largest size below it), C2QUAY_BENCH_IDLE_SECONDS, C2QUAY_BENCH_RESYNC_CYCLES,
 # C2QUAY_BENCH_LATENCY_WRITES, C2QUAY_BENCH_KEEP_LOGS (a directory to copy the agent's logs and
-# strace output to). Takes about 5 to 8 minutes on a busy 2-core machine, most of it the 200
+# strace output to). Ends with a summary table of issue 16's agent figures (idle RSS of the
+# whole tree with 50 environments < 20 MiB and 0 children; no-op resync of 200 environments
+# < 100 ms and 0 processes; with smaller sizes the resync row shows the largest size measured).
+# Takes about 5 to 8 minutes on a busy 2-core machine, most of it the 200
 # deploys; C2QUAY_BENCH_SIZES="10 50" takes about 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 export PATH="/usr/local/bin:$HOME/.cargo/bin:$PATH"
+# shellcheck source=scripts/bench-lib.sh
+source "$root/scripts/bench-lib.sh"
 
 read -r -a sizes <<< "${C2QUAY_BENCH_SIZES:-10 50 200}"
 idle_seconds=${C2QUAY_BENCH_IDLE_SECONDS:-60}
@@ -341,13 +350,14 @@ measure_resync_window() { # N LOG
   sleep 0.5
   e1=$(broker_request_count); a1=$(agent_broker_requests); c1=$(cpu_ticks "$agent_pid")
   python3 - "$log.strace" "$t0" "$t1" "$n" "$((e1 - e0))" "$((a1 - a0))" "$c0" "$c1" "$(getconf CLK_TCK)" \
-    "$(reconciles_between "$log" "$t0" "$t1")" <<'EOF'
+    "$(reconciles_between "$log" "$t0" "$t1")" "$desired" "$state" <<'EOF'
 import re, sys
 from collections import Counter
 trace, t0, t1, n = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 emulator_requests, agent_requests = int(sys.argv[5]), int(sys.argv[6])
 c0, c1 = [int(x) for x in sys.argv[7].split()], [int(x) for x in sys.argv[8].split()]
 tck, reconciles = float(sys.argv[9]), int(sys.argv[10])
+watched = (sys.argv[11], sys.argv[12])
 # "PID TS name(args) = RET", or split in two by another process's call: "PID TS name(args
 # <unfinished ...>" then "PID TS <... name resumed>rest) = RET". exit_group returns "?".
 whole = re.compile(r"^(\d+)\s+(\d+\.\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+|\?)")
@@ -365,16 +375,18 @@ for line in open(trace, errors="replace"):
         ts, name, args = pending.pop(pid)
     else:
         continue
-    if t0 <= ts <= t1:
-        calls.append((ts, pid, name, args, ret))
+    calls.append((ts, pid, name, args, ret))
 calls.sort()
 # An idle agent makes none of these calls: each burst (gaps under 1 s) is one piece of work.
+# Bursts are cut from the whole trace, then only those wholly inside the window are kept: a
+# resync the window's edge cuts in two would count as a short one that spawned nothing.
 bursts = []
 for call in calls:
     if bursts and call[0] - bursts[-1][-1][0] < 1.0:
         bursts[-1].append(call)
     else:
         bursts.append([call])
+bursts = [b for b in bursts if t0 <= b[0][0] and b[-1][0] <= t1]
 def spawned(burst):
     """(pid, start, `program verb`) of each successful execve("path", ["argv0", "argv1", ...])."""
     out = []
@@ -393,7 +405,17 @@ def child_ms(burst):
         total += max(0.0, stop - max(start, end))
         end = max(end, stop)
     return total * 1000
-resyncs = [b for b in bursts if any(label == "docker ps" for _, _, label in spawned(b))]
+def opened_watched(burst):
+    """The burst opens the desired directory, a manifest or a file of the state directory."""
+    for _, _, name, args, _ in burst:
+        if name == "openat":
+            path = re.findall(r'"((?:[^"\\]|\\.)*)"', args)
+            if path and any(path[0] == d or path[0].startswith(d + "/") for d in watched):
+                return True
+    return False
+# A resync reloads the manifests and reads every status file (and, before the Engine API
+# port, runs `docker ps`): either marks it, so a resync that spawns nothing is still seen.
+resyncs = [b for b in bursts if opened_watched(b) or any(label == "docker ps" for _, _, label in spawned(b))]
 if not resyncs:
     print(f"RESYNC {n} none")
     sys.exit()
@@ -410,6 +432,7 @@ print(f"RESYNC {n} cycles={len(resyncs)} wall_ms={mean(walls):.0f} wall_max_ms={
       f"emulator_requests={emulator_requests} agent_requests={agent_requests} "
       f"agent_cpu_ms={agent_cpu_ms:.0f} docker_cpu_ms={child_cpu_ms:.0f} "
       f"traced_calls={mean([len(b) for b in resyncs]):.0f} other_bursts={len(bursts) - len(resyncs)} "
+      f"seen_by_files={sum(map(opened_watched, resyncs))} "
       f"reconciles={reconciles} spawned={kinds} window={t0:.3f}..{t1:.3f} "
       f"other_burst_starts={','.join(f'{b[0][0]:.3f}' for b in bursts if b not in resyncs) or '-'}")
 EOF
@@ -426,13 +449,15 @@ measure_idle() { # N LOG
   t1=$EPOCHREALTIME
   c1=$(cpu_ticks "$agent_pid")
   local k1=""; for c in $children; do k1+="$(cpu_ticks "$c" 2>/dev/null || echo 0 0 0 0) "; done
+  local tree; tree=$(tree_rss "$agent_pid")
   python3 - "$agent_pid" "$n" "$t0" "$t1" "$c0" "$c1" "$k0" "$k1" "$(getconf CLK_TCK)" "$children" \
-    "$(reconciles_between "$log" "$t0" "$t1")" >> "$results" <<'EOF'
+    "$(reconciles_between "$log" "$t0" "$t1")" "$tree" >> "$results" <<'EOF'
 import sys
 pid, n, t0, t1 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 c0, c1 = [int(x) for x in sys.argv[5].split()], [int(x) for x in sys.argv[6].split()]
 k0, k1 = [int(x) for x in sys.argv[7].split()], [int(x) for x in sys.argv[8].split()]
 tck, children, reconciles = float(sys.argv[9]), sys.argv[10].split(), sys.argv[11]
+tree_kib, _, descendants, names = sys.argv[12].split()
 def kib(p, field):
     try:
         for line in open(f"/proc/{p}/status"):
@@ -450,7 +475,8 @@ reaped = ((c1[2] + c1[3]) - (c0[2] + c0[3])) / tck
 live = sum((k1[i] + k1[i + 1]) - (k0[i] + k0[i + 1]) for i in range(0, len(k1), 4)) / tck
 print(f"IDLE {n} rss_mib={rss:.1f} hwm_mib={hwm:.1f} children={len(children)} "
       f"children_rss_mib={child_rss:.1f} cpu_pct={own / span * 100:.3f} "
-      f"cpu_with_children_pct={(own + reaped + live) / span * 100:.3f} seconds={span:.0f} reconciles={reconciles}")
+      f"cpu_with_children_pct={(own + reaped + live) / span * 100:.3f} seconds={span:.0f} reconciles={reconciles} "
+      f"tree_rss_mib={int(tree_kib) / 1024:.1f} descendants={descendants} descendant_names={names}")
 EOF
   tail -1 "$results"
 }
@@ -556,6 +582,8 @@ for n, f in rows.get("IDLE", []):
           f"{f['children']} child: docker events), CPU {f['cpu_pct']}% of one core over {f['seconds']} s "
           f"({f['cpu_with_children_pct']}% with its docker children), {n} converged environments, resync 60s, "
           f"{f['reconciles']} reconciles in the window")
+    print(f"FIGURE idle_tree: {f['tree_rss_mib']} MiB RSS in total for the agent and its {f['descendants']} "
+          f"descendants ({f['descendant_names'].replace(',', ', ')})")
 print()
 print(f"no-op resync (--resync {sys.argv[2]}s, agent under strace -e execve,openat,exit_group; mean of the cycles seen)")
 print(f"{'envs':>5} {'cycles':>6} {'wall ms':>8} {'max ms':>7} {'in docker':>9} {'processes':>10} {'broker req':>10} "
@@ -587,3 +615,33 @@ for n, f in rows.get("LATENCY", []):
         print(f"  {label:<45} median {f[key + '_median_ms']:>5} ms   p95 {f[key + '_p95_ms']:>5} ms   (n={f[key + '_n']})")
     print(f"FIGURE latency: write to reconcile start minus debounce: median {f['started_median_ms']} ms, p95 {f['started_p95_ms']} ms")
 EOF
+
+# Issue 16's agent figures: idle tree RSS and descendants at the idle size, and the no-op resync
+# of the largest size measured (processes: the most any cycle of the window spawned).
+python3 - "$results" > "$work/figures.txt" <<'EOF'
+import sys
+idle, resync = None, None
+for line in open(sys.argv[1]):
+    kind, n, *fields = line.split()
+    f = dict(x.split("=", 1) for x in fields if "=" in x)
+    if kind == "IDLE":
+        idle = (n, f)
+    elif kind == "RESYNC" and f:
+        resync = (n, f)
+print(*(("-",) * 3 if idle is None else (idle[0], idle[1]["tree_rss_mib"], idle[1]["descendants"])),
+      *(("-",) * 3 if resync is None else (resync[0], resync[1]["wall_ms"], max(int(p) for p in resync[1]["procs"].split("/")))))
+EOF
+read -r idle_n tree_mib descendants resync_n resync_ms resync_procs < "$work/figures.txt"
+table="$work/table.tsv"
+: > "$table"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-") print "-"; else printf "%.2fx\n", a / b }'; }
+# A size other than the issue's gets its row but no verdict.
+verdict() { [ "$1" = "$2" ] && echo "$3" || echo none; }
+figure_row "$table" "idle RSS, agent + all descendants, $idle_n envs (MiB)" "$tree_mib" "20 (target)" \
+  "$(ratio "$tree_mib" 20)" "< 20 MiB at 50" "$(verdict "$idle_n" 50 "<1")"
+figure_row "$table" "idle child processes, $idle_n envs" "$descendants" "0 (target)" "-" "0 at 50" "$(verdict "$idle_n" 50 -)"
+figure_row "$table" "no-op resync wall, $resync_n envs (ms)" "$resync_ms" "100 (target)" \
+  "$(ratio "$resync_ms" 100)" "< 100 ms at 200" "$(verdict "$resync_n" 200 "<1")"
+figure_row "$table" "no-op resync processes spawned, $resync_n envs" "$resync_procs" "0 (target)" "-" "0 at 200" \
+  "$(verdict "$resync_n" 200 -)"
+print_summary "$table" "issue 16, agent figures (measured in this run; targets: idle at 50 environments, resync at 200)"
