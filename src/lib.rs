@@ -6,7 +6,7 @@
 //! - [`plan`]: the pure planner: desired + applied + observed -> one action with a reason.
 //! - [`pipeline`]: one reconcile of one environment: gate -> apply -> smoke -> record, and rollback.
 //! - [`broker`]: the Pact Broker HAL client (can-i-deploy, environments, record-deployment).
-//! - [`compose`]: the `docker compose` CLI adapter (config, ps, pull, up, readiness, override files).
+//! - [`docker`]: the Docker port in two halves: `Engine` (the Engine API, with bollard: containers, logs, events) and `Applier` (the Compose CLI: config, pull, up, override files); one readiness loop.
 //! - [`smoke`]: http / tcp / exec smoke checks.
 //! - [`events`]: the pipeline's step names and events, and the `EventSink` port (metrics, audit, log).
 //! - [`status`]: the one writer of `status.json` (under the environment lock) and the phase rules.
@@ -21,7 +21,7 @@
 pub mod agent;
 pub mod broker;
 pub mod cli;
-pub mod compose;
+pub mod docker;
 mod errors;
 pub mod events;
 pub mod manifest;

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::compose::Container;
+use crate::docker::Container;
 use crate::manifest::{Environment, RollbackMode};
 
 /// How many heals are allowed inside [`HEAL_WINDOW`] before the environment is `Degraded`.

@@ -1,7 +1,7 @@
 //! The parsers of `docker compose config`/`ps`, `docker inspect` and `docker events` output.
 #![no_main]
 
-use c2quay::compose::{events, parse};
+use c2quay::docker::{events, parse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -29,7 +29,7 @@ use tokio::time::{Instant, Sleep};
 use tracing::{debug, info, warn};
 
 use super::{Error, Shared};
-use crate::compose::Compose;
+use crate::docker::Compose;
 use crate::pipeline::{Brokers, Context};
 use crate::smoke::Smoke;
 

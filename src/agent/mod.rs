@@ -2,8 +2,8 @@
 //!
 //! One closed [`Event`] enum feeds one work queue keyed by environment (at most one reconcile per
 //! environment at a time, parallel across environments up to `--parallel`). Triggers are file
-//! events (debounced), a periodic resync (one `docker ps` for all projects), container events
-//! (`docker events`), and requeue timers from backoff. Each reconcile re-reads manifest, state and
+//! events (debounced), a periodic resync (one Engine API container list for all projects), container events
+//! (the Engine API event stream), and requeue timers from backoff. Each reconcile re-reads manifest, state and
 //! containers, so a restart changes nothing: the journal and the outbox carry what must survive.
 
 mod desired;
@@ -28,7 +28,7 @@ pub use desired::{DesiredEnv, DesiredSet, changed_names};
 pub use queue::WorkQueue;
 pub use reconcile::{ReconcileOutcome, reconcile};
 
-use crate::compose::Compose;
+use crate::docker::Compose;
 use crate::pipeline::{Brokers, Context};
 use crate::smoke::Smoke;
 
@@ -58,7 +58,7 @@ pub struct Config {
     pub grace: Duration,
     /// Debounce of file events.
     pub debounce: Duration,
-    /// Whether to follow `docker events`.
+    /// Whether to follow the Engine API container events.
     pub container_events: bool,
 }
 
@@ -279,7 +279,7 @@ async fn handle_event<C: Compose, B: Brokers, S: Smoke>(
             queue.enqueue(&name);
         }
         Event::Resync => {
-            // Reload (notify can miss events), then one `docker ps` for all projects decides
+            // Reload (notify can miss events), then one container list for all projects decides
             // which environments need a reconcile: idle environments cost no process and no
             // broker request.
             let previous = read(&shared.desired).clone();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{DesiredEnv, DesiredSet, Shared, read};
-use crate::compose::{Compose, Container};
+use crate::docker::{Compose, Container};
 use crate::manifest::Environment;
 use crate::metrics::ReconcileResult;
 use crate::pipeline::{self, Brokers, Context, DeployOptions, Outcome, error_chain};

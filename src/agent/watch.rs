@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::{Error, Event};
-use crate::compose::Engine;
+use crate::docker::Engine;
 use crate::pipeline::Context;
 
 /// The live watcher; dropping it stops the watch.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::RequestObserver;
-use crate::compose::{CliCompose, CliConfig};
+use crate::docker::{CliCompose, CliConfig};
 use crate::manifest::{self, Environment};
 use crate::metrics::Metrics;
 use crate::pipeline::{Context, HttpBrokers, error_chain};

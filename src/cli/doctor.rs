@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::Dirs;
 use crate::broker::HttpBroker;
-use crate::compose::{CliCompose, CliConfig, Engine};
+use crate::docker::{CliCompose, CliConfig, Engine};
 use crate::manifest;
 use crate::pipeline::{Brokers, HttpBrokers, error_chain};
 use crate::state::StateDir;

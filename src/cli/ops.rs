@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::common::{print_json, real_context};
 use super::{Dirs, Output};
 use crate::agent::{self, DesiredEnv, DesiredSet};
-use crate::compose::Engine;
+use crate::docker::Engine;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, error_chain};
 use crate::plan::{self, Action, Desired};

@@ -33,7 +33,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::{self, Broker, Candidate};
-use crate::compose::{self, Container, ImagePins, Project, RenderedModel};
+use crate::docker::{self, Container, ImagePins, Project, RenderedModel};
 use crate::events::{Events, StepName};
 use crate::manifest::{BrokerSpec, Environment, RollbackMode};
 use crate::state::{self, Clock, EnvLock, StateDir};
@@ -175,7 +175,7 @@ pub enum Error {
         step: StepName,
         /// The Compose error.
         #[source]
-        source: compose::Error,
+        source: docker::Error,
     },
     /// The broker could not be asked (network, auth, configuration); nothing was changed.
     #[error("environment {environment}: gate could not be checked")]

@@ -6,7 +6,7 @@ use std::time::Instant;
 use tracing::warn;
 
 use super::{Context, DeployReport, StepFailure, StepTiming};
-use crate::compose::{Container, RenderedModel};
+use crate::docker::{Container, RenderedModel};
 use crate::error_chain;
 use crate::events::{PipelineEvent, Scope, StepName};
 use crate::manifest::Environment;

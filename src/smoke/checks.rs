@@ -8,7 +8,7 @@ use super::{
     DEFAULT_ATTEMPTS, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, Error, Result, Smoke, SmokeContext,
     SmokeResult,
 };
-use crate::compose::run::{self, ChildEnv};
+use crate::docker::run::{self, ChildEnv};
 use crate::manifest::{ExecCheck, HttpCheck, SmokeCheck, TcpCheck};
 
 /// `PATH` given to `exec` checks when the agent has none.
@@ -143,13 +143,13 @@ impl Checks {
         .await
         {
             Ok(out) => out,
-            Err(crate::compose::Error::Timeout { .. }) => {
+            Err(crate::docker::Error::Timeout { .. }) => {
                 return Err(format!(
                     "`{shown}` did not finish within {}; killed it",
                     humantime::format_duration(timeout)
                 ));
             }
-            Err(crate::compose::Error::Spawn { source, .. }) => {
+            Err(crate::docker::Error::Spawn { source, .. }) => {
                 return Err(format!("`{shown}` could not start: {source}"));
             }
             Err(err) => return Err(format!("`{shown}` failed: {err}")),

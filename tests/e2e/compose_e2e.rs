@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use c2quay::compose::{
+use c2quay::docker::{
     Applier, CliCompose, CliConfig, Container, Engine, ImagePins, Project, UpOptions,
 };
 use c2quay::manifest::{HttpCheck, PullPolicy, SmokeCheck};

@@ -3,7 +3,7 @@
 //! built from the keys the parsers look for, and byte-level mutations of real seeds (the repo's
 //! manifests and broken-manifest fixtures, broker matrix fixtures, Compose `ps`/`config` output)
 //! go into the manifest parser + validator (`manifest::parse_str`), the Compose parsers
-//! (`compose::parse::{config, ps, inspect, split_labels}`, `compose::events::project_of_line`)
+//! (`docker::parse::{config, ps, inspect, split_labels}`, `docker::events::project_of_line`)
 //! and the broker parsers (`broker::parse::{parse_matrix, parse_index, parse_environments,
 //! error_messages, excerpt}`). Properties: no panic, errors carry a message, and the gate safety
 //! rule: a matrix answer is `Deployable` only when `summary.deployable` is exactly `true`.
@@ -19,8 +19,8 @@ use c2quay::broker::Verdict;
 use c2quay::broker::parse::{
     error_messages, excerpt, parse_environments, parse_index, parse_matrix,
 };
-use c2quay::compose::events::project_of_line;
-use c2quay::compose::parse::{config, inspect, ps, split_labels};
+use c2quay::docker::events::project_of_line;
+use c2quay::docker::parse::{config, inspect, ps, split_labels};
 use c2quay::manifest::parse_str;
 use proptest::prelude::*;
 use serde_json::{Map, Value};

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use c2quay::broker::{FakeBroker, GateMode, Verdict};
-use c2quay::compose::fake::FakeCompose;
+use c2quay::docker::fake::FakeCompose;
 use c2quay::events::StepName;
 use c2quay::manifest::{self, Environment};
 use c2quay::pipeline::{

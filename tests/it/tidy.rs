@@ -9,9 +9,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The Docker adapter: the only module that builds argv for `docker` or names it as a program.
-const DOCKER_MODULE: &str = "src/compose/";
+const DOCKER_MODULE: &str = "src/docker/";
 /// The child-process runner: the only file that spawns processes.
-const PROCESS_RUNNER: &str = "src/compose/run.rs";
+const PROCESS_RUNNER: &str = "src/docker/run.rs";
 /// The broker client: the only module that knows HAL shapes.
 const BROKER_MODULE: &str = "src/broker/";
 /// Modules that talk HTTP with `reqwest`: the broker client and the http smoke checks.

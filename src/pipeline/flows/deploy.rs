@@ -9,7 +9,7 @@ use super::super::{
     check_services_exist, desired_pins, project_of, with_env_lock,
 };
 use super::rollback::roll_back;
-use crate::compose::{Compose, ImagePins, Project, UpOptions};
+use crate::docker::{Compose, ImagePins, Project, UpOptions};
 use crate::events::{PipelineEvent, StepName};
 use crate::manifest::Environment;
 use crate::plan;

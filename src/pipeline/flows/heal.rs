@@ -7,7 +7,7 @@ use super::super::run::Run;
 use super::super::{
     Brokers, Context, DeployOptions, DeployReport, Error, Outcome, Result, desired_pins, project_of,
 };
-use crate::compose::{Compose, UpOptions};
+use crate::docker::{Compose, UpOptions};
 use crate::events::StepName;
 use crate::manifest::Environment;
 use crate::smoke::Smoke;

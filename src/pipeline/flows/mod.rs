@@ -15,7 +15,7 @@ use tracing::warn;
 
 use super::run::Run;
 use super::{DeployReport, Result};
-use crate::compose::{Compose, Project};
+use crate::docker::{Compose, Project};
 use crate::error_chain;
 use crate::events::PipelineEvent;
 

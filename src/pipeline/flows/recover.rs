@@ -13,7 +13,7 @@ use super::super::run::Run;
 use super::super::steps::smoke::run_smoke;
 use super::super::{Brokers, Context, Error, Outcome, Result, StepFailure, project_of};
 use super::rollback::roll_back;
-use crate::compose::Compose;
+use crate::docker::Compose;
 use crate::error_chain;
 use crate::events::StepName;
 use crate::manifest::{Environment, RollbackMode};

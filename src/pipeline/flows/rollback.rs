@@ -15,7 +15,7 @@ use super::super::{
     Brokers, Context, Error, Outcome, Result, Snapshot, StepFailure, desired_pins, project_of,
     with_env_lock,
 };
-use crate::compose::{Compose, ImagePins, Project};
+use crate::docker::{Compose, ImagePins, Project};
 use crate::error_chain;
 use crate::events::{PipelineEvent, StepName};
 use crate::manifest::{Environment, RollbackMode};

@@ -5,7 +5,7 @@ use super::super::steps::gate::ask_gate;
 use super::super::{
     Brokers, Context, DeployReport, Error, Outcome, Result, candidates, project_of,
 };
-use crate::compose::Compose;
+use crate::docker::Compose;
 use crate::events::StepName;
 use crate::manifest::Environment;
 use crate::plan;

@@ -7,7 +7,7 @@ use tracing::warn;
 
 use super::super::StepFailure;
 use super::super::run::Run;
-use crate::compose::{self, Compose, ImagePins, Project, UpOptions};
+use crate::docker::{self, Compose, ImagePins, Project, UpOptions};
 use crate::error_chain;
 use crate::events::{PipelineEvent, StepName};
 use crate::manifest::PullPolicy;
@@ -38,7 +38,7 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
     /// Removes leftovers of an interrupted recreate when the last observation shows one (they
     /// would make `up` fail on a name conflict). A failure only warns: `up` says the rest.
     pub(in crate::pipeline) async fn remove_leftovers_seen(&mut self, project: &Project) {
-        if !(self.observed.iter()).any(|c| compose::parse::is_leftover_name(&c.name)) {
+        if !(self.observed.iter()).any(|c| docker::parse::is_leftover_name(&c.name)) {
             return;
         }
         match self.ctx.compose.remove_leftovers(project).await {

@@ -5,7 +5,7 @@ use tracing::warn;
 
 use super::super::run::Run;
 use super::super::{Error, Result, Snapshot};
-use crate::compose::{self, Compose, Container, Project};
+use crate::docker::{self, Compose, Container, Project};
 use crate::error_chain;
 use crate::events::StepName;
 use crate::plan::AppliedState;
@@ -35,7 +35,7 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
         Ok(self.snapshot_of(project, containers))
     }
 
-    fn observe_error(&self, source: compose::Error) -> Error {
+    fn observe_error(&self, source: docker::Error) -> Error {
         Error::Observe {
             environment: self.env.name().to_string(),
             step: StepName::Snapshot,

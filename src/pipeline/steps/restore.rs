@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::super::run::Run;
-use crate::compose::{Compose, ImagePins, Project, UpOptions};
+use crate::docker::{Compose, ImagePins, Project, UpOptions};
 use crate::error_chain;
 use crate::manifest::Environment;
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::super::StepFailure;
 use super::super::run::Run;
-use crate::compose::{Container, ImagePins, RenderedModel};
+use crate::docker::{Container, ImagePins, RenderedModel};
 use crate::events::StepName;
 
 impl<C, B, S> Run<'_, C, B, S> {
