@@ -37,7 +37,9 @@ pub async fn real_context(
 ) -> Result<RealContext, String> {
     let state =
         StateDir::open(state_dir).map_err(|e| format!("state directory: {}", error_chain(&e)))?;
-    let compose = CliCompose::detect(CliConfig::new(state.root().join("overrides")))
+    let mut config = CliConfig::new(state.root().join("overrides"));
+    config.version_cache = Some(state.root().join("compose-version.json"));
+    let compose = CliCompose::detect(config)
         .await
         .map_err(|e| format!("docker compose: {}", error_chain(&e)))?;
     let observer: Option<Arc<dyn RequestObserver>> = metrics

@@ -2,7 +2,7 @@
 //! Engine API client ([`DockerEngine`]) it holds.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::engine::{DockerEngine, EngineConfig};
@@ -34,6 +34,12 @@ pub struct CliConfig {
     pub safety_poll: Duration,
     /// Log lines shown per failed service.
     pub log_lines: usize,
+    /// Where the `docker-compose` plugin binary is looked for, to run it directly (one process
+    /// per Compose command instead of three). Only when `docker` is the default program.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Where the answer of `compose version` is cached (keyed by the program file); `None`
+    /// asks every time.
+    pub version_cache: Option<PathBuf>,
 }
 
 impl CliConfig {
@@ -49,6 +55,8 @@ impl CliConfig {
             up_timeout: Duration::from_secs(600),
             safety_poll: Duration::from_secs(1),
             log_lines: 20,
+            plugin_dirs: super::plugin::default_plugin_dirs(),
+            version_cache: None,
         }
     }
 
@@ -81,15 +89,37 @@ impl CliCompose {
         let t = config.command_timeout;
         let engine = DockerEngine::connect(config.engine_config())?;
         let mut tried = Vec::new();
-        for invocation in [
+        // The plugin binary itself, run directly, when `docker` is the default program (a
+        // configured one may be a wrapper that must see every call).
+        let direct = (config.docker == Path::new("docker"))
+            .then(|| super::plugin::find_plugin(&config.plugin_dirs))
+            .flatten();
+        let cache = config.version_cache.clone();
+        for invocation in direct.map(argv::Invocation::standalone).into_iter().chain([
             argv::Invocation::plugin(&config.docker),
             argv::Invocation::standalone(&config.standalone),
-        ] {
+        ]) {
+            if invocation.prefix.is_empty()
+                && let Some(cache) = &cache
+                && let Some(version) = super::plugin::cached_version(cache, &invocation.program)
+            {
+                return Ok(CliCompose {
+                    config,
+                    invocation,
+                    version,
+                    engine,
+                });
+            }
             let args = invocation.args(argv::version());
             let shown = argv::display(&invocation.program, &args);
             match run::run(&invocation.program, &args, t).await {
                 Ok(out) => match ComposeVersion::parse(&out.stdout) {
                     Some(v) if v.is_v2_or_later() => {
+                        if let Some(cache) = &cache
+                            && invocation.prefix.is_empty()
+                        {
+                            super::plugin::remember_version(cache, &invocation.program, &v);
+                        }
                         return Ok(CliCompose {
                             config,
                             invocation,
@@ -130,6 +160,11 @@ impl CliCompose {
     /// The Engine API client.
     pub fn engine(&self) -> &DockerEngine {
         &self.engine
+    }
+
+    /// How Compose is run (the plugin binary directly, `docker compose`, or a standalone).
+    pub fn invocation(&self) -> &argv::Invocation {
+        &self.invocation
     }
 
     /// The Compose version found.

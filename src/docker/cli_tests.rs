@@ -21,6 +21,36 @@ fn config_with(dir: &std::path::Path, docker: PathBuf, standalone: PathBuf) -> C
 }
 
 #[tokio::test]
+async fn the_plugin_binary_runs_directly_and_its_version_is_asked_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("cli-plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let calls = dir.path().join("calls");
+    let plugin = script(
+        &plugins,
+        "docker-compose",
+        &format!(
+            r#"echo "$@" >> {}; [ "$1 $2" = "version --short" ] && echo 2.40.3"#,
+            calls.display()
+        ),
+    );
+    let mut config = CliConfig::new(dir.path().join("state"));
+    config.plugin_dirs = vec![dir.path().join("nowhere"), plugins.clone()];
+    config.version_cache = Some(dir.path().join("state/compose-version.json"));
+    for _ in 0..2 {
+        let compose = CliCompose::detect(config.clone()).await.unwrap();
+        assert_eq!(compose.invocation().program, plugin);
+        assert!(
+            compose.invocation().prefix.is_empty(),
+            "no `compose` prefix"
+        );
+        assert_eq!(compose.version().raw, "2.40.3");
+    }
+    let asked = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(asked.lines().collect::<Vec<_>>(), ["version --short"]);
+}
+
+#[tokio::test]
 async fn detect_prefers_the_plugin_and_parses_loosely() {
     let dir = tempfile::tempdir().unwrap();
     let docker = script(

@@ -48,6 +48,7 @@ pub mod events;
 pub mod fake;
 pub mod override_file;
 pub mod parse;
+mod plugin;
 pub mod readiness;
 pub mod run;
 mod version;
