@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use desired::{DesiredEnv, DesiredSet, changed_names};
 pub use queue::WorkQueue;
@@ -282,22 +282,31 @@ async fn handle_event<C: Compose, B: Brokers, S: Smoke>(
             // Reload (notify can miss events), then one container list for all projects decides
             // which environments need a reconcile: idle environments cost no process and no
             // broker request.
+            let started = std::time::Instant::now();
             let previous = read(&shared.desired).clone();
             let next = DesiredSet::load(&config.desired, &config.host, &previous);
-            for name in changed_names(&previous, &next) {
-                queue.enqueue(&name);
-            }
+            let mut queued = changed_names(&previous, &next);
             *write(&shared.desired) = next.clone();
             match ctx.compose.ps_all().await {
                 Ok(containers) => {
                     shared.docker_ok.store(true, Ordering::SeqCst);
-                    for name in reconcile::needing_reconcile(ctx, &next, &containers) {
-                        queue.enqueue(&name);
+                    queued.extend(reconcile::needing_reconcile(ctx, &next, &containers));
+                    for name in &queued {
+                        queue.enqueue(name);
                     }
+                    debug!(
+                        environments = next.entries.len(),
+                        queued = queued.len(),
+                        micros = started.elapsed().as_micros() as u64,
+                        "resync done"
+                    );
                 }
                 Err(error) => {
+                    for name in &queued {
+                        queue.enqueue(name);
+                    }
                     shared.docker_ok.store(false, Ordering::SeqCst);
-                    warn!(error = %crate::pipeline::error_chain(&error), "resync: docker is not reachable");
+                    warn!(error = %crate::error_chain(&error), "resync: docker is not reachable");
                 }
             }
         }
