@@ -341,9 +341,11 @@ log, mark, n = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 seen = []
 for line in open(log):
     try:
-        fields = json.loads(line).get("fields", {})
+        record = json.loads(line)
     except ValueError:
         continue
+    # tracing's JSON lines carry the fields at the top level (or under "fields").
+    fields = record.get("fields", record)
     if fields.get("message") == "resync done":
         seen.append(fields)
 cycles = seen[mark:]
