@@ -43,11 +43,57 @@ pub struct DesiredSet {
     pub names_by_file: BTreeMap<PathBuf, String>,
     /// Why the directory itself could not be read, when it could not.
     pub dir_error: Option<String>,
+    /// What the directory's entries looked like when this set was loaded (name, size,
+    /// modification time, inode), or `None` when that could not be read.
+    pub stamp: Option<Vec<FileStamp>>,
+}
+
+/// One directory entry as [`DesiredSet::stamp`] remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStamp {
+    name: std::ffi::OsString,
+    size: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+/// The stamps of every entry of `dir` (symlinks followed), in name order; `None` when the
+/// directory or an entry cannot be read.
+fn stamp_dir(dir: &Path) -> Option<Vec<FileStamp>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut stamps = Vec::new();
+    for entry in std::fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        let meta = std::fs::metadata(entry.path()).ok()?;
+        stamps.push(FileStamp {
+            name: entry.file_name(),
+            size: meta.len(),
+            modified: meta.modified().ok(),
+            inode: meta.ino(),
+        });
+    }
+    stamps.sort_by(|a, b| a.name.cmp(&b.name));
+    Some(stamps)
 }
 
 impl DesiredSet {
+    /// [`DesiredSet::load`], unless no entry of `dir` changed (name, size, modification time
+    /// and inode all as at `previous`'s load): then `previous` as it is, without parsing a
+    /// file. For the periodic resync, which catches what file events missed; a file event
+    /// always reloads.
+    pub fn reload_if_changed(dir: &Path, host: &str, previous: &DesiredSet) -> DesiredSet {
+        match (&previous.stamp, stamp_dir(dir)) {
+            (Some(before), Some(now)) if *before == now && previous.dir_error.is_none() => {
+                previous.clone()
+            }
+            _ => DesiredSet::load(dir, host, previous),
+        }
+    }
+
     /// Loads `dir`, keeping only environments owned by `host`; `previous` names broken files.
     pub fn load(dir: &Path, host: &str, previous: &DesiredSet) -> DesiredSet {
+        // Stamped before reading: a change made during the load makes the next stamp differ.
+        let stamp = stamp_dir(dir);
         let report = match manifest::load_dir(dir) {
             Ok(report) => report,
             Err(error) => {
@@ -57,7 +103,10 @@ impl DesiredSet {
                 return kept;
             }
         };
-        let mut set = DesiredSet::default();
+        let mut set = DesiredSet {
+            stamp,
+            ..DesiredSet::default()
+        };
         for env in report.environments {
             set.names_by_file
                 .insert(env.source.clone(), env.name().to_string());
@@ -188,5 +237,34 @@ spec:
         let third = DesiredSet::load(dir.path(), "this-host", &second);
         assert_eq!(changed_names(&second, &third), ["delta"]);
         assert!(changed_names(&third, &third).is_empty());
+    }
+
+    #[test]
+    fn a_resync_reuses_an_unchanged_directory_and_sees_any_change() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.yaml", "alpha", "1", "hosts: []");
+        let first = DesiredSet::load(dir.path(), "this-host", &DesiredSet::default());
+        assert!(first.stamp.is_some());
+
+        // Unchanged: the same set, reused (its environments are the very same values).
+        let again = DesiredSet::reload_if_changed(dir.path(), "this-host", &first);
+        match (&first.entries["alpha"], &again.entries["alpha"]) {
+            (DesiredEnv::Valid(a), DesiredEnv::Valid(b)) => assert!(Arc::ptr_eq(a, b)),
+            other => panic!("alpha should stay valid, got {other:?}"),
+        }
+
+        // A rewrite of the same size is seen (modification time, or inode for a rename-over).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write(dir.path(), "a.yaml", "alpha", "2", "hosts: []");
+        let changed = DesiredSet::reload_if_changed(dir.path(), "this-host", &again);
+        assert_eq!(changed_names(&again, &changed), ["alpha"]);
+
+        // A new file is seen, and so is a removed one.
+        write(dir.path(), "b.yaml", "beta", "1", "hosts: []");
+        let added = DesiredSet::reload_if_changed(dir.path(), "this-host", &changed);
+        assert_eq!(changed_names(&changed, &added), ["beta"]);
+        std::fs::remove_file(dir.path().join("b.yaml")).unwrap();
+        let removed = DesiredSet::reload_if_changed(dir.path(), "this-host", &added);
+        assert_eq!(changed_names(&added, &removed), ["beta"]);
     }
 }

@@ -279,12 +279,13 @@ async fn handle_event<C: Compose, B: Brokers, S: Smoke>(
             queue.enqueue(&name);
         }
         Event::Resync => {
-            // Reload (notify can miss events), then one container list for all projects decides
+            // Reload when anything in the directory changed (notify can miss events), then one
+            // container list for all projects decides
             // which environments need a reconcile: idle environments cost no process and no
             // broker request.
             let started = std::time::Instant::now();
             let previous = read(&shared.desired).clone();
-            let next = DesiredSet::load(&config.desired, &config.host, &previous);
+            let next = DesiredSet::reload_if_changed(&config.desired, &config.host, &previous);
             let mut queued = changed_names(&previous, &next);
             *write(&shared.desired) = next.clone();
             match ctx.compose.ps_all().await {
