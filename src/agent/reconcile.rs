@@ -211,10 +211,16 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
 ) -> Step {
     let name = env.name();
     status.observed_generation = Some(env.generation.clone());
-    // 1. An interrupted deploy is recovered before anything else.
+    // 1. An interrupted operation is recovered before anything else (resumed, finished or
+    // rolled back; interrupted is not failed), and the history says which.
+    let started = Instant::now();
+    let mut recovered = None;
     match ctx.state.read_intent(name) {
-        Ok(Some(_)) => match pipeline::recover(ctx, env, lock).await {
-            Ok(recovery) => info!(?recovery, "recovered an interrupted operation"),
+        Ok(Some(_)) => match pipeline::recover_said(ctx, env, lock).await {
+            Ok((recovery, said)) => {
+                info!(?recovery, "recovered an interrupted operation");
+                recovered = recovery.result().zip(said);
+            }
             Err(error) => {
                 return transient(status, "recover", &error_chain(&error), ctx.clock.now());
             }
@@ -229,6 +235,17 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
     if let Ok(Some(fresh)) = ctx.state.read_status(name) {
         *status = fresh;
         status.observed_generation = Some(env.generation.clone());
+    }
+    if let Some((result, said)) = recovered {
+        let now = ctx.clock.now();
+        status.push_history(HistoryEntry {
+            at: now,
+            generation: Some(env.generation.clone()),
+            action: "recover".into(),
+            reason: said,
+            result: result.as_str().into(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
     }
     // 2. Pending records are retried before anything new happens.
     let mut record_requeue = None;
