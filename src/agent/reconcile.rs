@@ -215,6 +215,7 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
     // rolled back; interrupted is not failed), and the history says which.
     let started = Instant::now();
     let mut recovered = None;
+    let first = first_look(name);
     match ctx.state.read_intent(name) {
         Ok(Some(_)) => match pipeline::recover_said(ctx, env, lock).await {
             Ok((recovery, said)) => {
@@ -225,6 +226,9 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
                 return transient(status, "recover", &error_chain(&error), ctx.clock.now());
             }
         },
+        // Nothing journaled, but this agent has not looked at the environment yet: a killed
+        // predecessor's `docker compose` may have left the daemon stopping a container.
+        Ok(None) if first => pipeline::settle(&ctx.compose, &pipeline::project_of(env)).await,
         Ok(None) => {}
         // A corrupt journal cannot be recovered from: move it aside and re-observe instead
         // (the planner compares what runs with what was applied, and redeploys or reports).
@@ -397,6 +401,16 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
         (a, b) => a.or(b),
     };
     (action, plan.reason, result, requeue)
+}
+
+/// Whether this process reconciles `name` for the first time (and notes that it has now).
+fn first_look(name: &str) -> bool {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    seen.insert(name.to_string())
 }
 
 fn transient(status: &mut EnvironmentStatus, step: &str, message: &str, now: SystemTime) -> Step {

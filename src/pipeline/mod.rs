@@ -45,7 +45,7 @@ pub use brokers::FakeBrokers;
 pub use brokers::{HttpBrokers, auth_of};
 pub use flows::{
     MAX_RESUMES, Recovery, RollbackReport, deploy, deploy_locked, heal, recover, recover_said,
-    rollback_override_commands, rollback_to_snapshot, verify,
+    rollback_override_commands, rollback_to_snapshot, settle, verify,
 };
 pub use outcome::{DeployReport, Outcome, RecordItem, RecordStatus, StepTiming};
 pub use steps::observe::{applied_state, try_applied_state};

@@ -335,7 +335,21 @@ fn wait_for_slow_stage(world: &World, broker: &Broker, stage: SlowStage, mark: u
 /// once (with the status) if the environment ends `RolledBack` or `Drifted` instead: an
 /// interrupted deploy is not a failed release (issue 11).
 fn wait_ready_at(agent: &Agent, world: &World, version: &str, context: &str) -> Value {
+    wait_ready_after(agent, world, version, context, &Value::Null)
+}
+
+/// [`wait_ready_at`], ignoring statuses that still observe generation `stale`.
+fn wait_ready_after(
+    agent: &Agent,
+    world: &World,
+    version: &str,
+    context: &str,
+    stale: &Value,
+) -> Value {
     let status = agent.wait_status(ENV, Duration::from_secs(120), "Ready or failed", |s| {
+        if !stale.is_null() && &s["observedGeneration"] == stale {
+            return false;
+        }
         let ready = s["phase"] == "Ready"
             && s["appliedGeneration"] == s["observedGeneration"]
             && s["releases"]["web"]["version"] == version
@@ -443,7 +457,11 @@ fn kill_9_with_a_slow_stopping_service(self_heal: bool, stages: &[SlowStage], ki
         let mark = world.audit(ENV).len();
         spec.version = v.clone();
         spec.image = Some("c2quay-test/web:smokefail".into());
-        spec.write(&world.desired);
+        let failing = spec.yaml().replace(
+            "status: 200\n",
+            "status: 200\n        bodyContains: version\n",
+        );
+        agent::write_atomic(&world.desired.join(format!("{ENV}.yaml")), &failing);
         assert!(wait_until(Duration::from_secs(90), || world
             .audit_has(ENV, mark, "smoke", "failed")));
         std::thread::sleep(Duration::from_millis(1_500));
@@ -469,7 +487,8 @@ fn kill_9_with_a_slow_stopping_service(self_heal: bool, stages: &[SlowStage], ki
         spec.version = v.clone();
         spec.image = Some(image_for(version));
         spec.write(&world.desired);
-        wait_ready_at(&agent, &world, &v, "after the finished rollback");
+        let stale = status["observedGeneration"].clone();
+        wait_ready_after(&agent, &world, &v, "after the finished rollback", &stale);
         assert_runs_once_recorded(
             &spec,
             &broker,

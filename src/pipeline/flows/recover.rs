@@ -284,11 +284,17 @@ async fn resume<C: Compose, B: Brokers, S: Smoke>(
 /// state or health for [`SETTLE_QUIET`]), at most [`SETTLE_BOUND`]: a `docker compose` killed
 /// with the agent may have left the daemon stopping or starting containers. An observation
 /// error ends the wait (the steps after it say what is wrong).
-async fn settle<C: Compose>(compose: &C, project: &Project) {
+///
+/// The agent also settles each environment once after it starts, before its first plan: a
+/// container that dies because of c2quay's own interrupted recreate is not drift.
+pub async fn settle<C: Compose>(compose: &C, project: &Project) {
     let started = Instant::now();
     let Ok(first) = compose.ps(project).await else {
         return;
     };
+    if first.is_empty() {
+        return;
+    }
     let mut last = fingerprint(&first);
     let mut quiet_since = Instant::now();
     while started.elapsed() < SETTLE_BOUND && quiet_since.elapsed() < SETTLE_QUIET {
