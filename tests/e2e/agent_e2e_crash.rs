@@ -6,6 +6,11 @@
 //! before smoke passes), and a `Hang` fault on record-deployment (a window after smoke, before
 //! the broker answered the record). `C2QUAY_KILL9_ROUNDS` sets the rounds over the four stages
 //! (default 2, so 8 kills).
+//!
+//! Issue 11: the same kills with a slow-stopping service (a bare `httpd` as PID 1 ignores
+//! SIGTERM, so every recreate takes Compose's 10 s stop timeout), `selfHeal` false and true,
+//! and a kill during a rollback: after each restart the deploy is resumed to Ready (never
+//! counted as a failed release), the interrupted rollback finished; one record per version.
 
 use crate::support::{agent, docker};
 
