@@ -20,10 +20,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod labels;
 mod register;
+mod sink;
 #[cfg(test)]
 mod tests;
 
-pub use labels::{GateResult, Outcome, PHASES, ReconcileResult, Step};
+pub use labels::{GateResult, Outcome, PHASES, ReconcileResult, RecoveryResult, Step};
 
 use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec, Registry, TextEncoder};
 
@@ -43,6 +44,7 @@ pub const DOCUMENTED_METRICS: &[(&str, &str)] = &[
     ("c2quay_gate_blocked", "gauge"),
     ("c2quay_gate_blocked_since_timestamp_seconds", "gauge"),
     ("c2quay_rollbacks_total", "counter"),
+    ("c2quay_recoveries_total", "counter"),
     ("c2quay_drift_detected", "gauge"),
     ("c2quay_heals_total", "counter"),
     ("c2quay_pending_records", "gauge"),
@@ -118,6 +120,7 @@ pub struct Metrics {
     gate_blocked: IntGaugeVec,
     gate_blocked_since_timestamp_seconds: IntGaugeVec,
     rollbacks_total: IntCounterVec,
+    recoveries_total: IntCounterVec,
     drift_detected: IntGaugeVec,
     heals_total: IntCounterVec,
     pending_records: IntGaugeVec,
@@ -204,6 +207,12 @@ impl Metrics {
                 r,
                 "rollbacks_total",
                 "Rollbacks after a failed deploy or smoke check, by result (succeeded, failed).",
+                env_result,
+            )?,
+            recoveries_total: counter(
+                r,
+                "recoveries_total",
+                "Interrupted operations recovered after a restart, by result (resumed, finished, rolled_back, failed).",
                 env_result,
             )?,
             drift_detected: gauge(
@@ -312,6 +321,10 @@ impl Metrics {
             self.records_total
                 .with_label_values(&[env, outcome.as_str()]);
         }
+        for result in RecoveryResult::ALL {
+            self.recoveries_total
+                .with_label_values(&[env, result.as_str()]);
+        }
         self.heals_total.with_label_values(&[env]);
         for phase in PHASES {
             let value = i64::from(*phase == "Pending");
@@ -352,6 +365,11 @@ impl Metrics {
             let _ = self
                 .records_total
                 .remove_label_values(&[env, outcome.as_str()]);
+        }
+        for result in RecoveryResult::ALL {
+            let _ = self
+                .recoveries_total
+                .remove_label_values(&[env, result.as_str()]);
         }
         for step in Step::ALL {
             let _ = self
@@ -474,6 +492,14 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one recovery of an interrupted operation.
+    pub fn observe_recovery(&self, env: &str, result: RecoveryResult) {
+        self.init_environment(env);
+        self.recoveries_total
+            .with_label_values(&[env, result.as_str()])
+            .inc();
+    }
+
     /// Sets whether the running containers of an environment drifted from its applied state.
     pub fn set_drift_detected(&self, env: &str, drifted: bool) {
         self.init_environment(env);
@@ -552,40 +578,6 @@ fn lock(set: &Mutex<BTreeSet<String>>) -> std::sync::MutexGuard<'_, BTreeSet<Str
 fn unix_seconds(at: SystemTime) -> i64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |since| saturating_i64(since.as_secs()))
-}
-
-impl crate::events::EventSink for Metrics {
-    fn emit(&self, scope: &crate::events::Scope, event: &crate::events::PipelineEvent) {
-        use crate::events::PipelineEvent;
-        let env = scope.environment.as_str();
-        let outcome = |ok: bool| {
-            if ok {
-                Outcome::Succeeded
-            } else {
-                Outcome::Failed
-            }
-        };
-        match event {
-            PipelineEvent::StepFinished { step, elapsed, .. } => {
-                self.observe_step(env, *step, *elapsed)
-            }
-            PipelineEvent::GateAnswered { verdicts, .. } => {
-                for verdict in verdicts {
-                    self.observe_gate_check(env, GateResult::of(*verdict));
-                }
-            }
-            PipelineEvent::RecordAttempted { recorded, .. } => {
-                self.observe_record(env, outcome(*recorded))
-            }
-            PipelineEvent::RollbackDone { succeeded, .. } => {
-                self.observe_rollback(env, outcome(*succeeded))
-            }
-            PipelineEvent::Planned { .. }
-            | PipelineEvent::GateError { .. }
-            | PipelineEvent::LeftoversRemoved { .. }
-            | PipelineEvent::Finished { .. } => {}
-        }
-    }
 }
 
 /// Converts a count to a gauge value, saturating instead of wrapping.

@@ -211,14 +211,24 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
 ) -> Step {
     let name = env.name();
     status.observed_generation = Some(env.generation.clone());
-    // 1. An interrupted deploy is recovered before anything else.
+    // 1. An interrupted operation is recovered before anything else (resumed, finished or
+    // rolled back; interrupted is not failed), and the history says which.
+    let started = Instant::now();
+    let mut recovered = None;
+    let first = first_look(name);
     match ctx.state.read_intent(name) {
-        Ok(Some(_)) => match pipeline::recover(ctx, env, lock).await {
-            Ok(recovery) => info!(?recovery, "recovered an interrupted operation"),
+        Ok(Some(_)) => match pipeline::recover_said(ctx, env, lock).await {
+            Ok((recovery, said)) => {
+                info!(?recovery, "recovered an interrupted operation");
+                recovered = recovery.result().zip(said);
+            }
             Err(error) => {
                 return transient(status, "recover", &error_chain(&error), ctx.clock.now());
             }
         },
+        // Nothing journaled, but this agent has not looked at the environment yet: a killed
+        // predecessor's `docker compose` may have left the daemon stopping a container.
+        Ok(None) if first => pipeline::settle(&ctx.compose, &pipeline::project_of(env)).await,
         Ok(None) => {}
         // A corrupt journal cannot be recovered from: move it aside and re-observe instead
         // (the planner compares what runs with what was applied, and redeploys or reports).
@@ -229,6 +239,17 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
     if let Ok(Some(fresh)) = ctx.state.read_status(name) {
         *status = fresh;
         status.observed_generation = Some(env.generation.clone());
+    }
+    if let Some((result, said)) = recovered {
+        let now = ctx.clock.now();
+        status.push_history(HistoryEntry {
+            at: now,
+            generation: Some(env.generation.clone()),
+            action: "recover".into(),
+            reason: said,
+            result: result.as_str().into(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
     }
     // 2. Pending records are retried before anything new happens.
     let mut record_requeue = None;
@@ -380,6 +401,16 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
         (a, b) => a.or(b),
     };
     (action, plan.reason, result, requeue)
+}
+
+/// Whether this process reconciles `name` for the first time (and notes that it has now).
+fn first_look(name: &str) -> bool {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    seen.insert(name.to_string())
 }
 
 fn transient(status: &mut EnvironmentStatus, step: &str, message: &str, now: SystemTime) -> Step {

@@ -47,6 +47,9 @@ fn audit_line(event: &PipelineEvent) -> Option<(&'static str, String, String)> {
         PipelineEvent::RollbackDone { result, cause, .. } => {
             ("rollback", result.clone(), cause.clone())
         }
+        PipelineEvent::Recovered {
+            result, message, ..
+        } => ("recover", result.as_str().into(), message.clone()),
         PipelineEvent::Finished { outcome, plan } => ("result", outcome.to_string(), plan.clone()),
     })
 }

@@ -101,6 +101,41 @@ impl std::fmt::Display for StepName {
     }
 }
 
+/// What recovery of an interrupted operation did after a restart, the `result` label of
+/// `c2quay_recoveries_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecoveryResult {
+    /// An interrupted deploy was resumed and its release passed.
+    Resumed,
+    /// An interrupted deploy past smoke was finished (records, applied release).
+    Finished,
+    /// The interrupted operation ended rolled back (a failed release, an interrupted rollback,
+    /// the resume bound, a generation no longer desired).
+    RolledBack,
+    /// Recovery could not make the host consistent.
+    Failed,
+}
+
+impl RecoveryResult {
+    /// Every result.
+    pub const ALL: &[RecoveryResult] = &[
+        RecoveryResult::Resumed,
+        RecoveryResult::Finished,
+        RecoveryResult::RolledBack,
+        RecoveryResult::Failed,
+    ];
+
+    /// The label value (also the audit line's outcome).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryResult::Resumed => "resumed",
+            RecoveryResult::Finished => "finished",
+            RecoveryResult::RolledBack => "rolled_back",
+            RecoveryResult::Failed => "failed",
+        }
+    }
+}
+
 /// Which run of which environment an event belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
@@ -161,6 +196,17 @@ pub enum PipelineEvent {
         succeeded: bool,
         /// Why the rollback was needed.
         cause: String,
+    },
+    /// An interrupted operation was recovered after a restart.
+    Recovered {
+        /// What recovery did.
+        result: RecoveryResult,
+        /// The generation the interrupted operation worked on.
+        generation: String,
+        /// The step it was interrupted in.
+        step: StepName,
+        /// What happened, for a human ("resumed an interrupted deploy of generation ...").
+        message: String,
     },
     /// A flow ended.
     Finished {

@@ -22,6 +22,11 @@ pub const PHASES: &[&str] = &[
 /// the pipeline's own [`StepName`](crate::events::StepName).
 pub use crate::events::StepName as Step;
 
+/// What recovery of an interrupted operation did, the `result` label of
+/// `c2quay_recoveries_total`: the pipeline's own
+/// [`RecoveryResult`](crate::events::RecoveryResult).
+pub use crate::events::RecoveryResult;
+
 /// How one reconcile ended, the `result` label of `c2quay_reconcile_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReconcileResult {

@@ -451,3 +451,53 @@ fn label_sets_are_closed_and_distinct() {
         "register"
     );
 }
+
+#[test]
+fn a_recovery_event_counts_by_result_from_zero() {
+    use crate::events::{EventSink, PipelineEvent, RecoveryResult, Scope, StepName};
+
+    let metrics = Metrics::new().expect("metrics");
+    metrics.init_environment("shop");
+    let env = ("environment", "shop");
+    for result in RecoveryResult::ALL {
+        let text = metrics.render();
+        assert_eq!(
+            value(
+                &text,
+                "c2quay_recoveries_total",
+                &[env, ("result", result.as_str())]
+            ),
+            Some(0.0)
+        );
+    }
+    let scope = Scope {
+        environment: "shop".into(),
+        generation: "g2".into(),
+    };
+    metrics.emit(
+        &scope,
+        &PipelineEvent::Recovered {
+            result: RecoveryResult::Resumed,
+            generation: "g2".into(),
+            step: StepName::Up,
+            message: "resumed".into(),
+        },
+    );
+    let text = metrics.render();
+    assert_eq!(
+        value(
+            &text,
+            "c2quay_recoveries_total",
+            &[env, ("result", "resumed")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "c2quay_recoveries_total",
+            &[env, ("result", "rolled_back")]
+        ),
+        Some(0.0)
+    );
+}

@@ -44,8 +44,8 @@ pub use crate::status::{applied_state_of, block_gate, record_applied, status_aft
 pub use brokers::FakeBrokers;
 pub use brokers::{HttpBrokers, auth_of};
 pub use flows::{
-    Recovery, RollbackReport, deploy, deploy_locked, heal, recover, rollback_override_commands,
-    rollback_to_snapshot, verify,
+    MAX_RESUMES, Recovery, RollbackReport, deploy, deploy_locked, heal, recover, recover_said,
+    rollback_override_commands, rollback_to_snapshot, settle, verify,
 };
 pub use outcome::{DeployReport, Outcome, RecordItem, RecordStatus, StepTiming};
 pub use steps::observe::{applied_state, try_applied_state};

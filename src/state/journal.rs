@@ -69,6 +69,10 @@ pub struct Intent {
     pub records: Vec<PendingRecord>,
     /// How far it got.
     pub step: Step,
+    /// How many times recovery resumed this intent after a restart (0 for a journal written
+    /// before resumes were counted): a crash loop on one intent is bounded by it.
+    #[serde(default)]
+    pub resumes: u32,
 }
 
 impl StateDir {
@@ -131,6 +135,7 @@ pub(crate) mod tests {
                 now,
             )],
             step: Step::Started,
+            resumes: 0,
         }
     }
 
@@ -170,6 +175,14 @@ pub(crate) mod tests {
         assert_eq!(err.kind(), "corrupt");
         assert!(err.to_string().contains("intent.json"), "{err}");
         assert!(s.intent_file("shop").exists());
+    }
+
+    #[test]
+    fn a_journal_without_a_resume_count_parses_as_never_resumed() {
+        let mut json = serde_json::to_value(intent("/p".into())).unwrap();
+        json.as_object_mut().unwrap().remove("resumes");
+        let parsed: Intent = serde_json::from_value(json).unwrap();
+        assert_eq!(parsed.resumes, 0);
     }
 
     #[test]

@@ -145,6 +145,7 @@ impl Fixture {
             changed_services: vec!["web".into()],
             records: vec![record],
             step,
+            resumes: 0,
         }
     }
 
@@ -457,7 +458,7 @@ async fn recovery_rolls_back_when_the_smoke_check_fails() {
     let recovery = pipeline::recover(&f.ctx, &env, &f.lock())
         .await
         .expect("recovery");
-    assert_eq!(recovery, Recovery::Finished);
+    assert_eq!(recovery, Recovery::Resumed);
     assert_eq!(f.outbox_len(), 1);
 
     // A crash after smoke passed (step SmokePassed, before the release was written): recovery
@@ -624,9 +625,166 @@ async fn an_open_intent_waits_for_a_valid_manifest_then_recovers() {
     assert_eq!(summary.phases["fakes"], "Ready", "{summary:?}");
     assert!(!f.intent_exists());
     assert_eq!(f.broker.records().len(), 1, "recorded exactly once");
-    assert!(
-        f.ups().is_empty(),
-        "finished, not redeployed: {:?}",
+    // Resumed: one idempotent `up` with the target pins (Compose leaves a container that
+    // already runs them alone), then readiness, smoke and the one record.
+    assert_eq!(
+        f.ups(),
+        vec![format!("up web pins=web={V2}")],
+        "resumed once: {:?}",
         f.compose.calls()
+    );
+}
+
+/// The audit line recovery wrote (step `recover`), as `(outcome, message)`.
+fn recover_line(f: &Fixture) -> Option<(String, String)> {
+    let events = f.ctx.state.read_audit("fakes").expect("audit");
+    (events.into_iter().rev())
+        .find(|e| e.step == "recover")
+        .map(|e| (e.outcome, e.message))
+}
+
+/// Issue 11: a deploy interrupted by an agent restart (here between pull and up: web still
+/// runs v1) is resumed, not rolled back: up with the target pins, readiness, smoke, verify, and
+/// its record in the outbox. The generation is not marked failed, and the audit log says so.
+#[tokio::test]
+async fn an_interrupted_deploy_is_resumed_to_the_target_not_rolled_back() {
+    use c2quay::pipeline::Recovery;
+
+    let f = Fixture::new(&["web"]);
+    let env = f.web("2", V2);
+    let intent = f.interrupted_v1_to_v2(&env, Step::Pulled);
+    f.ctx.state.write_intent("fakes", &intent).expect("intent");
+
+    let recovery = pipeline::recover(&f.ctx, &env, &f.lock())
+        .await
+        .expect("recovery");
+    assert_eq!(recovery, Recovery::Resumed);
+    assert_eq!(f.compose.running_image("web").as_deref(), Some(V2));
+    assert_eq!(f.ups(), vec![format!("up web pins=web={V2}")]);
+    assert_eq!(f.outbox_len(), 1, "the journaled record is queued once");
+    assert!(!f.intent_exists());
+    let status = f.status();
+    assert_eq!(status.failed_generation, None);
+    assert_eq!(
+        status.applied_generation.as_deref(),
+        Some(env.generation.as_str())
+    );
+    let (outcome, message) = recover_line(&f).expect("a recover audit line");
+    assert_eq!(outcome, "resumed");
+    assert!(
+        message.contains(&format!(
+            "resumed an interrupted deploy of generation {} at step up after a restart",
+            env.generation
+        )),
+        "{message}"
+    );
+
+    // Nothing is left to do: the next deploy is up to date and records nothing new.
+    let report = f.deploy(&env).await;
+    assert_eq!(report.outcome, Outcome::UpToDate, "{report:#?}");
+    assert_eq!(f.ups().len(), 1, "no second up");
+}
+
+/// A deploy interrupted before its pull is resumed from the pull.
+#[tokio::test]
+async fn a_deploy_interrupted_before_its_pull_is_resumed_from_the_pull() {
+    use c2quay::pipeline::Recovery;
+
+    let f = Fixture::new(&["web"]);
+    let env = f.web("2", V2);
+    let intent = f.interrupted_v1_to_v2(&env, Step::Started);
+    f.ctx.state.write_intent("fakes", &intent).expect("intent");
+    let recovery = pipeline::recover(&f.ctx, &env, &f.lock())
+        .await
+        .expect("recovery");
+    assert_eq!(recovery, Recovery::Resumed);
+    assert_eq!(
+        f.mutating_calls(),
+        vec![
+            "remove_leftovers".to_string(),
+            format!("pull web policy=Missing pins=web={V2}"),
+            format!("up web pins=web={V2}"),
+        ]
+    );
+}
+
+/// An intent already resumed `MAX_RESUMES` times (the agent keeps dying during this deploy) is
+/// not resumed again: it is rolled back, the generation is failed, and the audit line says why.
+#[tokio::test]
+async fn the_resume_bound_rolls_back_and_says_why() {
+    use c2quay::pipeline::{MAX_RESUMES, Recovery};
+
+    let f = Fixture::new(&["web"]);
+    let env = f.web("2", V2);
+    f.compose.set_running("web", V2);
+    let mut intent = f.interrupted_v1_to_v2(&env, Step::UpDone);
+    intent.resumes = MAX_RESUMES;
+    f.ctx.state.write_intent("fakes", &intent).expect("intent");
+
+    let recovery = pipeline::recover(&f.ctx, &env, &f.lock())
+        .await
+        .expect("recovery");
+    assert_eq!(recovery, Recovery::RolledBack);
+    assert_eq!(f.compose.running_image("web").as_deref(), Some(V1));
+    assert_eq!(f.outbox_len(), 0);
+    assert!(!f.intent_exists());
+    assert_eq!(
+        f.status().failed_generation.as_deref(),
+        Some(env.generation.as_str())
+    );
+    let (outcome, message) = recover_line(&f).expect("a recover audit line");
+    assert_eq!(outcome, "rolled_back");
+    assert!(message.contains("interrupted 4 times"), "{message}");
+}
+
+/// Each resume is counted in the journal before it starts, so an agent killed during every
+/// resume reaches the bound. Here the resumed release fails readiness and so does the rollback:
+/// the intent stays open for the next start, with the resume counted.
+#[tokio::test]
+async fn each_resume_is_counted_in_the_journal_before_it_runs() {
+    use c2quay::pipeline::Recovery;
+
+    let f = Fixture::new(&["web"]);
+    let env = f.web("2", V2);
+    let intent = f.interrupted_v1_to_v2(&env, Step::Pulled);
+    f.ctx.state.write_intent("fakes", &intent).expect("intent");
+    f.compose.make_unhealthy(V2);
+    f.compose.make_unhealthy(V1);
+    let recovery = pipeline::recover(&f.ctx, &env, &f.lock())
+        .await
+        .expect("recovery");
+    assert!(matches!(recovery, Recovery::Failed(_)), "{recovery:?}");
+    let open = f.ctx.state.read_intent("fakes").expect("journal");
+    assert_eq!(open.map(|i| i.resumes), Some(1));
+}
+
+/// An interrupted rollback (the agent was killed while restoring the previous images after a
+/// failed release) is finished: the previous images run again and the generation stays failed.
+#[tokio::test]
+async fn an_interrupted_rollback_is_finished_not_resumed_as_a_deploy() {
+    use c2quay::pipeline::Recovery;
+
+    let f = Fixture::new(&["web"]);
+    let env = f.web("2", V2);
+    f.compose.set_running("web", V2);
+    let mut intent = f.interrupted_v1_to_v2(&env, Step::UpDone);
+    intent.operation = Operation::Rollback;
+    f.ctx.state.write_intent("fakes", &intent).expect("intent");
+
+    let recovery = pipeline::recover(&f.ctx, &env, &f.lock())
+        .await
+        .expect("recovery");
+    assert_eq!(recovery, Recovery::RolledBack);
+    assert_eq!(f.compose.running_image("web").as_deref(), Some(V1));
+    assert_eq!(f.ups(), vec![format!("up web pins=web={V1}")], "no resume");
+    assert_eq!(f.outbox_len(), 0);
+    assert_eq!(
+        f.status().failed_generation.as_deref(),
+        Some(env.generation.as_str())
+    );
+    let (_, message) = recover_line(&f).expect("a recover audit line");
+    assert!(
+        message.contains("finished an interrupted rollback"),
+        "{message}"
     );
 }

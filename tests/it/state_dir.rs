@@ -340,6 +340,7 @@ fn intent(pre: &Path, record: &PendingRecord) -> Intent {
         changed_services: vec!["web".into()],
         records: vec![record.clone()],
         step: Step::Started,
+        resumes: 0,
     }
 }
 

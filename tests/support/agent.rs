@@ -51,13 +51,39 @@ impl World {
     /// `c2quay-test/web:1` published on `127.0.0.1:<port>`. Returns the spec to edit and write,
     /// and a guard that removes the project.
     pub fn env(&self, name: &str, broker: Option<&Broker>) -> (EnvSpec, ComposeProjectGuard) {
+        self.env_with_stop(name, broker, false)
+    }
+
+    /// [`World::env`] with a service whose PID 1 ignores SIGTERM (a bare busybox `httpd`, no
+    /// `init: true`) and Compose's default `stop_grace_period` (10 s): every recreate waits for
+    /// the stop timeout, as a plain `httpd` or shell-script service does (issue 11).
+    pub fn env_slow_stop(
+        &self,
+        name: &str,
+        broker: Option<&Broker>,
+    ) -> (EnvSpec, ComposeProjectGuard) {
+        self.env_with_stop(name, broker, true)
+    }
+
+    fn env_with_stop(
+        &self,
+        name: &str,
+        broker: Option<&Broker>,
+        slow_stop: bool,
+    ) -> (EnvSpec, ComposeProjectGuard) {
         let project = unique_project_name();
         let port = free_port();
         let dir = self.root.path().join("compose").join(name);
         fs::create_dir_all(&dir).expect("compose dir");
+        // The image's own PID 1 (a shell script) traps TERM; a bare `httpd` as PID 1 does not.
+        let stop = if slow_stop {
+            "    entrypoint: [httpd, -f, -p, \"8080\", -h, /www, -c, /etc/httpd.conf]\n"
+        } else {
+            "    init: true\n    stop_grace_period: 2s\n"
+        };
         let compose = format!(
-            "services:\n  web:\n    image: c2quay-test/web:1\n    pull_policy: never\n    init: true\n    \
-             stop_grace_period: 2s\n    ports:\n      - \"127.0.0.1:{port}:8080\"\n"
+            "services:\n  web:\n    image: c2quay-test/web:1\n    pull_policy: never\n{stop}    \
+             ports:\n      - \"127.0.0.1:{port}:8080\"\n"
         );
         fs::write(dir.join("compose.yaml"), compose).expect("compose.yaml");
         let spec = EnvSpec {

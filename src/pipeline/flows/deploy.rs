@@ -131,6 +131,7 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
         changed_services: to_apply.clone(),
         records: records.clone(),
         step: Step::Started,
+        resumes: 0,
     };
     ctx.state.write_intent(&name, &intent).map_err(state_err)?;
 
@@ -142,6 +143,9 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
         let mode = options
             .rollback
             .unwrap_or(env.manifest.spec.policy.rollback);
+        // An interrupted rollback is finished by recovery, not resumed as a deploy.
+        intent.operation = Operation::Rollback;
+        run.write_intent(&intent);
         let previous = pre.running_images();
         let outcome = roll_back(&mut run, &project, &previous, &to_apply, mode, failure).await;
         run.report.outcome = outcome;

@@ -21,7 +21,7 @@ use crate::events::PipelineEvent;
 
 pub use deploy::{deploy, deploy_locked};
 pub use heal::heal;
-pub use recover::{Recovery, recover};
+pub use recover::{MAX_RESUMES, Recovery, recover, recover_said, settle};
 pub use rollback::{RollbackReport, rollback_override_commands, rollback_to_snapshot};
 pub use verify::verify;
 
