@@ -5,11 +5,12 @@ use std::time::Instant;
 use super::super::run::Run;
 use super::super::steps::record::pending_record;
 use super::super::{
-    Brokers, Context, DeployOptions, DeployReport, Error, Outcome, Result, StepFailure, candidates,
+    Brokers, Context, DeployOptions, DeployReport, Error, Outcome, Result, candidates,
     check_services_exist, desired_pins, project_of, with_env_lock,
 };
+use super::apply_release;
 use super::rollback::roll_back;
-use crate::docker::{Compose, ImagePins, Project, UpOptions};
+use crate::docker::{Compose, ImagePins, Project};
 use crate::events::{PipelineEvent, StepName};
 use crate::manifest::Environment;
 use crate::plan;
@@ -137,8 +138,15 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
 
     // 4-6. pull, up, readiness, smoke, verify: a failure rolls back per policy.
     if !to_apply.is_empty()
-        && let Err(failure) =
-            apply_release(&mut run, &project, &pins, &to_apply, options, &mut intent).await
+        && let Err(failure) = apply_release(
+            &mut run,
+            &project,
+            &pins,
+            &to_apply,
+            options.force_recreate,
+            &mut intent,
+        )
+        .await
     {
         let mode = options
             .rollback
@@ -188,40 +196,6 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
         Outcome::RecordFailed
     };
     run.finish(Some(&project)).await
-}
-
-/// pull -> up -> readiness -> smoke -> verify, journaling each step reached.
-async fn apply_release<C: Compose, B: Brokers, S: Smoke>(
-    run: &mut Run<'_, C, B, S>,
-    project: &Project,
-    pins: &ImagePins,
-    services: &[String],
-    options: &DeployOptions,
-    intent: &mut Intent,
-) -> std::result::Result<(), StepFailure> {
-    run.pull(project, pins, services).await?;
-    intent.step = Step::Pulled;
-    run.write_intent(intent);
-    run.remove_leftovers_seen(project).await;
-    let up_options = UpOptions {
-        force_recreate: options.force_recreate,
-        remove_orphans: run.env.manifest.spec.policy.remove_orphans,
-    };
-    run.up(StepName::Up, project, pins, services, &up_options)
-        .await?;
-    intent.step = Step::UpDone;
-    run.write_intent(intent);
-    run.readiness(project, services, run.env.wait_timeout())
-        .await?;
-    intent.step = Step::Ready;
-    run.write_intent(intent);
-    run.smoke().await?;
-    run.verify(pins, services)?;
-    tracing::info!(
-        environment = run.env.name(),
-        "apply, readiness and smoke passed"
-    );
-    Ok(())
 }
 
 fn describe_plan(env: &Environment, changed: &[String]) -> String {

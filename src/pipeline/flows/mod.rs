@@ -14,16 +14,56 @@ mod verify;
 use tracing::warn;
 
 use super::run::Run;
-use super::{DeployReport, Result};
-use crate::docker::{Compose, Project};
+use super::{Brokers, DeployReport, Result, StepFailure};
+use crate::docker::{Compose, ImagePins, Project, UpOptions};
 use crate::error_chain;
-use crate::events::PipelineEvent;
+use crate::events::{PipelineEvent, StepName};
+use crate::smoke::Smoke;
+use crate::state::{Intent, Step};
 
 pub use deploy::{deploy, deploy_locked};
 pub use heal::heal;
 pub use recover::{MAX_RESUMES, Recovery, recover, recover_said, settle};
 pub use rollback::{RollbackReport, rollback_override_commands, rollback_to_snapshot};
 pub use verify::verify;
+
+/// pull -> up -> readiness -> smoke -> verify, journaling each step reached: the apply of a
+/// deploy, and of an interrupted deploy that recovery resumes from where its journal got (a
+/// pull that finished is not repeated; a step reached is never journaled back).
+pub(in crate::pipeline) async fn apply_release<C: Compose, B: Brokers, S: Smoke>(
+    run: &mut Run<'_, C, B, S>,
+    project: &Project,
+    pins: &ImagePins,
+    services: &[String],
+    force_recreate: bool,
+    intent: &mut Intent,
+) -> std::result::Result<(), StepFailure> {
+    if intent.step < Step::Pulled {
+        run.pull(project, pins, services).await?;
+        intent.step = Step::Pulled;
+        run.write_intent(intent);
+    }
+    run.remove_leftovers_seen(project).await;
+    let up_options = UpOptions {
+        force_recreate,
+        remove_orphans: run.env.manifest.spec.policy.remove_orphans,
+    };
+    run.up(StepName::Up, project, pins, services, &up_options)
+        .await?;
+    intent.step = intent.step.max(Step::UpDone);
+    run.write_intent(intent);
+    run.readiness(project, services, run.env.wait_timeout())
+        .await?;
+    intent.step = intent.step.max(Step::Ready);
+    run.write_intent(intent);
+    run.smoke().await?;
+    run.verify(pins, services)?;
+    tracing::info!(
+        environment = run.env.name(),
+        "apply, readiness and smoke passed"
+    );
+    Ok(())
+}
 
 impl<C: Compose, B, S> Run<'_, C, B, S> {
     /// Ends a flow: post-snapshot (when `project` is given), the report file, the `Finished`

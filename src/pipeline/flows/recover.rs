@@ -22,8 +22,9 @@ use tracing::{info, warn};
 
 use super::super::run::Run;
 use super::super::{Brokers, Context, Error, Outcome, Result, StepFailure, project_of};
+use super::apply_release;
 use super::rollback::roll_back;
-use crate::docker::{Compose, Container, Project, UpOptions};
+use crate::docker::{Compose, Container, Project};
 use crate::error_chain;
 use crate::events::{PipelineEvent, RecoveryResult, StepName};
 use crate::manifest::{Environment, RollbackMode};
@@ -247,8 +248,8 @@ fn said<C, B, S>(
     (recovery, Some(message))
 }
 
-/// The interrupted deploy again from where its journal got: pull (when it had not finished),
-/// up with the target pins, readiness, smoke, verify. `Err` is a failure of the release.
+/// The interrupted deploy again from where its journal got ([`apply_release`]), then
+/// `SmokePassed` journaled. `Err` is a failure of the release.
 async fn resume<C: Compose, B: Brokers, S: Smoke>(
     run: &mut Run<'_, C, B, S>,
     project: &Project,
@@ -256,25 +257,7 @@ async fn resume<C: Compose, B: Brokers, S: Smoke>(
 ) -> std::result::Result<(), StepFailure> {
     let pins = super::super::desired_pins(run.env);
     let services = intent.changed_services.clone();
-    if intent.step < Step::Pulled {
-        run.pull(project, &pins, &services).await?;
-        intent.step = Step::Pulled;
-        run.write_intent(intent);
-    }
-    let up_options = UpOptions {
-        force_recreate: false,
-        remove_orphans: run.env.manifest.spec.policy.remove_orphans,
-    };
-    run.up(StepName::Up, project, &pins, &services, &up_options)
-        .await?;
-    intent.step = intent.step.max(Step::UpDone);
-    run.write_intent(intent);
-    run.readiness(project, &services, run.env.wait_timeout())
-        .await?;
-    intent.step = intent.step.max(Step::Ready);
-    run.write_intent(intent);
-    run.smoke().await?;
-    run.verify(&pins, &services)?;
+    apply_release(run, project, &pins, &services, false, intent).await?;
     intent.step = Step::SmokePassed;
     run.write_intent(intent);
     Ok(())
