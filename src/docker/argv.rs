@@ -150,46 +150,6 @@ pub fn version() -> Vec<OsString> {
     vec!["version".into(), "--short".into()]
 }
 
-/// `docker ps -a --no-trunc --filter label=com.docker.compose.project[=NAME]
-/// --filter label=com.docker.compose.oneoff=False --format {{json .}}` (`run` containers excluded).
-pub fn docker_ps(project: Option<&str>) -> Vec<OsString> {
-    let filter = match project {
-        Some(name) => format!("label={PROJECT_LABEL}={name}"),
-        None => format!("label={PROJECT_LABEL}"),
-    };
-    vec![
-        "ps".into(),
-        "-a".into(),
-        "--no-trunc".into(),
-        "--filter".into(),
-        filter.into(),
-        "--filter".into(),
-        format!("label={ONEOFF_LABEL}=False").into(),
-        "--format".into(),
-        "{{json .}}".into(),
-    ]
-}
-
-/// `docker inspect --type container --format TEMPLATE IDS...`.
-pub fn docker_inspect(ids: &[String]) -> Vec<OsString> {
-    let mut out: Vec<OsString> = vec![
-        "inspect".into(),
-        "--type".into(),
-        "container".into(),
-        "--format".into(),
-        INSPECT_FORMAT.into(),
-    ];
-    out.extend(ids.iter().map(OsString::from));
-    out
-}
-
-/// `docker rm -f IDS...`.
-pub fn docker_rm_force(ids: &[String]) -> Vec<OsString> {
-    let mut out: Vec<OsString> = vec!["rm".into(), "-f".into()];
-    out.extend(ids.iter().map(OsString::from));
-    out
-}
-
 /// `docker tag SOURCE TARGET`.
 pub fn docker_tag(source: &str, target: &str) -> Vec<OsString> {
     vec!["tag".into(), source.into(), target.into()]
@@ -338,38 +298,6 @@ mod tests {
 
     #[test]
     fn docker_commands() {
-        assert_eq!(
-            s(docker_ps(None)),
-            [
-                "ps",
-                "-a",
-                "--no-trunc",
-                "--filter",
-                "label=com.docker.compose.project",
-                "--filter",
-                "label=com.docker.compose.oneoff=False",
-                "--format",
-                "{{json .}}"
-            ]
-        );
-        assert_eq!(
-            s(docker_ps(Some("shop")))[4],
-            "label=com.docker.compose.project=shop"
-        );
-        let ids = vec!["aa".to_string(), "bb".to_string()];
-        assert_eq!(
-            s(docker_inspect(&ids)),
-            [
-                "inspect",
-                "--type",
-                "container",
-                "--format",
-                INSPECT_FORMAT,
-                "aa",
-                "bb"
-            ]
-        );
-        assert_eq!(s(docker_rm_force(&ids)), ["rm", "-f", "aa", "bb"]);
         assert_eq!(
             s(docker_tag("sha256:ab", "x/y:ab")),
             ["tag", "sha256:ab", "x/y:ab"]
