@@ -14,6 +14,8 @@ use crate::manifest::PullPolicy;
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 /// The service label.
 pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+/// The label Compose sets to the hash of the configuration a container was created from.
+pub const CONFIG_HASH_LABEL: &str = "com.docker.compose.config-hash";
 
 /// Set to `True` on containers of `docker compose run`: they are not the service's containers.
 pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";

@@ -18,7 +18,7 @@ use bollard::query_parameters::{
 use futures_util::{StreamExt, TryStreamExt, future};
 use tokio::sync::Mutex;
 
-use super::argv::{ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL};
+use super::argv::{CONFIG_HASH_LABEL, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL};
 use super::events::event_from_message;
 use super::parse::is_leftover_name;
 use super::wait::{self, WaitSettings};
@@ -330,6 +330,7 @@ pub fn container_from_summary(summary: &ContainerSummary) -> Container {
         state,
         restart_policy: String::new(),
         oom_killed: false,
+        config_hash: labels.get(CONFIG_HASH_LABEL).cloned().unwrap_or_default(),
     }
 }
 

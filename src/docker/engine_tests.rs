@@ -44,6 +44,7 @@ fn a_running_container_is_described_by_the_list_answer_alone() {
             exit_code: 0,
             restart_policy: String::new(),
             oom_killed: false,
+            config_hash: String::new(),
         }
     );
     assert!(!needs_inspect(&c));

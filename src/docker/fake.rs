@@ -82,6 +82,7 @@ impl FakeCompose {
                 has_build: false,
                 restart: Some("unless-stopped".into()),
                 has_healthcheck: false,
+                ..Default::default()
             },
         );
         self.set_running(service, image);
@@ -91,6 +92,33 @@ impl FakeCompose {
     /// Adds or replaces a service in the rendered model (nothing starts).
     pub fn define(&self, service: &str, rendered: RenderedService) {
         self.lock().model.insert(service.to_string(), rendered);
+    }
+
+    /// Sets a service's configuration in the model (the `config` JSON of `services.<name>`,
+    /// image aside): the next `up` of the service re-creates its container, as Compose does
+    /// when the config hash changes. Nothing restarts now.
+    pub fn configure(&self, service: &str, config: serde_json::Value) {
+        let mut s = self.lock();
+        if let Some(m) = s.model.get_mut(service) {
+            m.config = super::ServiceConfig::of(&config);
+        }
+    }
+
+    /// Removes a service from the model; its container keeps running (an orphan).
+    pub fn remove_service(&self, service: &str) {
+        self.lock().model.remove(service);
+    }
+
+    /// Re-creates a service's container with another configuration, same image (as if someone
+    /// ran `docker compose up` by hand with another environment).
+    pub fn hand_edit(&self, service: &str) {
+        let mut s = self.lock();
+        if let Some(image) = s.containers.get(service).map(|c| c.image.clone()) {
+            s.replace(service, &image);
+            if let Some(c) = s.containers.get_mut(service) {
+                c.config_hash = format!("hand-edited-{}", c.config_hash);
+            }
+        }
     }
 
     /// Runs `image` for `service` now (as if someone ran `up` outside c2quay).
@@ -192,6 +220,19 @@ impl State {
         self.containers.insert(service.to_string(), c);
     }
 
+    /// What Compose's `config-hash` label would be for `service` run from `image` with the
+    /// current model: it changes with the image and with the service's configuration.
+    fn compose_hash(&self, service: &str, image: &str) -> String {
+        let config = self
+            .model
+            .get(service)
+            .map(|m| m.config.hash.as_str())
+            .unwrap_or_default();
+        let mut hex = hex::encode(Sha256::digest(format!("{image}|{config}").as_bytes()));
+        hex.truncate(64);
+        hex
+    }
+
     fn emit(&self, c: &Container, action: &str, health: Option<&str>) {
         // No subscriber is fine: nobody is waiting.
         let _ = self.events.0.send(ContainerEvent {
@@ -227,6 +268,7 @@ impl State {
             exit_code: if crashing { 1 } else { 0 },
             restart_policy: String::new(),
             oom_killed: false,
+            config_hash: self.compose_hash(service, image),
         }
     }
 
@@ -319,12 +361,25 @@ impl Applier for FakeCompose {
                 .cloned()
                 .or_else(|| s.model.get(service).and_then(|m| m.image.clone()))
                 .unwrap_or_default();
-            let unchanged = s
-                .containers
-                .get(service)
-                .is_some_and(|c| c.image == image && c.state == "running");
+            let wanted_hash = s.compose_hash(service, &image);
+            let unchanged = s.containers.get(service).is_some_and(|c| {
+                c.image == image && c.state == "running" && c.config_hash == wanted_hash
+            });
             if !unchanged || options.force_recreate {
                 s.replace(service, &image);
+            }
+        }
+        if options.remove_orphans {
+            let orphans: Vec<String> = s
+                .containers
+                .keys()
+                .filter(|service| !s.model.contains_key(*service))
+                .cloned()
+                .collect();
+            for service in orphans {
+                if let Some(old) = s.containers.remove(&service) {
+                    s.emit(&old, "destroy", None);
+                }
             }
         }
         Ok(())

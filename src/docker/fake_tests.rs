@@ -142,6 +142,7 @@ async fn one_shot_exit_zero_is_done_and_crash_fails() {
             has_build: false,
             restart: None,
             has_healthcheck: false,
+            ..Default::default()
         },
     );
     fake.set_running("migrate", "m:1");
@@ -177,6 +178,7 @@ fn with_healthcheck(fake: &FakeCompose, service: &str, image: &str) {
             has_build: false,
             restart: Some("unless-stopped".into()),
             has_healthcheck: true,
+            ..Default::default()
         },
     );
     fake.set_running(service, image);

@@ -46,6 +46,7 @@ mod error;
 pub mod events;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
+pub mod model;
 pub mod override_file;
 pub mod parse;
 mod plugin;
@@ -58,6 +59,7 @@ pub use cli::{CliCompose, CliConfig};
 pub use engine::{DockerEngine, EngineConfig};
 pub use error::{Error, Result, ServiceFailure};
 pub use events::ContainerEvent;
+pub use model::{RenderedModel, RenderedService, ServiceConfig};
 pub use readiness::{ReadinessVerdict, evaluate};
 pub use version::ComposeVersion;
 pub use wait::WaitSettings;
@@ -74,22 +76,6 @@ pub struct Project {
     /// `-f` files, absolute, in order (the override, when any, is appended by the caller's options).
     pub files: Vec<PathBuf>,
 }
-
-/// One service of the rendered Compose model (`docker compose config --format json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RenderedService {
-    /// The `image:` after interpolation, when set.
-    pub image: Option<String>,
-    /// Whether the service has a `build:` section.
-    pub has_build: bool,
-    /// The `restart:` policy (`no` when absent).
-    pub restart: Option<String>,
-    /// Whether a healthcheck is defined in the Compose file (the image may still have one).
-    pub has_healthcheck: bool,
-}
-
-/// The rendered model: service name -> service.
-pub type RenderedModel = BTreeMap<String, RenderedService>;
 
 /// One container as `ps` + `inspect` see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +106,10 @@ pub struct Container {
     /// Whether the kernel's OOM killer ended it.
     #[serde(default)]
     pub oom_killed: bool,
+    /// Compose's `com.docker.compose.config-hash` label (empty when absent): it changes when
+    /// the container is re-created from another configuration.
+    #[serde(default)]
+    pub config_hash: String,
 }
 
 /// Options of `up`.

@@ -126,6 +126,7 @@ mod tests {
             has_build: build,
             restart: None,
             has_healthcheck: false,
+            ..Default::default()
         };
         m.insert("web".into(), svc(false));
         m.insert("api".into(), svc(true));

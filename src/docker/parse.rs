@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::argv::{PROJECT_LABEL, SERVICE_LABEL};
+use super::argv::{CONFIG_HASH_LABEL, PROJECT_LABEL, SERVICE_LABEL};
 use super::{Container, Error, RenderedModel, RenderedService, Result};
 
 fn parse_err(what: &str, detail: impl Into<String>) -> Error {
@@ -45,10 +45,11 @@ pub fn config(text: &str) -> Result<RenderedModel> {
                 has_build,
                 restart,
                 has_healthcheck,
+                config: super::ServiceConfig::of(svc),
             },
         );
     }
-    Ok(model)
+    Ok(model.with_source(text))
 }
 
 /// One entry of `docker compose ps --format json` / `docker ps --format {{json .}}`.
@@ -147,6 +148,7 @@ impl PsEntry {
             exit_code: self.exit_code.unwrap_or(0),
             restart_policy: String::new(),
             oom_killed: false,
+            config_hash: labels.get(CONFIG_HASH_LABEL).cloned().unwrap_or_default(),
         }
     }
 }

@@ -26,14 +26,24 @@ fn config_renders_image_build_restart_healthcheck() {
     let model = config(CONFIG).unwrap();
     assert_eq!(model.len(), 4);
     assert_eq!(
-        model["web"],
+        RenderedService {
+            config: Default::default(),
+            ..model["web"].clone()
+        },
         RenderedService {
             image: Some("c2quay-test/web:1".into()),
             has_build: false,
             restart: Some("unless-stopped".into()),
             has_healthcheck: true,
+            ..Default::default()
         }
     );
+    assert_eq!(
+        model["web"].config.fields.keys().collect::<Vec<_>>(),
+        ["healthcheck", "networks", "restart"],
+        "image is the release, not config"
+    );
+    assert_eq!(model.source(), Some(CONFIG));
     assert!(model["api"].has_build);
     assert_eq!(model["api"].restart, None);
     assert_eq!(model["migrate"].restart.as_deref(), Some("no"));

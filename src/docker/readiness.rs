@@ -112,6 +112,7 @@ mod tests {
             exit_code: exit,
             restart_policy: String::new(),
             oom_killed: false,
+            config_hash: String::new(),
         }
     }
 
@@ -124,6 +125,7 @@ mod tests {
                 has_build: false,
                 restart: restart.map(str::to_string),
                 has_healthcheck: false,
+                ..Default::default()
             },
         );
         m

@@ -49,6 +49,7 @@ fn container(service: &str, image: &str, state: &str, health: &str) -> Container
         exit_code: 0,
         restart_policy: String::new(),
         oom_killed: false,
+        config_hash: String::new(),
     }
 }
 

@@ -380,6 +380,7 @@ fn docker_cli_view(project: &str) -> Vec<Container> {
                 service: label("com.docker.compose.service"),
                 image: i["Config"]["Image"].as_str().unwrap().into(),
                 image_id: i["Image"].as_str().unwrap().into(),
+                config_hash: label("com.docker.compose.config-hash"),
                 health: i["State"]["Health"]["Status"]
                     .as_str()
                     .unwrap_or_default()
