@@ -10,8 +10,13 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::docker::Container;
+use crate::docker::{Container, RenderedModel};
 use crate::manifest::{Environment, RollbackMode};
+
+mod changes;
+pub mod diff;
+
+pub use changes::{Changes, ConfigChange, changes, model_hash};
 
 /// How many heals are allowed inside [`HEAL_WINDOW`] before the environment is `Degraded`.
 pub const MAX_HEALS_PER_WINDOW: usize = 5;
@@ -26,12 +31,33 @@ pub struct AppliedState {
     pub generation: Option<String>,
     /// Generation whose deploy failed and was rolled back; not retried until it changes.
     pub failed_generation: Option<String>,
+    /// [`model_hash`] of the rendered model of that failed deploy: a change of the Compose
+    /// files alone is a new release too. `None` when unknown (compare the generation only).
+    pub failed_model: Option<String>,
     /// Service -> what was applied (version and image reference).
     pub releases: BTreeMap<String, AppliedRelease>,
     /// Generation whose gate is blocked, and when the gate may be asked again.
     pub gate_blocked: Option<GateBlock>,
     /// Times of the recent heals (for the heal cap).
     pub heals: Vec<SystemTime>,
+    /// Service -> the configuration that was applied (every service of the rendered model).
+    /// Empty when nothing was applied yet, or when the state predates config tracking.
+    pub configs: BTreeMap<String, AppliedConfig>,
+}
+
+/// The configuration applied to one service: c2quay's config hash of the rendered service, and
+/// Compose's `config-hash` label its container had right after the apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedConfig {
+    /// [`ServiceConfig::hash`](crate::docker::ServiceConfig) of the applied rendered service.
+    pub hash: String,
+    /// Top-level field -> its hash, to name what changed.
+    pub fields: BTreeMap<String, String>,
+    /// Compose's `com.docker.compose.config-hash` of the container seen after the apply; a
+    /// container with another one was re-created by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose_hash: Option<String>,
 }
 
 /// One applied service release.
@@ -42,6 +68,9 @@ pub struct AppliedRelease {
     pub version: Option<String>,
     /// The image reference that was pinned.
     pub image: String,
+    /// The broker's pacticipant, when gated (`None` in older state: the service name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacticipant: Option<String>,
 }
 
 /// A blocked gate: which generation, and when to ask the broker again.
@@ -71,8 +100,11 @@ pub enum Action {
     Noop,
     /// Gate, apply, smoke and record these changed services.
     Deploy {
-        /// Services whose desired release differs from what runs.
+        /// Services whose desired release or configuration differs from what runs.
         changed: Vec<String>,
+        /// Services to stop and remove: gone from the rendered model.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removed: Vec<String>,
     },
     /// Re-apply the applied release of these drifted services (no gate, no record).
     Heal {
@@ -147,6 +179,9 @@ pub enum Drift {
     NotRunning(String),
     /// The container's healthcheck reports unhealthy.
     Unhealthy,
+    /// The container was re-created from another configuration than was applied (Compose's
+    /// config hash differs: someone ran `docker compose up` by hand).
+    OtherConfig,
     /// The container runs another image than was applied.
     OtherImage {
         /// What was applied.
@@ -162,6 +197,9 @@ impl fmt::Display for Drift {
             Drift::Missing => f.write_str("container missing"),
             Drift::NotRunning(state) => write!(f, "container {state}"),
             Drift::Unhealthy => f.write_str("container unhealthy"),
+            Drift::OtherConfig => f.write_str(
+                "container re-created outside c2quay from another configuration (Compose config hash differs)",
+            ),
             Drift::OtherImage { applied, running } => {
                 write!(f, "runs {running} instead of {applied}")
             }
@@ -170,8 +208,12 @@ impl fmt::Display for Drift {
 }
 
 /// Decides the one action for this reconcile. Pure: same inputs, same plan.
+///
+/// `rendered` is the environment's rendered Compose model; without it (`None`) configuration
+/// changes are not looked for, only releases and what runs.
 pub fn plan(
     desired: Desired<'_>,
+    rendered: Option<&RenderedModel>,
     applied: &AppliedState,
     observed: &[Container],
     now: SystemTime,
@@ -192,7 +234,11 @@ pub fn plan(
         };
     }
     let generation = env.generation.as_str();
-    if applied.failed_generation.as_deref() == Some(generation) {
+    let same_model = match (rendered, &applied.failed_model) {
+        (Some(model), Some(failed)) => model_hash(model) == *failed,
+        _ => true,
+    };
+    if applied.failed_generation.as_deref() == Some(generation) && same_model {
         // The applied release must still run: a rollback that did not complete (a port taken,
         // the daemon restarted) or a container lost since is drift, not "rolled back".
         // With `policy.rollback` off or dry-run the failed images stay by design: report only,
@@ -217,9 +263,10 @@ pub fn plan(
             ),
         };
     }
-    let changed = changed_services(env, applied, observed);
-    if !changed.is_empty() {
+    let changes = changes(env, rendered, applied, observed);
+    if !changes.is_empty() {
         if let Some(block) = &applied.gate_blocked
+            && !changes.releases.is_empty()
             && block.generation == generation
             && now < block.next_check_at
         {
@@ -233,12 +280,23 @@ pub fn plan(
                 ),
             };
         }
-        let details: Vec<String> = changed
+        let mut details: Vec<String> = changes
+            .releases
             .iter()
             .map(|service| describe_change(env, applied, observed, service))
             .collect();
+        details.extend(
+            changes
+                .configs
+                .iter()
+                .map(|(service, change)| format!("{service}: {change}")),
+        );
+        details.extend(changes.removed.iter().map(|s| format!("{s}: removed")));
         return Plan {
-            action: Action::Deploy { changed },
+            action: Action::Deploy {
+                changed: changes.services(),
+                removed: changes.removed,
+            },
             reason: format!("generation {generation}: {}", details.join("; ")),
         };
     }
@@ -338,10 +396,19 @@ pub fn drifted_services(
     observed: &[Container],
 ) -> Vec<(String, Drift)> {
     let mut drifted = Vec::new();
-    for (service, spec) in &env.manifest.spec.services {
-        if spec.gate_only {
-            continue;
-        }
+    // The manifest's services that run here, and every other service c2quay applied.
+    let mut services: Vec<&String> = env
+        .manifest
+        .spec
+        .services
+        .iter()
+        .filter(|(_, spec)| !spec.gate_only)
+        .map(|(service, _)| service)
+        .chain(applied.configs.keys())
+        .collect();
+    services.sort();
+    services.dedup();
+    for service in services {
         let Some(container) = running_container(observed, service) else {
             drifted.push((service.clone(), Drift::Missing));
             continue;
@@ -382,6 +449,16 @@ pub fn drifted_services(
                     running: container.image.clone(),
                 },
             ));
+            continue;
+        }
+        if let Some(applied_hash) = applied
+            .configs
+            .get(service)
+            .and_then(|c| c.compose_hash.as_deref())
+            && !container.config_hash.is_empty()
+            && container.config_hash != applied_hash
+        {
+            drifted.push((service.clone(), Drift::OtherConfig));
         }
     }
     drifted

@@ -8,8 +8,10 @@
 
 mod desired;
 mod http;
+pub mod models;
 mod queue;
 mod reconcile;
+mod resync;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -140,6 +142,8 @@ pub struct Shared {
     pub scanned: AtomicBool,
     /// Docker answered the last observation.
     pub docker_ok: AtomicBool,
+    /// The rendered Compose model of each environment, rendered again when an input changed.
+    pub models: models::Models,
 }
 
 /// Runs the agent until `shutdown` completes (or, with `--once`, until everything reconciled).
@@ -157,6 +161,7 @@ where
         desired: RwLock::new(DesiredSet::default()),
         scanned: AtomicBool::new(false),
         docker_ok: AtomicBool::new(false),
+        models: models::Models::default(),
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     if let Some(addr) = config.listen {
@@ -291,7 +296,12 @@ async fn handle_event<C: Compose, B: Brokers, S: Smoke>(
             match ctx.compose.ps_all().await {
                 Ok(containers) => {
                     shared.docker_ok.store(true, Ordering::SeqCst);
-                    queued.extend(reconcile::needing_reconcile(ctx, &next, &containers));
+                    queued.extend(resync::needing_reconcile(
+                        ctx,
+                        &next,
+                        &shared.models,
+                        &containers,
+                    ));
                     for name in &queued {
                         queue.enqueue(name);
                     }

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{DesiredEnv, DesiredSet, Shared, read};
-use crate::docker::{Compose, Container};
+use super::models::RenderFailure;
+use super::{DesiredEnv, Shared, read};
+use crate::docker::Compose;
 use crate::manifest::Environment;
 use crate::metrics::ReconcileResult;
 use crate::pipeline::{self, Brokers, Context, DeployOptions, Outcome, error_chain};
@@ -289,9 +290,33 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
             return transient(status, "observe", &error_chain(&error), ctx.clock.now());
         }
     };
+    // The rendered Compose model is desired state too: rendered again only when an input
+    // file changed. Compose files that do not render change nothing on the host.
+    let model = match shared.models.get(&ctx.compose, name, &project).await {
+        Ok(model) => model,
+        Err(RenderFailure::Invalid(message)) => {
+            let message = format!(
+                "the Compose files of {name} do not render ({}), running services untouched: {message}",
+                describe_files(&project)
+            );
+            transition(
+                status,
+                Cause::Invalid { message: &message },
+                ctx.clock.now(),
+            );
+            return ("invalid".into(), message, "invalid".into(), None);
+        }
+        Err(RenderFailure::Transient(message)) => {
+            return transient(status, "render", &message, ctx.clock.now());
+        }
+    };
     let applied = pipeline::applied_state_of(status);
     let now = ctx.clock.now();
-    let plan = plan::plan(Desired::Valid(env), &applied, &observed, now);
+    let plan = plan::plan(Desired::Valid(env), Some(&model), &applied, &observed, now);
+    if plan.action == Action::Noop && status.configs.is_empty() {
+        // State from before config tracking: adopt what runs as the applied configuration.
+        crate::status::adopt_configs(status, &model, &observed);
+    }
     info!(action = plan.action.name(), reason = %plan.reason, "plan");
     let action = plan.action.name().to_string();
     let options = DeployOptions {
@@ -317,6 +342,7 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
                     if let Ok(Some(fresh)) = ctx.state.read_status(env.name()) {
                         status.applied_generation = fresh.applied_generation;
                         status.releases = fresh.releases;
+                        status.configs = fresh.configs;
                     }
                     let delay = transition(
                         status,
@@ -411,6 +437,16 @@ fn first_look(name: &str) -> bool {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     seen.insert(name.to_string())
+}
+
+/// `compose.yaml, compose.prod.yaml` in `/srv/shop`.
+fn describe_files(project: &crate::docker::Project) -> String {
+    let names: Vec<String> = project
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    names.join(", ")
 }
 
 fn transient(status: &mut EnvironmentStatus, step: &str, message: &str, now: SystemTime) -> Step {
@@ -516,62 +552,4 @@ fn refresh_pending<C, B, S>(
                 .unwrap_or(Duration::from_secs(1))
         })
         .min()
-}
-
-/// Environments whose plan is not `Noop` given one observation of all containers, plus those
-/// with an unseen generation, pending records or an open intent. Used by the resync: no
-/// process per environment.
-pub fn needing_reconcile<C, B, S>(
-    ctx: &Context<C, B, S>,
-    desired: &DesiredSet,
-    containers: &[Container],
-) -> Vec<String> {
-    let now = ctx.clock.now();
-    let mut names = Vec::new();
-    for (name, entry) in &desired.entries {
-        let status = ctx.state.read_status(name).ok().flatten();
-        let needs = match entry {
-            DesiredEnv::Invalid { .. } => status
-                .as_ref()
-                .map(|s| s.phase != Phase::Invalid)
-                .unwrap_or(true),
-            DesiredEnv::Valid(env) => {
-                let Some(status) = status else {
-                    names.push(name.clone());
-                    continue;
-                };
-                let observed: Vec<Container> = containers
-                    .iter()
-                    .filter(|c| c.project == env.project)
-                    .cloned()
-                    .collect();
-                let applied = pipeline::applied_state_of(&status);
-                let plan = plan::plan(Desired::Valid(env), &applied, &observed, now);
-                let phase_matches = match plan.action {
-                    Action::Noop => status.phase == Phase::Ready,
-                    Action::AwaitChange => {
-                        status.phase == Phase::RolledBack || status.phase == Phase::Degraded
-                    }
-                    Action::ReportDrift { .. } => status.phase == Phase::Drifted,
-                    Action::Suspended => status.phase == Phase::Suspended,
-                    // A timer is already set for these (the gate backoff, the heal window):
-                    // reconciling on every resync would only spawn `docker compose ps`.
-                    Action::WaitForGate { .. } => status.phase == Phase::GateBlocked,
-                    Action::HealCapReached { .. } => status.phase == Phase::Degraded,
-                    _ => false,
-                };
-                // A change the agent has not seen (made while it was down, or a missed file
-                // event): reconciling records it as observed, even when the plan is `Noop`.
-                let unseen = status.observed_generation.as_deref() != Some(env.generation.as_str());
-                !phase_matches
-                    || unseen
-                    || status.pending_records > 0
-                    || matches!(ctx.state.read_intent(name), Ok(Some(_)))
-            }
-        };
-        if needs {
-            names.push(name.clone());
-        }
-    }
-    names
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::common::{print_json, real_context};
 use super::{Dirs, Output};
 use crate::agent::{self, DesiredEnv, DesiredSet};
-use crate::docker::Engine;
+use crate::docker::{Applier, Engine};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, error_chain};
 use crate::plan::{self, Action, Desired};
@@ -243,15 +243,37 @@ pub async fn plan(args: PlanArgs) -> i32 {
                 serde_json::json!({"environment": name, "action": "invalid", "reason": message})
             }
             DesiredEnv::Valid(env) => {
-                let observed = match ctx.compose.ps(&pipeline::project_of(env)).await {
+                let project = pipeline::project_of(env);
+                let observed = match ctx.compose.ps(&project).await {
                     Ok(containers) => containers,
                     Err(error) => {
                         eprintln!("error: {name}: cannot observe: {}", error_chain(&error));
                         return 1;
                     }
                 };
+                let model = match ctx.compose.config(&project).await {
+                    Ok(model) => model,
+                    Err(error) => {
+                        let reason =
+                            format!("the Compose files do not render: {}", error_chain(&error));
+                        rows.push(serde_json::json!({"environment": name, "action": "invalid", "reason": reason}));
+                        continue;
+                    }
+                };
                 let applied = pipeline::applied_state(&ctx.state, name);
-                let plan = plan::plan(Desired::Valid(env), &applied, &observed, ctx.clock.now());
+                let plan = plan::plan(
+                    Desired::Valid(env),
+                    Some(&model),
+                    &applied,
+                    &observed,
+                    ctx.clock.now(),
+                );
+                let diff = match &plan.action {
+                    Action::Deploy { changed, removed } => {
+                        plan_diff(&ctx.state, env, &model, &observed, changed, removed)
+                    }
+                    _ => serde_json::Map::new(),
+                };
                 let gate = if matches!(
                     plan.action,
                     Action::Deploy { .. } | Action::WaitForGate { .. }
@@ -263,7 +285,7 @@ pub async fn plan(args: PlanArgs) -> i32 {
                 } else {
                     Vec::new()
                 };
-                serde_json::json!({"environment": name, "action": plan.action.name(), "reason": plan.reason, "gate": gate})
+                serde_json::json!({"environment": name, "action": plan.action.name(), "reason": plan.reason, "diff": diff, "gate": gate})
             }
         };
         rows.push(row);
@@ -278,6 +300,18 @@ pub async fn plan(args: PlanArgs) -> i32 {
                     row["action"].as_str().unwrap_or(""),
                     row["reason"].as_str().unwrap_or("")
                 );
+                for (service, fields) in row["diff"].as_object().into_iter().flatten() {
+                    println!("  {service}:");
+                    for field in fields.as_array().into_iter().flatten() {
+                        let side = |key: &str| field[key].as_str().unwrap_or("(none)").to_string();
+                        println!(
+                            "    {}: {} -> {}",
+                            field["field"].as_str().unwrap_or(""),
+                            side("from"),
+                            side("to")
+                        );
+                    }
+                }
                 for line in row["gate"].as_array().into_iter().flatten() {
                     println!("  gate: {}", line.as_str().unwrap_or(""));
                 }
@@ -285,6 +319,53 @@ pub async fn plan(args: PlanArgs) -> i32 {
         }
     }
     0
+}
+
+/// The per-service diff of a planned deploy: the image (what runs -> the pin) and every
+/// changed field of the rendered service against the last applied model (secrets masked).
+fn plan_diff(
+    state: &StateDir,
+    env: &crate::manifest::Environment,
+    model: &crate::docker::RenderedModel,
+    observed: &[crate::docker::Container],
+    changed: &[String],
+    removed: &[String],
+) -> serde_json::Map<String, serde_json::Value> {
+    use crate::plan::diff::{FieldDiff, service_diff};
+    let applied_model = std::fs::read_to_string(state.applied_model_file(env.name()))
+        .ok()
+        .and_then(|text| crate::docker::parse::config(&text).ok());
+    let values = |m: Option<&crate::docker::RenderedModel>, s: &str| {
+        m.and_then(|m| m.get(s)).map(|r| r.config.values.clone())
+    };
+    let mut out = serde_json::Map::new();
+    for service in changed.iter().chain(removed) {
+        let mut rows = Vec::new();
+        let running = observed
+            .iter()
+            .filter(|c| c.service == *service)
+            .max_by_key(|c| c.state == "running")
+            .map(|c| c.image.clone());
+        let desired = env
+            .pinned_image(service)
+            .or_else(|| model.get(service).and_then(|r| r.image.clone()));
+        if running != desired && !removed.contains(service) {
+            rows.push(FieldDiff {
+                field: "image".into(),
+                from: running,
+                to: desired,
+            });
+        }
+        rows.extend(service_diff(
+            values(applied_model.as_ref(), service).as_ref(),
+            values(Some(model), service).as_ref(),
+        ));
+        out.insert(
+            service.clone(),
+            serde_json::to_value(rows).unwrap_or_default(),
+        );
+    }
+    out
 }
 
 /// Runs `retry`: forgets the failed generation so the agent deploys it again.
@@ -306,6 +387,7 @@ pub fn retry(args: RetryArgs) -> i32 {
     match state.read_status(&args.environment) {
         Ok(Some(mut status)) => {
             let failed = status.failed_generation.take();
+            status.failed_model = None;
             status.gate_checks = 0;
             status.next_gate_check_at = None;
             status.gate_blocked_generation = None;

@@ -46,6 +46,7 @@ mod error;
 pub mod events;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
+pub mod inputs;
 pub mod model;
 pub mod override_file;
 pub mod parse;

@@ -24,6 +24,7 @@ pub use load::{MAX_MANIFEST_BYTES, load_dir, load_file};
 pub use locate::line_of;
 pub use parse::parse_str;
 pub use problem::{FieldPath, Problem, Segment, Severity};
+pub use secrets::looks_like_credential;
 pub use types::*;
 
 /// The result of loading a desired directory: what is valid, and every problem found.

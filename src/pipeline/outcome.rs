@@ -124,6 +124,9 @@ pub struct DeployReport {
     pub plan: String,
     /// Changed services.
     pub changed: Vec<String>,
+    /// The hash of the rendered Compose model deployed ([`crate::plan::model_hash`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_hash: Option<String>,
     /// Gate answers in service order (one for all-or-nothing), with the candidates asked.
     pub gate: Vec<GateEntry>,
     /// Step timings in order.
@@ -174,6 +177,7 @@ impl DeployReport {
             generation: generation.to_string(),
             plan: String::new(),
             changed: Vec::new(),
+            model_hash: None,
             gate: Vec::new(),
             steps: Vec::new(),
             records: Vec::new(),

@@ -63,6 +63,7 @@ fn applied(env: &Environment, version: &str) -> AppliedState {
         AppliedRelease {
             version: Some(version.into()),
             image: format!("c2quay-test/web:{version}"),
+            pacticipant: None,
         },
     );
     state.releases.insert(
@@ -70,6 +71,7 @@ fn applied(env: &Environment, version: &str) -> AppliedState {
         AppliedRelease {
             version: None,
             image: "redis:7".into(),
+            pacticipant: None,
         },
     );
     state
@@ -91,6 +93,7 @@ fn version_bump_deploys_only_the_changed_service_and_says_why() {
     let env = env(false);
     let plan = plan(
         Desired::Valid(&env),
+        None,
         &applied(&env, "1"),
         &healthy("c2quay-test/web:1"),
         now(),
@@ -98,7 +101,8 @@ fn version_bump_deploys_only_the_changed_service_and_says_why() {
     assert_eq!(
         plan.action,
         Action::Deploy {
-            changed: vec!["web".into()]
+            changed: vec!["web".into()],
+            removed: vec![]
         }
     );
     assert!(plan.reason.contains("web 1 -> 2"), "{}", plan.reason);
@@ -115,6 +119,7 @@ fn converged_environment_is_noop() {
     let env = env(false);
     let plan = plan(
         Desired::Valid(&env),
+        None,
         &applied(&env, "2"),
         &healthy("c2quay-test/web:2"),
         now(),
@@ -127,6 +132,7 @@ fn first_adoption_of_a_running_release_records_it() {
     let env = env(false);
     let plan = plan(
         Desired::Valid(&env),
+        None,
         &AppliedState::default(),
         &healthy("c2quay-test/web:2"),
         now(),
@@ -134,7 +140,8 @@ fn first_adoption_of_a_running_release_records_it() {
     assert_eq!(
         plan.action,
         Action::Deploy {
-            changed: vec!["web".into()]
+            changed: vec!["web".into()],
+            removed: vec![]
         }
     );
 }
@@ -145,6 +152,7 @@ fn drift_is_reported_without_self_heal_and_healed_with_it() {
     let env_off = env(false);
     let off = plan(
         Desired::Valid(&env_off),
+        None,
         &applied(&env_off, "2"),
         &observed,
         now(),
@@ -164,6 +172,7 @@ fn drift_is_reported_without_self_heal_and_healed_with_it() {
     let env_on = env(true);
     let on = plan(
         Desired::Valid(&env_on),
+        None,
         &applied(&env_on, "2"),
         &observed,
         now(),
@@ -185,7 +194,7 @@ fn unhealthy_and_stopped_containers_are_drift_but_a_finished_one_shot_is_not() {
         container("redis", "redis:7", "running", ""),
     ];
     assert_eq!(
-        plan(Desired::Valid(&env), &state, &unhealthy, now()).action,
+        plan(Desired::Valid(&env), None, &state, &unhealthy, now()).action,
         Action::Heal {
             services: vec!["web".into()]
         }
@@ -194,21 +203,21 @@ fn unhealthy_and_stopped_containers_are_drift_but_a_finished_one_shot_is_not() {
     stopped[1].state = "exited".into();
     stopped[1].exit_code = 137;
     assert_eq!(
-        plan(Desired::Valid(&env), &state, &stopped, now()).action,
+        plan(Desired::Valid(&env), None, &state, &stopped, now()).action,
         Action::Heal {
             services: vec!["redis".into()]
         }
     );
     stopped[1].exit_code = 0;
     assert_eq!(
-        plan(Desired::Valid(&env), &state, &stopped, now()).action,
+        plan(Desired::Valid(&env), None, &state, &stopped, now()).action,
         Action::Noop
     );
     // `docker stop` of a long-running service also exits 0: its restart policy tells.
     for policy in ["always", "unless-stopped"] {
         stopped[1].restart_policy = policy.into();
         assert_eq!(
-            plan(Desired::Valid(&env), &state, &stopped, now()).action,
+            plan(Desired::Valid(&env), None, &state, &stopped, now()).action,
             Action::Heal {
                 services: vec!["redis".into()]
             },
@@ -229,7 +238,7 @@ fn heal_cap_turns_into_degraded() {
         .map(|minutes| now() - Duration::from_secs(minutes * 60))
         .collect();
     let observed = vec![container("redis", "redis:7", "running", "")];
-    let plan = plan(Desired::Valid(&env), &state, &observed, now());
+    let plan = plan(Desired::Valid(&env), None, &state, &observed, now());
     assert_eq!(
         plan.action,
         Action::HealCapReached {
@@ -240,7 +249,7 @@ fn heal_cap_turns_into_degraded() {
     let mut old = applied(&env, "2");
     old.heals = vec![now() - HEAL_WINDOW - Duration::from_secs(1); MAX_HEALS_PER_WINDOW];
     assert!(matches!(
-        super::plan(Desired::Valid(&env), &old, &observed, now()).action,
+        super::plan(Desired::Valid(&env), None, &old, &observed, now()).action,
         Action::Heal { .. }
     ));
 }
@@ -253,6 +262,7 @@ fn failed_generation_awaits_change_and_a_new_generation_deploys() {
     state.failed_generation = Some(env.generation.clone());
     let plan1 = plan(
         Desired::Valid(&env),
+        None,
         &state,
         &healthy("c2quay-test/web:1"),
         now(),
@@ -267,6 +277,7 @@ fn failed_generation_awaits_change_and_a_new_generation_deploys() {
     assert!(matches!(
         plan(
             Desired::Valid(&env),
+            None,
             &state,
             &healthy("c2quay-test/web:1"),
             now()
@@ -300,7 +311,7 @@ fn a_failed_generation_whose_applied_release_does_not_run_is_drift() {
         let mut state = applied(&env, "1");
         state.generation = Some("old".into());
         state.failed_generation = Some(env.generation.clone());
-        let plan = plan(Desired::Valid(&env), &state, &stopped, now());
+        let plan = plan(Desired::Valid(&env), None, &state, &stopped, now());
         assert_eq!(plan.action, want);
         assert!(
             plan.reason
@@ -314,7 +325,7 @@ fn a_failed_generation_whose_applied_release_does_not_run_is_drift() {
         let mut new_image = healthy("c2quay-test/web:2");
         new_image[0].state = "running".into();
         assert_eq!(
-            super::plan(Desired::Valid(&env), &state, &new_image, now()).action,
+            super::plan(Desired::Valid(&env), None, &state, &new_image, now()).action,
             plan.action
         );
     }
@@ -331,6 +342,7 @@ fn a_failed_generation_left_in_place_by_rollback_off_is_reported_not_healed() {
     state.failed_generation = Some(env.generation.clone());
     let plan = plan(
         Desired::Valid(&env),
+        None,
         &state,
         &healthy("c2quay-test/web:2"),
         now(),
@@ -357,7 +369,7 @@ fn a_stopped_container_says_how_it_exited() {
     let mut observed = healthy("c2quay-test/web:2");
     observed[0].state = "exited".into();
     observed[0].exit_code = 137;
-    let plan = plan(Desired::Valid(&env), &state, &observed, now());
+    let plan = plan(Desired::Valid(&env), None, &state, &observed, now());
     assert!(
         plan.reason.contains("web: container exited (137)"),
         "{}",
@@ -375,6 +387,7 @@ fn blocked_gate_waits_until_the_next_check_then_deploys() {
     });
     let waiting = plan(
         Desired::Valid(&env),
+        None,
         &state,
         &healthy("c2quay-test/web:1"),
         now(),
@@ -384,6 +397,7 @@ fn blocked_gate_waits_until_the_next_check_then_deploys() {
     assert!(matches!(
         plan(
             Desired::Valid(&env),
+            None,
             &state,
             &healthy("c2quay-test/web:1"),
             later
@@ -397,6 +411,7 @@ fn blocked_gate_waits_until_the_next_check_then_deploys() {
 fn invalid_and_suspended_change_nothing() {
     let invalid = plan(
         Desired::Invalid("shop.yaml:3:1: bad"),
+        None,
         &AppliedState::default(),
         &[],
         now(),
@@ -410,6 +425,7 @@ fn invalid_and_suspended_change_nothing() {
     assert_eq!(
         plan(
             Desired::Valid(&suspended),
+            None,
             &AppliedState::default(),
             &[],
             now()
@@ -457,8 +473,8 @@ proptest! {
         let env = env(self_heal);
         let mut state = applied(&env, applied_version);
         state.heals = vec![now() - Duration::from_secs(5); heals];
-        let first = plan(Desired::Valid(&env), &state, &observed, now());
-        let second = plan(Desired::Valid(&env), &state, &observed, now());
+        let first = plan(Desired::Valid(&env), None, &state, &observed, now());
+        let second = plan(Desired::Valid(&env), None, &state, &observed, now());
         prop_assert_eq!(&first, &second);
         prop_assert!(!first.reason.is_empty());
         // Never heal when self-heal is off, never past the cap.
@@ -466,7 +482,7 @@ proptest! {
             prop_assert!(self_heal && heals < MAX_HEALS_PER_WINDOW);
         }
         // A deploy always names at least one changed service, and only declared ones.
-        if let Action::Deploy { changed } = &first.action {
+        if let Action::Deploy { changed, .. } = &first.action {
             prop_assert!(!changed.is_empty());
             prop_assert!(changed.iter().all(|s| env.manifest.spec.services.contains_key(s)));
         }
@@ -478,7 +494,7 @@ proptest! {
         let env = env(self_heal);
         let mut state = applied(&env, "2");
         state.heals = vec![now(); heals];
-        let plan = plan(Desired::Valid(&env), &state, &healthy("c2quay-test/web:2"), now());
+        let plan = plan(Desired::Valid(&env), None, &state, &healthy("c2quay-test/web:2"), now());
         prop_assert_eq!(plan.action, Action::Noop);
     }
 }

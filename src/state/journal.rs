@@ -73,6 +73,14 @@ pub struct Intent {
     /// before resumes were counted): a crash loop on one intent is bounded by it.
     #[serde(default)]
     pub resumes: u32,
+    /// The rendered model a rollback re-applies, when the operation changes configuration (the
+    /// last applied model, [`StateDir::applied_model_file`]); `None`: the Compose files as
+    /// they are, with the previous images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_model: Option<PathBuf>,
+    /// The hash of the rendered model being applied (`crate::plan::model_hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_hash: Option<String>,
 }
 
 impl StateDir {
@@ -136,6 +144,8 @@ pub(crate) mod tests {
             )],
             step: Step::Started,
             resumes: 0,
+            restore_model: None,
+            model_hash: None,
         }
     }
 

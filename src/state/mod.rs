@@ -117,6 +117,20 @@ impl StateDir {
         self.env_dir(name).join("override.compose.yaml")
     }
 
+    /// The rendered Compose model (`compose config --format json`) of the last successful
+    /// deploy: what a rollback of a configuration change re-applies. Like every state file it
+    /// is 0600 in a 0700 directory (it holds the services' environment values, as Docker's own
+    /// container store does) and is never printed, logged or served.
+    pub fn applied_model_file(&self, name: &str) -> PathBuf {
+        self.env_dir(name).join("applied-model.json")
+    }
+
+    /// Writes [`StateDir::applied_model_file`] atomically.
+    pub fn write_applied_model(&self, name: &str, text: &str) -> Result<()> {
+        self.ensure_env(name)?;
+        atomic::write_atomic(&self.applied_model_file(name), text.as_bytes(), 0o600)
+    }
+
     /// The audit log of an environment (its rotated predecessor has a `.1` suffix).
     pub fn audit_file(&self, name: &str) -> PathBuf {
         self.env_dir(name).join("audit.jsonl")

@@ -131,6 +131,10 @@ pub struct Release {
     pub image: String,
     /// The image id the container ran when last observed.
     pub image_id: Option<String>,
+    /// The broker's pacticipant name, when gated (kept so an undeployment can be recorded after
+    /// the service left the manifest). Absent in older status files: the service name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacticipant: Option<String>,
 }
 
 /// One reconcile in the history.
@@ -168,10 +172,17 @@ pub struct EnvironmentStatus {
     pub applied_generation: Option<String>,
     /// Generation that failed and was rolled back (not retried until it changes or `retry`).
     pub failed_generation: Option<String>,
+    /// The hash of that failed deploy's rendered Compose model: a change of the Compose files
+    /// alone is retried too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_model: Option<String>,
     /// Conditions, at most one per type.
     pub conditions: Vec<Condition>,
     /// Service -> what runs (the applied state the planner compares against).
     pub releases: BTreeMap<String, Release>,
+    /// Service -> the configuration applied (hashes only: values may be secrets).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, crate::plan::AppliedConfig>,
     /// When the last reconcile ended.
     #[serde(with = "super::clock::rfc3339_opt")]
     pub last_reconcile_at: Option<SystemTime>,
@@ -206,8 +217,10 @@ impl EnvironmentStatus {
             observed_generation: None,
             applied_generation: None,
             failed_generation: None,
+            failed_model: None,
             conditions: Vec::new(),
             releases: BTreeMap::new(),
+            configs: BTreeMap::new(),
             last_reconcile_at: None,
             last_result: None,
             last_action: None,

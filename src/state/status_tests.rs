@@ -104,6 +104,7 @@ fn status_json_is_camel_case_with_rfc3339_times() {
             version: Some("2".into()),
             image: "c2quay-test/web:2".into(),
             image_id: None,
+            pacticipant: None,
         },
     );
     s.heals.push(t(0));

@@ -10,10 +10,11 @@ mod transition;
 
 pub use transition::{Cause, TRANSIENT_RETRY, transition};
 
+use crate::docker::{Container, RenderedModel};
 use crate::events::StepName;
 use crate::manifest::Environment;
 use crate::pipeline::{DeployReport, Outcome, StepFailure};
-use crate::plan::{self, AppliedRelease, AppliedState, GateBlock};
+use crate::plan::{self, AppliedConfig, AppliedRelease, AppliedState, GateBlock};
 use crate::state::{
     self, ConditionStatus, ConditionType, EnvLock, EnvironmentStatus, Phase, Release, StateDir,
 };
@@ -49,6 +50,7 @@ pub fn applied_state_of(status: &EnvironmentStatus) -> AppliedState {
     AppliedState {
         generation: status.applied_generation.clone(),
         failed_generation: status.failed_generation.clone(),
+        failed_model: status.failed_model.clone(),
         releases: status
             .releases
             .iter()
@@ -58,6 +60,7 @@ pub fn applied_state_of(status: &EnvironmentStatus) -> AppliedState {
                     AppliedRelease {
                         version: release.version.clone(),
                         image: release.image.clone(),
+                        pacticipant: release.pacticipant.clone(),
                     },
                 )
             })
@@ -70,14 +73,23 @@ pub fn applied_state_of(status: &EnvironmentStatus) -> AppliedState {
             _ => None,
         },
         heals: status.heals.clone(),
+        configs: status.configs.clone(),
     }
 }
 
-/// Marks the desired release of `env` as applied: generation, per-service version and image.
-/// Clears a failed generation and a blocked gate.
-pub fn record_applied(status: &mut EnvironmentStatus, env: &Environment, _now: SystemTime) {
+/// Marks the desired release of `env` as applied: generation, per-service version and image,
+/// and the configuration of every service of the rendered `model` with the Compose config hash
+/// its container shows in `observed` (the observation right after the apply). Forgets services
+/// that left the manifest and the model. Clears a failed generation and a blocked gate.
+pub fn record_applied(
+    status: &mut EnvironmentStatus,
+    env: &Environment,
+    model: &RenderedModel,
+    observed: &[Container],
+) {
     status.applied_generation = Some(env.generation.clone());
     status.failed_generation = None;
+    status.failed_model = None;
     status.gate_checks = 0;
     status.next_gate_check_at = None;
     status.gate_blocked_generation = None;
@@ -96,9 +108,42 @@ pub fn record_applied(status: &mut EnvironmentStatus, env: &Environment, _now: S
                 version: spec.version.clone(),
                 image,
                 image_id: None,
+                pacticipant: Some(env.pacticipant(service)),
             },
         );
     }
+    status.releases.retain(|service, _| {
+        env.manifest.spec.services.contains_key(service) || model.contains_key(service)
+    });
+    adopt_configs(status, model, observed);
+}
+
+/// Sets the applied configuration of every service of `model`, with the Compose config hash
+/// its container shows in `observed`. Nothing when the model is empty (not rendered).
+pub fn adopt_configs(
+    status: &mut EnvironmentStatus,
+    model: &RenderedModel,
+    observed: &[Container],
+) {
+    if model.is_empty() {
+        return;
+    }
+    status.configs = model
+        .iter()
+        .map(|(service, rendered)| {
+            let compose_hash = observed
+                .iter()
+                .filter(|c| c.service == *service && !c.config_hash.is_empty())
+                .max_by_key(|c| c.state == "running")
+                .map(|c| c.config_hash.clone());
+            let config = AppliedConfig {
+                hash: rendered.config.hash.clone(),
+                fields: rendered.config.fields.clone(),
+                compose_hash,
+            };
+            (service.clone(), config)
+        })
+        .collect();
 }
 
 /// When the agent looks again at an environment whose rollback failed.
@@ -121,6 +166,7 @@ pub fn status_after(
             status.message = report.plan.clone();
             clear_gate_block(status);
             status.failed_generation = None;
+            status.failed_model = None;
             status.set_condition(
                 ConditionType::Gated,
                 ConditionStatus::True,
@@ -149,6 +195,7 @@ pub fn status_after(
             status.message = format!("{}; some broker records are pending", report.plan);
             clear_gate_block(status);
             status.failed_generation = None;
+            status.failed_model = None;
             status.set_condition(
                 ConditionType::Applied,
                 ConditionStatus::True,
@@ -179,6 +226,7 @@ pub fn status_after(
                 failure.step, failure.error
             );
             status.failed_generation = Some(env.generation.clone());
+            status.failed_model = report.model_hash.clone();
             let message = status.message.clone();
             failed_conditions(status, failure, "RolledBack", &message, now);
             None
@@ -190,6 +238,7 @@ pub fn status_after(
                 failure.step, failure.error
             );
             status.failed_generation = Some(env.generation.clone());
+            status.failed_model = report.model_hash.clone();
             let message = status.message.clone();
             failed_conditions(status, failure, "RollbackFailed", &message, now);
             // Something may not run now: look again soon (the planner heals or reports it)

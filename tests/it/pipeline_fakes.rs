@@ -146,6 +146,8 @@ impl Fixture {
             records: vec![record],
             step,
             resumes: 0,
+            restore_model: None,
+            model_hash: None,
         }
     }
 

@@ -341,6 +341,8 @@ fn intent(pre: &Path, record: &PendingRecord) -> Intent {
         records: vec![record.clone()],
         step: Step::Started,
         resumes: 0,
+        restore_model: None,
+        model_hash: None,
     }
 }
 

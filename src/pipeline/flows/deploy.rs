@@ -77,30 +77,33 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
     // 2. plan: an unreadable status stops here (planning as if nothing was applied would
     // redeploy and re-record everything).
     let applied = super::super::try_applied_state(&ctx.state, &name).map_err(state_err)?;
-    let changed = plan::changed_services(env, &applied, &pre.containers);
+    let changes = plan::changes(env, Some(&run.model), &applied, &pre.containers);
+    let changed = changes.services();
     run.report.changed = changed.clone();
-    run.report.plan = describe_plan(env, &changed);
+    run.report.model_hash = Some(plan::model_hash(&run.model));
+    run.report.plan = describe_plan(env, &changes);
     run.emit(PipelineEvent::Planned {
         plan: run.report.plan.clone(),
     });
-    if changed.is_empty() {
+    if changes.is_empty() {
         run.report.outcome = Outcome::UpToDate;
         return run.finish(None).await;
     }
+    // New releases of the pinned services, and every service whose configuration changed.
     let to_apply: Vec<String> = changed
         .iter()
-        .filter(|s| env.pinned_services().contains(s))
+        .filter(|s| env.pinned_services().contains(s) || changes.configs.contains_key(*s))
         .cloned()
         .collect();
     let pins = desired_pins(env);
     if options.dry_run {
         run.report.outcome = Outcome::DryRun;
-        run.report.hints = dry_run_lines(env, &project, &pins, &to_apply);
+        run.report.hints = dry_run_lines(env, &project, &pins, &to_apply, &changes);
         return Ok(run.report);
     }
 
-    // 3. gate
-    let to_record = candidates(env, &changed);
+    // 3. gate: only new releases; a configuration change alone is neither gated nor recorded.
+    let to_record = candidates(env, &changes.releases);
     if let Some(spec) = &env.manifest.spec.broker
         && !to_record.is_empty()
         && !run.gate(spec, &to_record).await?
@@ -133,6 +136,8 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
         records: records.clone(),
         step: Step::Started,
         resumes: 0,
+        restore_model: restore_model(ctx, env, &changes),
+        model_hash: run.report.model_hash.clone(),
     };
     ctx.state.write_intent(&name, &intent).map_err(state_err)?;
 
@@ -155,7 +160,16 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
         intent.operation = Operation::Rollback;
         run.write_intent(&intent);
         let previous = pre.running_images();
-        let outcome = roll_back(&mut run, &project, &previous, &to_apply, mode, failure).await;
+        let outcome = roll_back(
+            &mut run,
+            &project,
+            &previous,
+            &to_apply,
+            mode,
+            failure,
+            intent.restore_model.as_deref(),
+        )
+        .await;
         run.report.outcome = outcome;
         ctx.state.clear_intent(&name).map_err(state_err)?;
         return run.finish(Some(&project)).await;
@@ -167,11 +181,7 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
     for record in &records {
         ctx.state.outbox_put(&name, record).map_err(state_err)?;
     }
-    let now = ctx.clock.now();
-    crate::status::update(&ctx.state, lock, |status| {
-        super::super::record_applied(status, env, now)
-    })
-    .map_err(state_err)?;
+    super::commit_applied(&run, lock)?;
     ctx.state.clear_intent(&name).map_err(state_err)?;
     let started = Instant::now();
     // The whole outbox goes out oldest first: a record of an earlier deploy still pending is
@@ -198,11 +208,12 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
     run.finish(Some(&project)).await
 }
 
-fn describe_plan(env: &Environment, changed: &[String]) -> String {
-    if changed.is_empty() {
+fn describe_plan(env: &Environment, changes: &plan::Changes) -> String {
+    if changes.is_empty() {
         return format!("generation {}: up to date", env.generation);
     }
-    let parts: Vec<String> = changed
+    let mut parts: Vec<String> = changes
+        .releases
         .iter()
         .map(|s| {
             let spec = &env.manifest.spec.services[s];
@@ -214,7 +225,25 @@ fn describe_plan(env: &Environment, changed: &[String]) -> String {
             }
         })
         .collect();
+    parts.extend(
+        changes
+            .configs
+            .iter()
+            .map(|(service, change)| format!("{service} config ({change})")),
+    );
+    parts.extend(changes.removed.iter().map(|s| format!("remove {s}")));
     format!("generation {}: deploy {}", env.generation, parts.join(", "))
+}
+
+/// The saved model a rollback of this deploy restores: the last applied one, when the deploy
+/// changes configuration and one was saved.
+fn restore_model<C, B, S>(
+    ctx: &Context<C, B, S>,
+    env: &Environment,
+    changes: &plan::Changes,
+) -> Option<std::path::PathBuf> {
+    let path = ctx.state.applied_model_file(env.name());
+    (!changes.configs.is_empty() && path.is_file()).then_some(path)
 }
 
 fn dry_run_lines(
@@ -222,6 +251,7 @@ fn dry_run_lines(
     project: &Project,
     pins: &ImagePins,
     services: &[String],
+    changes: &plan::Changes,
 ) -> Vec<String> {
     let mut lines = vec![format!(
         "dry run: would gate, pull and apply in project {}",
@@ -232,7 +262,13 @@ fn dry_run_lines(
             lines.push(format!("  {service}: pin {image}"));
         }
     }
-    for candidate in candidates(env, services) {
+    for (service, change) in &changes.configs {
+        lines.push(format!("  {service}: apply config ({change})"));
+    }
+    for service in &changes.removed {
+        lines.push(format!("  {service}: stop and remove"));
+    }
+    for candidate in candidates(env, &changes.releases) {
         lines.push(format!(
             "  record {} {} after smoke",
             candidate.pacticipant, candidate.version

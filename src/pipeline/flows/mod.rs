@@ -19,7 +19,7 @@ use crate::docker::{Compose, ImagePins, Project, UpOptions};
 use crate::error_chain;
 use crate::events::{PipelineEvent, StepName};
 use crate::smoke::Smoke;
-use crate::state::{Intent, Step};
+use crate::state::{EnvLock, Intent, Step};
 
 pub use deploy::{deploy, deploy_locked};
 pub use heal::heal;
@@ -63,6 +63,27 @@ pub(in crate::pipeline) async fn apply_release<C: Compose, B: Brokers, S: Smoke>
         "apply, readiness and smoke passed"
     );
     Ok(())
+}
+
+/// Marks what `run` applied as the environment's applied state: the release, every service's
+/// configuration with its container's Compose config hash (from the run's last observation),
+/// and the rendered model a later rollback of a configuration change restores.
+pub(in crate::pipeline) fn commit_applied<C, B, S>(
+    run: &Run<'_, C, B, S>,
+    lock: &EnvLock,
+) -> Result<()> {
+    let (ctx, env) = (run.ctx, run.env);
+    let state_err = |source| super::Error::State {
+        environment: env.name().to_string(),
+        source,
+    };
+    if let Some(text) = run.model.source() {
+        (ctx.state.write_applied_model(env.name(), text)).map_err(state_err)?;
+    }
+    crate::status::update(&ctx.state, lock, |status| {
+        crate::status::record_applied(status, env, &run.model, &run.observed)
+    })
+    .map_err(state_err)
 }
 
 impl<C: Compose, B, S> Run<'_, C, B, S> {

@@ -106,24 +106,36 @@ pub async fn recover_said<C: Compose, B: Brokers, S: Smoke>(
         warn!(environment = %name, error = %error_chain(&error), "cannot remove leftovers of an interrupted recreate");
     }
     let mut run = Run::new(ctx, env);
+    run.snapshot(&project).await?;
+    // The deploy journaled is the one desired when neither the manifest nor the rendered
+    // Compose model changed since (a journal without a model hash predates config tracking).
+    let same_model = intent
+        .model_hash
+        .as_ref()
+        .is_none_or(|hash| *hash == crate::plan::model_hash(&run.model));
     let is_this_deploy =
-        intent.operation == Operation::Deploy && intent.generation == env.generation;
+        intent.operation == Operation::Deploy && intent.generation == env.generation && same_model;
     let at = interrupted_step(intent.step);
     if intent.operation == Operation::Deploy && intent.step >= Step::SmokePassed {
         // Smoke passed: only the records and the applied release may be missing.
-        finish(ctx, env, &intent, lock, is_this_deploy)?;
+        finish(&run, &intent, lock, is_this_deploy)?;
         let message = format!(
             "finished an interrupted deploy of generation {} at step {at} after a restart",
             intent.generation
         );
         return Ok(said(&run, Recovery::Finished, &intent, at, message));
     }
-    run.snapshot(&project).await?;
     let services = intent.changed_services.clone();
     let why_not_resumed = if intent.operation == Operation::Rollback {
         Some(format!(
             "finished an interrupted rollback of generation {} after a restart",
             intent.generation
+        ))
+    } else if !is_this_deploy && !same_model {
+        Some(format!(
+            "rolled back an interrupted {:?} of generation {}: the rendered Compose model \
+             changed since",
+            intent.operation, intent.generation
         ))
     } else if !is_this_deploy {
         Some(format!(
@@ -147,7 +159,7 @@ pub async fn recover_said<C: Compose, B: Brokers, S: Smoke>(
             info!(environment = %name, generation = %intent.generation, step = %at, resume = intent.resumes, "resuming an interrupted deploy");
             match resume(&mut run, &project, &mut intent).await {
                 Ok(()) => {
-                    finish(ctx, env, &intent, lock, true)?;
+                    finish(&run, &intent, lock, true)?;
                     let message = format!(
                         "resumed an interrupted deploy of generation {} at step {at} after a \
                          restart (resume {} of at most {MAX_RESUMES})",
@@ -196,11 +208,13 @@ pub async fn recover_said<C: Compose, B: Brokers, S: Smoke>(
         &services,
         mode,
         failure,
+        intent.restore_model.as_deref(),
     )
     .await;
     let mark_failed = || {
         crate::status::update(&ctx.state, lock, |status| {
-            status.failed_generation = Some(intent.generation.clone())
+            status.failed_generation = Some(intent.generation.clone());
+            status.failed_model = intent.model_hash.clone();
         })
         .map_err(state_err)
     };
@@ -309,13 +323,12 @@ fn fingerprint(containers: &[Container]) -> Vec<(String, String, String)> {
 /// Puts the intent's records in the outbox, marks the release applied (when it is the desired
 /// generation's deploy) and clears the intent.
 fn finish<C, B, S>(
-    ctx: &Context<C, B, S>,
-    env: &Environment,
+    run: &Run<'_, C, B, S>,
     intent: &Intent,
     lock: &EnvLock,
     applied: bool,
 ) -> Result<()> {
-    let name = env.name();
+    let (ctx, name) = (run.ctx, run.env.name());
     let state_err = |source| Error::State {
         environment: name.to_string(),
         source,
@@ -325,11 +338,7 @@ fn finish<C, B, S>(
     }
     if applied {
         // Without it the planner would see the old release and deploy (and record) again.
-        let now = ctx.clock.now();
-        crate::status::update(&ctx.state, lock, |status| {
-            super::super::record_applied(status, env, now)
-        })
-        .map_err(state_err)?;
+        super::commit_applied(run, lock)?;
     }
     ctx.state.clear_intent(name).map_err(state_err)
 }

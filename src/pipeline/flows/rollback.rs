@@ -15,7 +15,7 @@ use super::super::{
     Brokers, Context, Error, Outcome, Result, Snapshot, StepFailure, desired_pins, project_of,
     with_env_lock,
 };
-use crate::docker::{Compose, ImagePins, Project};
+use crate::docker::{Compose, ImagePins, Project, UpOptions};
 use crate::error_chain;
 use crate::events::{PipelineEvent, StepName};
 use crate::manifest::{Environment, RollbackMode};
@@ -50,7 +50,9 @@ pub struct RollbackReport {
 }
 
 /// Rolls `services` back to `previous` (service -> image that ran before), per `mode`, after
-/// `failure`; returns the flow's outcome.
+/// `failure`; returns the flow's outcome. With `restore_model` (a deploy that changed
+/// configuration) the saved model of the last successful deploy is re-applied, services new in
+/// the failed one removed (under `policy.removeOrphans`).
 pub(in crate::pipeline) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
     run: &mut Run<'_, C, B, S>,
     project: &Project,
@@ -58,6 +60,7 @@ pub(in crate::pipeline) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
     services: &[String],
     mode: RollbackMode,
     failure: StepFailure,
+    restore_model: Option<&Path>,
 ) -> Outcome {
     let env = run.env;
     let mut pins = desired_pins(env);
@@ -138,28 +141,30 @@ pub(in crate::pipeline) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
                 report.result = "nothing to roll back: no changed service ran before".into();
                 not_rolled_back("no previous image to restore".into())
             }
-            RollbackMode::On => match run.restore(project, &pins, &to_restore).await {
-                Ok(()) => {
-                    report.result = "succeeded".into();
-                    info!(
-                        environment = env.name(),
-                        "rolled back to the previous images"
-                    );
-                    Outcome::RolledBack {
-                        failure: failure.clone(),
+            RollbackMode::On => {
+                match restore(run, project, &pins, &to_restore, restore_model).await {
+                    Ok(()) => {
+                        report.result = "succeeded".into();
+                        info!(
+                            environment = env.name(),
+                            "rolled back to the previous images"
+                        );
+                        Outcome::RolledBack {
+                            failure: failure.clone(),
+                        }
+                    }
+                    Err(error) => {
+                        report.result = format!("failed: {error}");
+                        warn!(environment = env.name(), error = %error, "rollback failed");
+                        hint_commands(
+                            run,
+                            "the rollback failed; to retry it by hand run:",
+                            &commands,
+                        );
+                        not_rolled_back(error)
                     }
                 }
-                Err(error) => {
-                    report.result = format!("failed: {error}");
-                    warn!(environment = env.name(), error = %error, "rollback failed");
-                    hint_commands(
-                        run,
-                        "the rollback failed; to retry it by hand run:",
-                        &commands,
-                    );
-                    not_rolled_back(error)
-                }
-            },
+            }
         }
     };
     report.millis = started.elapsed().as_millis() as u64;
@@ -188,6 +193,33 @@ pub(in crate::pipeline) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
         cause: failure.error.clone(),
     });
     outcome
+}
+
+/// The `restore` step, from the saved model when one is given.
+async fn restore<C: Compose, B, S>(
+    run: &mut Run<'_, C, B, S>,
+    project: &Project,
+    pins: &ImagePins,
+    services: &[String],
+    restore_model: Option<&Path>,
+) -> std::result::Result<(), String> {
+    let Some(path) = restore_model else {
+        return (run.restore(project, pins, services, &UpOptions::default())).await;
+    };
+    let project = run.restore_model(project, path)?;
+    let options = UpOptions {
+        remove_orphans: run.env.manifest.spec.policy.remove_orphans,
+        ..UpOptions::default()
+    };
+    let services: Vec<String> = services
+        .iter()
+        .filter(|s| run.model.contains_key(*s))
+        .cloned()
+        .collect();
+    if services.is_empty() {
+        return Ok(());
+    }
+    run.restore(&project, pins, &services, &options).await
 }
 
 /// Adds `header` and the indented `commands` to the deploy report's hints.
@@ -290,6 +322,7 @@ pub async fn rollback_to_snapshot<C: Compose, B: Brokers, S: Smoke>(
             &services,
             RollbackMode::On,
             failure,
+            None,
         )
         .await;
         match outcome {
