@@ -1,6 +1,7 @@
 //! The broker operations of [`HttpBroker`]: the cached HAL index, can-i-deploy through
 //! `/matrix` (per service with bounded fan-out, or all-or-nothing), environment uuids, and
-//! record-deployment; and the [`Broker`] trait implementation.
+//! record-deployment; and the [`Broker`] trait implementation (record-undeployment is in
+//! `undeploy.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use super::error::{Error, Result};
-use super::http::{Call, HttpBroker};
+use super::http::{Body, Call, HttpBroker};
 use super::parse::{
     Link, check_recorded_deployment, parse_environments, parse_index, parse_matrix,
     record_deployment_href,
@@ -19,7 +20,7 @@ use super::parse::{
 use super::requests::{
     describe_candidates, expand_url, matrix_url, record_deployment_body, version_url_fallback,
 };
-use super::{Broker, Candidate, GateAnswer, GateMode};
+use super::{Broker, Candidate, GateAnswer, GateMode, UndeployOutcome};
 
 /// Stats relation of the index request.
 pub const RELATION_INDEX: &str = "index";
@@ -32,7 +33,7 @@ pub const RELATION_VERSION: &str = "pb:pacticipant-version";
 /// The record-deployment relation (on a version resource).
 pub const RELATION_RECORD_DEPLOYMENT: &str = "pb:record-deployment";
 
-fn malformed(relation: &str, url: &Url, detail: impl ToString) -> Error {
+pub(super) fn malformed(relation: &str, url: &Url, detail: impl ToString) -> Error {
     Error::Malformed {
         relation: relation.to_string(),
         path: url.path().to_string(),
@@ -63,7 +64,7 @@ impl HttpBroker {
     }
 
     /// The href of a single-link index relation, resolved against the base URL.
-    async fn relation_url(&self, relation: &str) -> Result<Url> {
+    pub(super) async fn relation_url(&self, relation: &str) -> Result<Url> {
         let link = self
             .index()
             .await?
@@ -270,7 +271,7 @@ impl HttpBroker {
                 method: Method::POST,
                 relation: RELATION_RECORD_DEPLOYMENT,
                 url: url.clone(),
-                body: Some(record_deployment_body(application_instance)),
+                body: Some(Body::Json(record_deployment_body(application_instance))),
             })
             .await;
         if let Err(Error::NotFound { .. }) = &result {
@@ -291,7 +292,7 @@ fn record_key(environment: &str, candidate: &Candidate) -> (String, String, Stri
     )
 }
 
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -319,6 +320,16 @@ impl Broker for HttpBroker {
         application_instance: Option<&str>,
     ) -> Result<()> {
         self.record(environment, candidate, application_instance)
+            .await
+    }
+
+    async fn record_undeployment(
+        &self,
+        environment: &str,
+        pacticipant: &str,
+        application_instance: Option<&str>,
+    ) -> Result<UndeployOutcome> {
+        self.undeploy(environment, pacticipant, application_instance)
             .await
     }
 }

@@ -1,13 +1,14 @@
 //! Test support: [`FakeBroker`], a stateful in-memory [`Broker`] for pipeline and agent tests.
 //!
 //! Not a broker: it holds the verdict a test sets per (pacticipant, version), the deployments
-//! recorded, and failure switches. Always compiled so integration tests can use it.
+//! recorded and what they make currently deployed, the undeployments asked for, and failure
+//! switches. Compiled for tests and the `test-support` feature.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use super::error::{Error, Result};
-use super::{Broker, Candidate, GateAnswer, GateMode, Verdict};
+use super::{Broker, Candidate, GateAnswer, GateMode, UndeployOutcome, Verdict};
 
 /// One successful record-deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,19 @@ pub struct Recorded {
     pub candidate: Candidate,
     /// The application instance, if any.
     pub application_instance: Option<String>,
+}
+
+/// One successful record-undeployment call (one that found nothing included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undeployed {
+    /// The environment name.
+    pub environment: String,
+    /// The pacticipant.
+    pub pacticipant: String,
+    /// The application instance, if any.
+    pub application_instance: Option<String>,
+    /// What the call found and did.
+    pub outcome: UndeployOutcome,
 }
 
 /// A stateful fake broker. Candidates without a set verdict are `NotDeployable`, as the real
@@ -33,7 +47,11 @@ struct State {
     environments: Option<BTreeSet<String>>,
     fail_next_gates: u32,
     fail_next_records: u32,
+    fail_next_undeployments: u32,
     records: Vec<Recorded>,
+    /// (environment, pacticipant, instance) -> the version currently deployed there.
+    current: HashMap<(String, String, Option<String>), String>,
+    undeployments: Vec<Undeployed>,
     requests: u64,
     gate_calls: Vec<(String, Vec<Candidate>, GateMode)>,
 }
@@ -103,6 +121,31 @@ impl FakeBroker {
         self.lock().fail_next_records = n;
     }
 
+    /// The next `n` record-undeployment calls fail with a transient 503 error.
+    pub fn fail_next_undeployments(&self, n: u32) {
+        self.lock().fail_next_undeployments = n;
+    }
+
+    /// Every successful record-undeployment call, in call order (those that found nothing
+    /// included), so a test can assert that an undeployment was asked for exactly once.
+    pub fn undeployments(&self) -> Vec<Undeployed> {
+        self.lock().undeployments.clone()
+    }
+
+    /// The version of `pacticipant` currently deployed in `environment` and instance, as the
+    /// records and undeployments so far leave it.
+    pub fn currently_deployed(
+        &self,
+        environment: &str,
+        pacticipant: &str,
+        application_instance: Option<&str>,
+    ) -> Option<String> {
+        self.lock()
+            .current
+            .get(&current_key(environment, pacticipant, application_instance))
+            .cloned()
+    }
+
     /// Every successful record-deployment, in call order (re-records included).
     pub fn records(&self) -> Vec<Recorded> {
         self.lock().records.clone()
@@ -113,7 +156,8 @@ impl FakeBroker {
         self.lock().gate_calls.clone()
     }
 
-    /// Number of calls made to the fake (gates and records, failed ones included).
+    /// Number of calls made to the fake (gates, records and undeployments, failed ones
+    /// included).
     pub fn request_count(&self) -> u64 {
         self.lock().requests
     }
@@ -141,6 +185,18 @@ impl FakeBroker {
                 failing_rows: Vec::new(),
             })
     }
+}
+
+fn current_key(
+    environment: &str,
+    pacticipant: &str,
+    application_instance: Option<&str>,
+) -> (String, String, Option<String>) {
+    (
+        environment.to_string(),
+        pacticipant.to_string(),
+        application_instance.map(str::to_string),
+    )
 }
 
 /// Combines per-candidate answers like the broker's one matrix query: unknown wins over not
@@ -217,7 +273,49 @@ impl Broker for FakeBroker {
             candidate: candidate.clone(),
             application_instance: application_instance.map(str::to_string),
         });
+        state.current.insert(
+            current_key(environment, &candidate.pacticipant, application_instance),
+            candidate.version.clone(),
+        );
         Ok(())
+    }
+
+    async fn record_undeployment(
+        &self,
+        environment: &str,
+        pacticipant: &str,
+        application_instance: Option<&str>,
+    ) -> Result<UndeployOutcome> {
+        let mut state = self.lock();
+        state.requests += 1;
+        if state.fail_next_undeployments > 0 {
+            state.fail_next_undeployments -= 1;
+            return Err(unavailable("pb:currently-deployed-deployed-versions"));
+        }
+        if let Some(known) = &state.environments
+            && !known.contains(environment)
+        {
+            return Err(Error::UnknownEnvironment {
+                environment: environment.to_string(),
+            });
+        }
+        let outcome =
+            match state
+                .current
+                .remove(&current_key(environment, pacticipant, application_instance))
+            {
+                Some(version) => UndeployOutcome::Undeployed {
+                    versions: vec![version],
+                },
+                None => UndeployOutcome::NothingDeployed,
+            };
+        state.undeployments.push(Undeployed {
+            environment: environment.to_string(),
+            pacticipant: pacticipant.to_string(),
+            application_instance: application_instance.map(str::to_string),
+            outcome: outcome.clone(),
+        });
+        Ok(outcome)
     }
 }
 
@@ -295,5 +393,47 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn undeployment_follows_the_records_and_a_second_one_finds_nothing() {
+        let fake = FakeBroker::new();
+        fake.record_deployment("prod", &c("web", "1"), None)
+            .await
+            .unwrap();
+        fake.record_deployment("prod", &c("web", "2"), None)
+            .await
+            .unwrap();
+        fake.record_deployment("prod", &c("web", "2"), Some("blue"))
+            .await
+            .unwrap();
+        fake.fail_next_undeployments(1);
+        assert!(
+            fake.record_undeployment("prod", "web", None)
+                .await
+                .unwrap_err()
+                .is_transient()
+        );
+        assert_eq!(
+            fake.record_undeployment("prod", "web", None).await.unwrap(),
+            UndeployOutcome::Undeployed {
+                versions: vec!["2".into()]
+            }
+        );
+        assert_eq!(
+            fake.record_undeployment("prod", "web", None).await.unwrap(),
+            UndeployOutcome::NothingDeployed
+        );
+        assert_eq!(fake.currently_deployed("prod", "web", None), None);
+        assert_eq!(
+            fake.currently_deployed("prod", "web", Some("blue"))
+                .as_deref(),
+            Some("2"),
+            "another instance stays deployed"
+        );
+        let log = fake.undeployments();
+        assert_eq!(log.len(), 2, "failed calls are not logged");
+        assert_eq!(log[0].pacticipant, "web");
+        assert_eq!(log[1].outcome, UndeployOutcome::NothingDeployed);
     }
 }

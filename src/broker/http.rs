@@ -2,7 +2,7 @@
 //! request, with timeouts, bounded retries, the same-origin rule for credentials and counting.
 //!
 //! The broker operations themselves (matrix, environments, record-deployment) live in
-//! `client.rs`; URL building and JSON parsing are pure (`requests.rs`, `parse.rs`).
+//! `client.rs`, record-undeployment in `undeploy.rs`; URL building and JSON parsing are pure (`requests.rs`, `parse.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -10,14 +10,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use reqwest::{Method, Url};
 use tokio::sync::OnceCell;
 
 use super::backoff::{Backoff, MAX_BACKOFF_DELAY, parse_retry_after};
 use super::error::{Error, Result};
 use super::parse::{Link, error_messages, excerpt};
-use super::requests::{normalize_base_url, same_origin};
+use super::requests::{MERGE_PATCH_JSON, normalize_base_url, same_origin};
 use super::stats::{RequestObserver, RequestStats, StatsSnapshot};
 use crate::secret::Secret;
 
@@ -148,7 +148,15 @@ pub(super) struct Call<'a> {
     pub(super) method: Method,
     pub(super) relation: &'a str,
     pub(super) url: Url,
-    pub(super) body: Option<serde_json::Value>,
+    pub(super) body: Option<Body>,
+}
+
+/// A request body and the media type it is sent as.
+pub(super) enum Body {
+    /// `application/json` (POST and PUT).
+    Json(serde_json::Value),
+    /// `application/merge-patch+json` (PATCH; the broker answers 415 to anything else).
+    MergePatch(serde_json::Value),
 }
 
 /// A successful (2xx) response.
@@ -282,8 +290,14 @@ impl Inner {
         {
             request = request.header(AUTHORIZATION, value);
         }
-        if let Some(body) = &call.body {
-            request = request.json(body);
+        match &call.body {
+            None => {}
+            Some(Body::Json(body)) => request = request.json(body),
+            Some(Body::MergePatch(body)) => {
+                request = request
+                    .header(CONTENT_TYPE, MERGE_PATCH_JSON)
+                    .body(body.to_string());
+            }
         }
         let transport = |e: reqwest::Error| transport_error(call.relation, path, e);
         let response = request.send().await.map_err(transport)?;

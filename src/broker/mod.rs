@@ -1,4 +1,5 @@
-//! The Pact Broker HAL client: index, can-i-deploy (matrix), environments, record-deployment.
+//! The Pact Broker HAL client: index, can-i-deploy (matrix), environments, record-deployment,
+//! record-undeployment.
 //!
 //! **Invariant:** only this module knows HAL shapes and broker URLs.
 //! The [`Broker`] trait is what the pipeline uses; [`HttpBroker`] is the real client and
@@ -6,8 +7,9 @@
 //!
 //! Files: `requests.rs` (pure URL and body builders), `parse.rs` (pure JSON parsers),
 //! `backoff.rs` (pure retry delays), `http.rs` (config, auth, the one place that sends with
-//! retries), `client.rs` (index, matrix, environments, record-deployment), `stats.rs`
-//! (request counts and the metrics hook), `error.rs`, `fake.rs`.
+//! retries), `client.rs` (index, matrix, environments, record-deployment), `undeploy.rs`
+//! (record-undeployment), `stats.rs` (request counts and the metrics hook), `error.rs`,
+//! `fake.rs`.
 
 use std::future::Future;
 
@@ -22,6 +24,7 @@ mod http;
 pub mod parse;
 pub mod requests;
 mod stats;
+mod undeploy;
 
 pub use backoff::{Backoff, MAX_BACKOFF_DELAY, RETRY_AFTER_CAP, parse_retry_after};
 pub use client::{
@@ -36,6 +39,7 @@ pub use http::{
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_BASE_DELAY, HttpBroker,
 };
 pub use stats::{RequestObserver, RequestStats, StatsSnapshot, status_label};
+pub use undeploy::{RELATION_CURRENTLY_DEPLOYED, RELATION_DEPLOYED_VERSION, RELATION_ENVIRONMENT};
 
 /// One pacticipant version to be gated or recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +87,20 @@ pub enum GateMode {
     AllOrNothing,
 }
 
+/// What a record-undeployment found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UndeployOutcome {
+    /// These versions were currently deployed (in the instance asked) and now are not.
+    Undeployed {
+        /// The version numbers marked undeployed, newest first as the broker lists them.
+        versions: Vec<String>,
+    },
+    /// Nothing of the pacticipant was currently deployed there: already undeployed (a retry
+    /// after a lost answer) or never recorded. Success, not an error.
+    NothingDeployed,
+}
+
 /// What the pipeline needs from a Pact Broker.
 pub trait Broker: Send + Sync {
     /// Asks whether `candidates` can be deployed to `environment`. Per service: one answer per
@@ -101,4 +119,15 @@ pub trait Broker: Send + Sync {
         candidate: &Candidate,
         application_instance: Option<&str>,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records that `pacticipant` no longer runs in `environment` (in `application_instance`,
+    /// or the record without an instance when `None`): every such currently deployed version
+    /// is marked undeployed. Idempotent: nothing currently deployed is
+    /// [`UndeployOutcome::NothingDeployed`].
+    fn record_undeployment(
+        &self,
+        environment: &str,
+        pacticipant: &str,
+        application_instance: Option<&str>,
+    ) -> impl Future<Output = Result<UndeployOutcome>> + Send;
 }

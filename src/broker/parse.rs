@@ -1,6 +1,6 @@
 //! Pure parsers of broker JSON: the matrix answer, the HAL index, a version's
-//! `pb:record-deployment` links, the record-deployment answer, the environments list and 400
-//! error bodies.
+//! `pb:record-deployment` links, the record-deployment answer, the environments list, an
+//! environment's currently deployed versions, the undeploy answer and 400 error bodies.
 //!
 //! Every parser takes `&str` (or a `serde_json::Value`) and returns a [`ParseError`] on
 //! garbage, never panics. The HTTP adapter wraps a `ParseError` into `Error::Malformed` with
@@ -195,6 +195,106 @@ pub fn check_recorded_deployment(body: &str) -> Result<(), ParseError> {
         Value::Object(_) => Ok(()),
         other => Err(ParseError(format!(
             "the record-deployment answer is not a JSON object: {}",
+            excerpt(&other.to_string(), 80)
+        ))),
+    }
+}
+
+/// An environment resource's link to its currently deployed versions:
+/// `pb:currently-deployed-deployed-versions`, or the older `pb:currently-deployed-versions`.
+pub fn currently_deployed_href(environment_body: &str) -> Result<String, ParseError> {
+    let value = json(environment_body)?;
+    let links = links_object(&value, "the environment resource")?;
+    ["pb:currently-deployed-deployed-versions", "pb:currently-deployed-versions"]
+        .iter()
+        .find_map(|relation| links_of(links, relation).into_iter().next())
+        .map(|l| l.href)
+        .ok_or_else(|| {
+            ParseError(
+                "the environment resource has no `pb:currently-deployed-deployed-versions` link (broker older than 2.80.0?)"
+                    .into(),
+            )
+        })
+}
+
+/// One currently deployed version to undeploy: its own resource and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployedVersionLink {
+    /// The deployed version's `_links.self.href` (`<base>/deployed-versions/{uuid}`).
+    pub href: String,
+    /// `_embedded.version.number`, when the broker embeds it.
+    pub version: Option<String>,
+}
+
+/// The entries of a currently-deployed listing that are `pacticipant` in `instance`: the
+/// entry's `_embedded.pacticipant.name` must be `pacticipant` (the broker's own filter is not
+/// trusted alone), and its `applicationInstance` (or the older `target`) must be `instance`,
+/// or absent when `instance` is `None`. Entries that say `currentlyDeployed: false` are left
+/// out. A matching entry without a `self` link is an error: it cannot be undeployed.
+pub fn deployed_versions_to_undeploy(
+    body: &str,
+    pacticipant: &str,
+    instance: Option<&str>,
+) -> Result<Vec<DeployedVersionLink>, ParseError> {
+    let value = json(body)?;
+    let items = value
+        .get("_embedded")
+        .and_then(|e| e.get("deployedVersions"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| ParseError("no `_embedded.deployedVersions` array".into()))?;
+    let mut out = Vec::new();
+    for item in items {
+        if item.get("currentlyDeployed") == Some(&Value::Bool(false)) {
+            continue;
+        }
+        let name = item
+            .pointer("/_embedded/pacticipant/name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ParseError(format!(
+                    "deployed version without `_embedded.pacticipant.name`: {}",
+                    excerpt(&item.to_string(), 120)
+                ))
+            })?;
+        let entry_instance = ["applicationInstance", "target"]
+            .iter()
+            .find_map(|key| item.get(*key).and_then(Value::as_str))
+            .filter(|i| !i.is_empty());
+        if name != pacticipant || entry_instance != instance {
+            continue;
+        }
+        let href = item
+            .pointer("/_links/self/href")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ParseError(format!(
+                    "deployed version of {name} without `_links.self.href`"
+                ))
+            })?;
+        out.push(DeployedVersionLink {
+            href: href.to_string(),
+            version: item
+                .pointer("/_embedded/version/number")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        });
+    }
+    Ok(out)
+}
+
+/// Checks the answer to an undeploy `PATCH`: the deployed-version resource, a JSON object that
+/// does not say `currentlyDeployed: true`. Anything else means the undeployment is not known
+/// to be made, and it stays in the outbox (undeploying again is harmless).
+pub fn check_undeployed(body: &str) -> Result<(), ParseError> {
+    match json(body)? {
+        Value::Object(fields) if fields.get("currentlyDeployed") == Some(&Value::Bool(true)) => {
+            Err(ParseError(
+                "the broker still says the version is currently deployed".into(),
+            ))
+        }
+        Value::Object(_) => Ok(()),
+        other => Err(ParseError(format!(
+            "the undeploy answer is not a JSON object: {}",
             excerpt(&other.to_string(), 80)
         ))),
     }

@@ -193,3 +193,103 @@ fn excerpt_cuts_on_char_boundaries() {
     assert_eq!(excerpt("  héllo  ", 3), "hél...");
     assert_eq!(excerpt("ok", 10), "ok");
 }
+
+const CURRENTLY_DEPLOYED: &str = include_str!("fixtures/currently-deployed-mixed.json");
+
+fn undeploy_hrefs(pacticipant: &str, instance: Option<&str>) -> Vec<String> {
+    deployed_versions_to_undeploy(CURRENTLY_DEPLOYED, pacticipant, instance)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.href)
+        .collect()
+}
+
+#[test]
+fn without_an_instance_only_the_instance_less_record_is_undeployed() {
+    assert_eq!(
+        deployed_versions_to_undeploy(CURRENTLY_DEPLOYED, "shop-web", None).unwrap(),
+        [DeployedVersionLink {
+            href: "http://b.test/deployed-versions/dv-plain".into(),
+            version: Some("7".into()),
+        }]
+    );
+}
+
+#[test]
+fn an_instance_matches_application_instance_or_the_older_target() {
+    assert_eq!(
+        undeploy_hrefs("shop-web", Some("blue")),
+        ["http://b.test/deployed-versions/dv-blue"]
+    );
+    assert_eq!(
+        undeploy_hrefs("shop-web", Some("green")),
+        ["http://b.test/deployed-versions/dv-green-old-target"]
+    );
+    assert!(undeploy_hrefs("shop-web", Some("red")).is_empty());
+}
+
+#[test]
+fn other_pacticipants_are_never_undeployed_even_if_the_broker_lists_them() {
+    assert_eq!(
+        undeploy_hrefs("shop-web-admin", None),
+        ["http://b.test/deployed-versions/dv-other"]
+    );
+    assert!(undeploy_hrefs("shop", None).is_empty());
+}
+
+#[test]
+fn an_empty_listing_is_nothing_to_undeploy_and_garbage_is_an_error() {
+    let empty = r#"{"_embedded":{"deployedVersions":[]},"_links":{}}"#;
+    assert!(
+        deployed_versions_to_undeploy(empty, "shop-web", None)
+            .unwrap()
+            .is_empty()
+    );
+    let already = r#"{"_embedded":{"deployedVersions":[{"currentlyDeployed":false,
+        "_embedded":{"pacticipant":{"name":"shop-web"}},"_links":{"self":{"href":"http://b.test/d/1"}}}]}}"#;
+    assert!(
+        deployed_versions_to_undeploy(already, "shop-web", None)
+            .unwrap()
+            .is_empty()
+    );
+    let no_self =
+        r#"{"_embedded":{"deployedVersions":[{"_embedded":{"pacticipant":{"name":"shop-web"}}}]}}"#;
+    let no_name =
+        r#"{"_embedded":{"deployedVersions":[{"_links":{"self":{"href":"http://b.test/d/1"}}}]}}"#;
+    for body in ["", "{}", "<html>502</html>", no_self, no_name] {
+        assert!(
+            deployed_versions_to_undeploy(body, "shop-web", None).is_err(),
+            "accepted {body:?}"
+        );
+    }
+}
+
+#[test]
+fn the_currently_deployed_link_falls_back_to_the_older_relation() {
+    let current = r#"{"name":"production","_links":{
+        "pb:currently-deployed-deployed-versions":{"href":"http://b.test/environments/u-1/deployed-versions/currently-deployed"},
+        "pb:currently-deployed-versions":{"href":"http://b.test/old"}}}"#;
+    assert_eq!(
+        currently_deployed_href(current).unwrap(),
+        "http://b.test/environments/u-1/deployed-versions/currently-deployed"
+    );
+    let older = r#"{"_links":{"pb:currently-deployed-versions":{"href":"http://b.test/old"}}}"#;
+    assert_eq!(currently_deployed_href(older).unwrap(), "http://b.test/old");
+    assert!(currently_deployed_href(r#"{"_links":{}}"#).is_err());
+    assert!(currently_deployed_href("[]").is_err());
+}
+
+#[test]
+fn an_undeploy_answer_must_be_an_object_that_is_no_longer_deployed() {
+    let answer = r#"{"uuid":"dv-plain","currentlyDeployed":false,"undeployedAt":"2026-12-01T10:00:00+00:00"}"#;
+    assert_eq!(check_undeployed(answer), Ok(()));
+    assert_eq!(check_undeployed("{}"), Ok(()));
+    for garbage in [
+        "",
+        "<html>502</html>",
+        "[]",
+        r#"{"currentlyDeployed":true}"#,
+    ] {
+        assert!(check_undeployed(garbage).is_err(), "{garbage:?} accepted");
+    }
+}

@@ -1,5 +1,6 @@
 //! Pure request and URL builders: base URL normalisation, HAL template expansion, the
-//! `/matrix` query, the record-deployment body and the same-origin rule for credentials.
+//! `/matrix` query, the record-deployment and undeploy bodies, the currently-deployed query
+//! and the same-origin rule for credentials.
 //!
 //! Nothing here does IO; the HTTP adapter (`http.rs`) only sends what these functions build.
 
@@ -179,6 +180,46 @@ pub fn record_deployment_body(application_instance: Option<&str>) -> serde_json:
     }
 }
 
+/// The media type of a `PATCH` body: the broker answers 415 to anything else.
+pub const MERGE_PATCH_JSON: &str = "application/merge-patch+json";
+
+/// The merge-patch body that marks a deployed version as no longer deployed.
+pub fn undeploy_body() -> serde_json::Value {
+    serde_json::json!({ "currentlyDeployed": false })
+}
+
+/// The environment resource URL built by hand, for brokers whose index lacks `pb:environment`:
+/// `<base>/environments/{uuid}`.
+pub fn environment_url_fallback(base: &Url, uuid: &str) -> Result<Url, BuildError> {
+    join(base, &format!("environments/{}", encode(uuid)))
+}
+
+/// The currently-deployed listing `href` filtered to `pacticipant`, and to `instance` when
+/// given: `?pacticipant=Foo[&applicationInstance=blue]`.
+///
+/// Without an instance the parameter is left out, which the broker reads as "any instance"
+/// (an empty `applicationInstance=` would mean "no instance", but brokers before that rule
+/// read it as a blank name); the caller keeps the instance-less entries itself, as both
+/// official CLIs do.
+pub fn currently_deployed_url(href: &Url, pacticipant: &str, instance: Option<&str>) -> Url {
+    let mut query = href.query().map(str::to_string).unwrap_or_default();
+    let mut push = |key: &str, value: &str| {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str(key);
+        query.push('=');
+        query.push_str(&encode(value));
+    };
+    push("pacticipant", pacticipant);
+    if let Some(instance) = instance {
+        push("applicationInstance", instance);
+    }
+    let mut url = href.clone();
+    url.set_query(Some(&query));
+    url
+}
+
 /// Whether `url` is on the broker's own origin (scheme, host and port of the base URL).
 /// Credentials are only ever sent to that origin.
 pub fn same_origin(base: &Url, url: &Url) -> bool {
@@ -303,6 +344,40 @@ mod tests {
         assert_eq!(
             record_deployment_body(Some("blue")),
             serde_json::json!({"applicationInstance": "blue", "target": "blue"})
+        );
+    }
+
+    #[test]
+    fn currently_deployed_query_names_the_pacticipant_and_the_instance_when_given() {
+        let href =
+            Url::parse("http://h/broker/environments/u-1/deployed-versions/currently-deployed")
+                .unwrap();
+        assert_eq!(
+            currently_deployed_url(&href, "Foo Thing", None).as_str(),
+            "http://h/broker/environments/u-1/deployed-versions/currently-deployed?pacticipant=Foo%20Thing"
+        );
+        assert_eq!(
+            currently_deployed_url(&href, "Foo", Some("blue/1")).query(),
+            Some("pacticipant=Foo&applicationInstance=blue%2F1")
+        );
+        let with_query = Url::parse("http://h/cd?x=1").unwrap();
+        assert_eq!(
+            currently_deployed_url(&with_query, "Foo", None).query(),
+            Some("x=1&pacticipant=Foo")
+        );
+    }
+
+    #[test]
+    fn undeploy_is_a_merge_patch_of_currently_deployed_false() {
+        assert_eq!(
+            undeploy_body().to_string(),
+            r#"{"currentlyDeployed":false}"#
+        );
+        assert_eq!(MERGE_PATCH_JSON, "application/merge-patch+json");
+        let base = normalize_base_url("http://h/broker").unwrap();
+        assert_eq!(
+            environment_url_fallback(&base, "u-1").unwrap().as_str(),
+            "http://h/broker/environments/u-1"
         );
     }
 

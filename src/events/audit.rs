@@ -111,6 +111,7 @@ mod tests {
         };
         assert_eq!(audit_line(&snapshot), None);
         let record = PipelineEvent::RecordAttempted {
+            kind: crate::state::RecordKind::Deployment,
             pacticipant: "web".into(),
             version: "2".into(),
             recorded: true,

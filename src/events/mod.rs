@@ -179,11 +179,13 @@ pub enum PipelineEvent {
         /// Their names.
         names: Vec<String>,
     },
-    /// One record-deployment was tried.
+    /// One record-deployment or record-undeployment was tried.
     RecordAttempted {
+        /// Deployment or undeployment.
+        kind: crate::state::RecordKind,
         /// Pacticipant.
         pacticipant: String,
-        /// Version.
+        /// Version (for an undeployment: the one that ran until the service was removed).
         version: String,
         /// Whether the broker accepted it.
         recorded: bool,

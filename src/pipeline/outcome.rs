@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::StepFailure;
 use crate::broker::{Candidate, GateAnswer};
 use crate::events::StepName;
+use crate::state::RecordKind;
 
 /// How one deploy ended. Each variant maps to one exit code of `c2quay deploy`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,7 +91,8 @@ pub struct StepTiming {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RecordStatus {
-    /// The broker accepted it.
+    /// The broker accepted it (for an undeployment: the pacticipant is no longer currently
+    /// deployed there, whether this call undeployed it or it already was not).
     Recorded,
     /// The broker refused or was unreachable; it waits in the outbox.
     Failed,
@@ -105,6 +107,9 @@ pub struct RecordItem {
     /// Pacticipant and version.
     #[serde(flatten)]
     pub candidate: Candidate,
+    /// A deployment or an undeployment (reports from before undeployments: deployment).
+    #[serde(default)]
+    pub kind: RecordKind,
     /// What happened.
     pub status: RecordStatus,
     /// The error, when failed.

@@ -44,7 +44,7 @@ pub use clock::{Clock, SystemClock};
 pub use error::{Error, Result};
 pub use journal::{Intent, Operation, Step};
 pub use lock::{EnvLock, LockHolder};
-pub use outbox::{PendingRecord, record_id};
+pub use outbox::{PendingRecord, RecordKind, record_id};
 pub use records::KEEP_PER_KIND;
 pub use status::{
     Condition, ConditionStatus, ConditionType, EnvironmentStatus, HISTORY_LIMIT, HistoryEntry,

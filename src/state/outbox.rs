@@ -1,4 +1,5 @@
-//! The record outbox: deployments that must still be recorded in the broker, one file each.
+//! The record outbox: deployments and undeployments that must still be recorded in the broker,
+//! one file each.
 //!
 //! A record is put here (idempotently, keyed by a deterministic id) once smoke passed, and
 //! removed only after the broker accepted it, so a broker outage or a crash never loses one and
@@ -14,12 +15,37 @@ use super::StateDir;
 use super::atomic::{create_dir_private, read_json, remove_durable, write_json_atomic};
 use super::error::{Error, Result};
 
-/// One `record-deployment` still to make.
+/// What a pending record tells the broker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RecordKind {
+    /// record-deployment: the version now runs in the environment. The default, so outbox and
+    /// journal files written before undeployments existed still load as what they were.
+    #[default]
+    Deployment,
+    /// record-undeployment: the service was removed from the environment for good.
+    Undeployment,
+}
+
+impl RecordKind {
+    /// `deployment` or `undeployment`, for logs, metric labels and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Deployment => "deployment",
+            RecordKind::Undeployment => "undeployment",
+        }
+    }
+}
+
+/// One `record-deployment` or `record-undeployment` still to make.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingRecord {
-    /// Deterministic id: see [`record_id`].
+    /// Deterministic id: see [`record_id`] and [`record_id_of`].
     pub id: String,
+    /// Deployment or undeployment (absent in files from before undeployments: deployment).
+    #[serde(default)]
+    pub kind: RecordKind,
     /// The c2quay environment (state directory name).
     pub environment: String,
     /// The generation whose deploy produced this record.
@@ -28,7 +54,9 @@ pub struct PendingRecord {
     pub broker_environment: String,
     /// The pacticipant (application) name.
     pub pacticipant: String,
-    /// The pacticipant version that now runs.
+    /// The pacticipant version that now runs (a deployment), or that ran until the service was
+    /// removed (an undeployment: for logs and reports; the broker undeploys whatever version of
+    /// the pacticipant is current).
     pub version: String,
     /// The broker's `applicationInstance`, when the manifest sets one.
     pub application_instance: Option<String>,
@@ -44,7 +72,8 @@ pub struct PendingRecord {
     pub next_attempt_at: Option<SystemTime>,
 }
 
-/// The id of a record: the first 16 hex digits of the SHA-256 of its identifying fields.
+/// The id of a deployment record: the first 16 hex digits of the SHA-256 of its identifying
+/// fields. Unchanged since before undeployments, so queued records keep their ids.
 pub fn record_id(
     environment: &str,
     generation: &str,
@@ -52,14 +81,40 @@ pub fn record_id(
     version: &str,
     instance: Option<&str>,
 ) -> String {
+    record_id_of(
+        RecordKind::Deployment,
+        environment,
+        generation,
+        pacticipant,
+        version,
+        instance,
+    )
+}
+
+/// The id of a record of `kind`: a deployment's is [`record_id`]; an undeployment's hashes one
+/// more field, its kind, so it never collides with the deployment of the same pacticipant,
+/// version and generation.
+pub fn record_id_of(
+    kind: RecordKind,
+    environment: &str,
+    generation: &str,
+    pacticipant: &str,
+    version: &str,
+    instance: Option<&str>,
+) -> String {
     let mut h = Sha256::new();
-    for part in [
+    let parts = [
         environment,
         generation,
         pacticipant,
         version,
         instance.unwrap_or(""),
-    ] {
+    ];
+    let kind_part = match kind {
+        RecordKind::Deployment => None,
+        RecordKind::Undeployment => Some(kind.as_str()),
+    };
+    for part in parts.into_iter().chain(kind_part) {
         h.update(part.as_bytes());
         h.update([0u8]);
     }
@@ -67,7 +122,7 @@ pub fn record_id(
 }
 
 impl PendingRecord {
-    /// A new record with no attempts; its id is derived from the identifying fields.
+    /// A new deployment record with no attempts; its id is derived from the identifying fields.
     pub fn new(
         environment: &str,
         generation: &str,
@@ -85,6 +140,7 @@ impl PendingRecord {
                 version,
                 application_instance,
             ),
+            kind: RecordKind::Deployment,
             environment: environment.to_string(),
             generation: generation.to_string(),
             broker_environment: broker_environment.to_string(),
@@ -95,6 +151,40 @@ impl PendingRecord {
             attempts: 0,
             last_error: None,
             next_attempt_at: None,
+        }
+    }
+
+    /// A new undeployment record with no attempts: `pacticipant` (last at `version`) was
+    /// removed from the environment by the deploy of `generation`.
+    pub fn undeployment(
+        environment: &str,
+        generation: &str,
+        broker_environment: &str,
+        pacticipant: &str,
+        version: &str,
+        application_instance: Option<&str>,
+        created_at: SystemTime,
+    ) -> Self {
+        let kind = RecordKind::Undeployment;
+        PendingRecord {
+            id: record_id_of(
+                kind,
+                environment,
+                generation,
+                pacticipant,
+                version,
+                application_instance,
+            ),
+            kind,
+            ..PendingRecord::new(
+                environment,
+                generation,
+                broker_environment,
+                pacticipant,
+                version,
+                application_instance,
+                created_at,
+            )
         }
     }
 
@@ -240,6 +330,46 @@ mod tests {
             record_id("a", "bc", "w", "1", None),
             "fields are separated"
         );
+    }
+
+    #[test]
+    fn an_undeployment_has_its_own_id_and_a_deployment_keeps_the_old_one() {
+        let at = UNIX_EPOCH + Duration::from_secs(10);
+        let deployment = PendingRecord::new("shop", "g1", "production", "web", "2", None, at);
+        let undeployment =
+            PendingRecord::undeployment("shop", "g1", "production", "web", "2", None, at);
+        assert_eq!(deployment.kind, RecordKind::Deployment);
+        assert_eq!(undeployment.kind, RecordKind::Undeployment);
+        assert_eq!(deployment.id, record_id("shop", "g1", "web", "2", None));
+        // The id a deployment record had before undeployments existed.
+        assert_eq!(deployment.id, "a3180cea8db772f6");
+        assert_ne!(undeployment.id, deployment.id);
+        assert_eq!(
+            (undeployment.pacticipant.as_str(), undeployment.attempts),
+            ("web", 0)
+        );
+        let (_d, s) = state();
+        assert!(s.outbox_put("shop", &deployment).unwrap());
+        assert!(
+            s.outbox_put("shop", &undeployment).unwrap(),
+            "both are queued"
+        );
+        assert_eq!(s.outbox_list("shop").unwrap().0.len(), 2);
+    }
+
+    #[test]
+    fn an_outbox_file_without_a_kind_loads_as_a_deployment() {
+        let (_d, s) = state();
+        let r = rec("2", 10);
+        let mut old = serde_json::to_value(&r).unwrap();
+        old.as_object_mut().unwrap().remove("kind");
+        let path = s.outbox_dir("shop").join(format!("{}.json", r.id));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, old.to_string()).unwrap();
+        let (list, problems) = s.outbox_list("shop").unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(list, vec![r]);
+        assert_eq!(list[0].kind, RecordKind::Deployment);
     }
 
     #[test]

@@ -741,3 +741,278 @@ async fn gate_and_record_three_services_request_counts() {
     // Warm (same versions): 3 matrix + 3 POSTs; index and record links are cached.
     assert_eq!(server.log().len(), 16);
 }
+
+// record-undeployment against the broker emulator (issue 12): the currently-deployed resource
+// and the merge-patch, idempotence, application instances, retries and credentials.
+
+use c2quay::broker::UndeployOutcome;
+use c2quay_broker_emulator::{
+    AuthConfig, BasicUser, EmulatorConfig, FaultKind, FaultSpec, RunningEmulator,
+};
+
+fn emulator_client(e: &RunningEmulator, max_attempts: u32) -> HttpBroker {
+    let mut config = Config::new(e.base_url.clone());
+    config.max_attempts = max_attempts;
+    config.retry_base_delay = Duration::from_millis(1);
+    HttpBroker::new(config).expect("client builds")
+}
+
+/// `(pacticipant, version, instance)` of the records currently deployed in `environment`.
+fn live(e: &RunningEmulator, environment: &str) -> Vec<(String, String, Option<String>)> {
+    e.currently_deployed(environment)
+        .into_iter()
+        .map(|d| (d.pacticipant, d.version, d.application_instance))
+        .collect()
+}
+
+fn live_one(p: &str, v: &str, instance: Option<&str>) -> (String, String, Option<String>) {
+    (p.to_string(), v.to_string(), instance.map(str::to_string))
+}
+
+async fn emulator_with(versions: &[(&str, &str)]) -> RunningEmulator {
+    let e = c2quay_broker_emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator starts");
+    e.create_environment("production", true).expect("env");
+    for (p, v) in versions {
+        e.create_version(p, v, None);
+    }
+    e
+}
+
+#[tokio::test]
+async fn a_recorded_deployment_is_undeployed_and_the_broker_says_so() {
+    let e = emulator_with(&[("web", "1"), ("web-admin", "4")]).await;
+    let broker = emulator_client(&e, 1);
+    broker
+        .record_deployment("production", &candidate("web", "1"), None)
+        .await
+        .expect("recorded");
+    broker
+        .record_deployment("production", &candidate("web-admin", "4"), None)
+        .await
+        .expect("recorded");
+    e.clear_requests();
+    let outcome = broker
+        .record_undeployment("production", "web", None)
+        .await
+        .expect("undeployed");
+    assert_eq!(
+        outcome,
+        UndeployOutcome::Undeployed {
+            versions: vec!["1".into()]
+        }
+    );
+    assert_eq!(live(&e, "production"), [live_one("web-admin", "4", None)]);
+    let web = e
+        .deployments("production")
+        .into_iter()
+        .find(|d| d.pacticipant == "web")
+        .expect("web record");
+    assert!(web.undeployed_at.is_some());
+    let requests = e.requests();
+    let targets: Vec<(String, String)> = requests
+        .iter()
+        .map(|r| (r.method.clone(), r.target()))
+        .collect();
+    let env_path = targets[1].1.clone();
+    assert!(env_path.starts_with("/environments/"), "{targets:?}");
+    let expected: Vec<(String, String)> = [
+        ("GET", "/environments".to_string()),
+        ("GET", env_path.clone()),
+        (
+            "GET",
+            format!("{env_path}/deployed-versions/currently-deployed?pacticipant=web"),
+        ),
+        ("PATCH", format!("/deployed-versions/{}", web.uuid)),
+    ]
+    .into_iter()
+    .map(|(m, t)| (m.to_string(), t))
+    .collect();
+    assert_eq!(targets, expected, "the index is cached from the record");
+    let patch = requests.last().expect("patch");
+    assert_eq!(
+        patch.headers.get("content-type").map(String::as_str),
+        Some("application/merge-patch+json")
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&patch.body).ok(),
+        Some(serde_json::json!({"currentlyDeployed": false}))
+    );
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_undeployment_finds_nothing_and_succeeds() {
+    let e = emulator_with(&[("web", "1")]).await;
+    let broker = emulator_client(&e, 1);
+    e.record_deployment("web", "1", "production", None)
+        .expect("live");
+    let first = broker
+        .record_undeployment("production", "web", None)
+        .await
+        .expect("first");
+    assert!(
+        matches!(first, UndeployOutcome::Undeployed { .. }),
+        "{first:?}"
+    );
+    e.clear_requests();
+    let second = broker
+        .record_undeployment("production", "web", None)
+        .await
+        .expect("a retry after a lost answer must not fail");
+    assert_eq!(second, UndeployOutcome::NothingDeployed);
+    assert!(
+        e.requests().iter().all(|r| r.method == "GET"),
+        "nothing to PATCH"
+    );
+    // Never recorded at all: the same answer.
+    assert_eq!(
+        broker
+            .record_undeployment("production", "worker", None)
+            .await
+            .expect("never deployed"),
+        UndeployOutcome::NothingDeployed
+    );
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_an_application_instance_only_that_instance_is_undeployed() {
+    let e = emulator_with(&[("web", "1"), ("web", "2")]).await;
+    let broker = emulator_client(&e, 1);
+    for (version, instance) in [("1", None), ("2", Some("blue")), ("2", Some("green"))] {
+        broker
+            .record_deployment("production", &candidate("web", version), instance)
+            .await
+            .expect("recorded");
+    }
+    let outcome = broker
+        .record_undeployment("production", "web", Some("blue"))
+        .await
+        .expect("undeployed");
+    assert_eq!(
+        outcome,
+        UndeployOutcome::Undeployed {
+            versions: vec!["2".into()]
+        }
+    );
+    assert_eq!(
+        live(&e, "production"),
+        [
+            live_one("web", "1", None),
+            live_one("web", "2", Some("green"))
+        ]
+    );
+    // Without an instance: the instance-less record only, green stays.
+    broker
+        .record_undeployment("production", "web", None)
+        .await
+        .expect("undeployed");
+    assert_eq!(
+        live(&e, "production"),
+        [live_one("web", "2", Some("green"))]
+    );
+    assert_eq!(
+        broker
+            .record_undeployment("production", "web", Some("red"))
+            .await
+            .expect("no such instance"),
+        UndeployOutcome::NothingDeployed
+    );
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failed_patch_is_retried_and_a_lost_answer_leaves_it_to_the_next_try() {
+    let e = emulator_with(&[("web", "1")]).await;
+    e.record_deployment("web", "1", "production", None)
+        .expect("live");
+    let mut unavailable = FaultSpec::new(FaultKind::Unavailable, 1);
+    // The PATCH only (the listing's path has no deployed-version uuid).
+    unavailable.path_contains = Some(format!(
+        "/deployed-versions/{}",
+        e.currently_deployed("production")[0].uuid
+    ));
+    e.inject_fault(unavailable);
+    let retrying = emulator_client(&e, 3);
+    assert!(matches!(
+        retrying
+            .record_undeployment("production", "web", None)
+            .await
+            .expect("the 503 is retried"),
+        UndeployOutcome::Undeployed { .. }
+    ));
+    assert!(live(&e, "production").is_empty());
+
+    e.record_deployment("web", "1", "production", None)
+        .expect("live again");
+    let uuid = e.currently_deployed("production")[0].uuid.clone();
+    let mut truncated = FaultSpec::new(FaultKind::MalformedJson, 1);
+    truncated.path_contains = Some(format!("/deployed-versions/{uuid}"));
+    e.inject_fault(truncated);
+    let error = emulator_client(&e, 1)
+        .record_undeployment("production", "web", None)
+        .await
+        .expect_err("a truncated answer is not an undeployment");
+    assert_eq!(error.kind(), "malformed", "{error}");
+    assert_eq!(
+        emulator_client(&e, 1)
+            .record_undeployment("production", "web", None)
+            .await
+            .expect("the next try"),
+        UndeployOutcome::Undeployed {
+            versions: vec!["1".into()]
+        }
+    );
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn undeployment_sends_credentials_and_names_unknown_environments() {
+    let config = EmulatorConfig {
+        auth: AuthConfig {
+            basic: BasicUser::parse("alice:s3cret"),
+            ..AuthConfig::default()
+        },
+        ..EmulatorConfig::default()
+    };
+    let e = c2quay_broker_emulator::start(config)
+        .await
+        .expect("emulator starts");
+    e.create_environment("production", true).expect("env");
+    e.create_version("web", "1", None);
+    e.record_deployment("web", "1", "production", None)
+        .expect("live");
+    let mut config = Config::new(e.base_url.clone());
+    config.max_attempts = 1;
+    config.auth = Auth::Basic {
+        username: "alice".into(),
+        password: Secret::new("s3cret"),
+    };
+    let broker = HttpBroker::new(config).expect("client builds");
+    broker
+        .record_undeployment("production", "web", None)
+        .await
+        .expect("undeployed with credentials");
+    assert!(live(&e, "production").is_empty());
+    assert!(
+        e.requests()
+            .iter()
+            .all(|r| r.auth_scheme.as_deref() == Some("Basic"))
+    );
+    let error = broker
+        .record_undeployment("staging", "web", None)
+        .await
+        .expect_err("no such environment");
+    assert_eq!(error.kind(), "unknown_environment");
+    assert!(!error.is_transient());
+    let anonymous = emulator_client(&e, 1);
+    let error = anonymous
+        .record_undeployment("production", "web", None)
+        .await
+        .expect_err("refused");
+    assert_eq!(error.kind(), "unauthorized");
+    assert!(!error.to_string().contains("s3cret"), "{error}");
+    e.shutdown().await;
+}

@@ -1,6 +1,6 @@
 //! Issue 3, proof: c2quay's broker client (`HttpBroker`) and the OFFICIAL `pact broker` CLI give
-//! the same answers on the same emulator state, record deployments to the same resulting state,
-//! and the request-count figure for "gate 3 services + record 3 deployments".
+//! the same answers on the same emulator state, record deployments and undeployments to the
+//! same resulting state, and the request-count figure for "gate 3 services + record 3 deployments".
 //!
 //! The CLI is `$PACT_CLI`, else `/usr/local/bin/pact`, else `pact` on `PATH`. When it is missing
 //! the tests fail if `CI` or `C2QUAY_REQUIRE_PACT_CLI` is set, and print a SKIP line otherwise.
@@ -342,6 +342,85 @@ async fn record_deployment_by_client_and_cli_leads_to_the_same_state() {
         vec![
             ("2".to_string(), None),
             ("1".to_string(), Some("blue".to_string()))
+        ]
+    );
+    by_cli.shutdown().await;
+    by_client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_undeployment_by_client_and_cli_leads_to_the_same_state() {
+    let Some(bin) = pact_cli("record_undeployment_by_client_and_cli_leads_to_the_same_state")
+    else {
+        return;
+    };
+    let by_cli = start(EmulatorConfig::default()).await.expect("starts");
+    let by_client = start(EmulatorConfig::default()).await.expect("starts");
+    for e in [&by_cli, &by_client] {
+        seed_versions(e);
+        e.create_version("Other", "5", None);
+        for (p, v, instance) in [
+            ("Foo Thing", "1", None),
+            ("Foo Thing", "2", Some("blue")),
+            ("Foo Thing", "2", Some("green")),
+            ("Other", "5", None),
+        ] {
+            e.record_deployment(p, v, "production", instance)
+                .expect("live");
+        }
+    }
+    let broker = client(&by_client);
+    // One instance, then the instance-less record, then the same again (nothing left: the CLI
+    // exits 1, the client answers NothingDeployed), then an instance that never ran.
+    let steps: [(Option<&str>, bool); 4] = [
+        (Some("blue"), true),
+        (None, true),
+        (None, false),
+        (Some("red"), false),
+    ];
+    for (i, (instance, undeploys)) in steps.into_iter().enumerate() {
+        let mut args = vec![
+            "record-undeployment",
+            "--pacticipant",
+            "Foo Thing",
+            "--environment",
+            "production",
+        ];
+        if let Some(instance) = instance {
+            args.extend(["--application-instance", instance]);
+        }
+        let out = cli(&bin, &by_cli.base_url, &args).await;
+        let expected_code = if undeploys { 0 } else { 1 };
+        assert_eq!(
+            out.code, expected_code,
+            "step {i}: {}{}",
+            out.stdout, out.stderr
+        );
+        let outcome = broker
+            .record_undeployment("production", "Foo Thing", instance)
+            .await
+            .unwrap_or_else(|err| panic!("step {i}: c2quay's client failed: {err}"));
+        assert_eq!(
+            outcome != c2quay::broker::UndeployOutcome::NothingDeployed,
+            undeploys,
+            "step {i}: {outcome:?}"
+        );
+        assert_eq!(
+            records(&by_client, "production"),
+            records(&by_cli, "production"),
+            "step {i}: same records"
+        );
+    }
+    let current: Vec<_> = by_client
+        .currently_deployed("production")
+        .into_iter()
+        .map(|d| (d.pacticipant, d.application_instance))
+        .collect();
+    assert_eq!(
+        current,
+        vec![
+            ("Foo Thing".to_string(), Some("green".to_string())),
+            ("Other".to_string(), None)
         ]
     );
     by_cli.shutdown().await;

@@ -790,3 +790,110 @@ async fn an_interrupted_rollback_is_finished_not_resumed_as_a_deploy() {
         "{message}"
     );
 }
+
+/// Issue 12: an undeployment in the outbox is sent as record-undeployment, in order with the
+/// deployments: a failed one holds back a younger deployment, and once sent it leaves the
+/// outbox, so draining again never undeploys twice.
+#[tokio::test]
+async fn an_outbox_undeployment_is_sent_once_in_order_with_the_deployments() {
+    use c2quay::broker::{Broker as _, Candidate, UndeployOutcome};
+    use c2quay::state::RecordKind;
+
+    let f = Fixture::new(&["web"]);
+    let env = f.web("2", V2);
+    let spec = env.manifest.spec.broker.clone().expect("broker section");
+    let instance = spec.application_instance.as_deref();
+    let shop_web = Candidate {
+        pacticipant: "shop-web".into(),
+        version: "2".into(),
+    };
+    f.broker
+        .record_deployment(&spec.environment, &shop_web, instance)
+        .await
+        .expect("shop-web 2 live");
+    let older = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let undeployment = PendingRecord::undeployment(
+        "fakes",
+        &env.generation,
+        &spec.environment,
+        "shop-web",
+        "2",
+        instance,
+        older,
+    );
+    let deployment = PendingRecord::new(
+        "fakes",
+        &env.generation,
+        &spec.environment,
+        "shop-api",
+        "7",
+        instance,
+        older + std::time::Duration::from_secs(1),
+    );
+    for record in [&undeployment, &deployment] {
+        f.ctx.state.outbox_put("fakes", record).expect("queued");
+    }
+
+    f.broker.fail_next_undeployments(1);
+    let items = pipeline::drain_outbox(&f.ctx, &env).await.expect("drain");
+    let seen: Vec<_> = items.iter().map(|i| (i.kind, i.status)).collect();
+    assert_eq!(
+        seen,
+        [
+            (RecordKind::Undeployment, RecordStatus::Failed),
+            (RecordKind::Deployment, RecordStatus::Failed)
+        ]
+    );
+    assert!(
+        items[1]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("waits for the older undeployment record of shop-web 2")),
+        "{items:?}"
+    );
+    assert_eq!(f.broker.records().len(), 1, "the deployment was held back");
+    assert!(f.broker.undeployments().is_empty());
+
+    // Due again now (the test does not wait out the retry delay).
+    let (pending, _) = f.ctx.state.outbox_list("fakes").expect("outbox");
+    for mut record in pending {
+        record.next_attempt_at = None;
+        f.ctx.state.outbox_update("fakes", &record).expect("update");
+    }
+    let items = pipeline::drain_outbox(&f.ctx, &env).await.expect("drain");
+    let seen: Vec<_> = items.iter().map(|i| (i.kind, i.status)).collect();
+    assert_eq!(
+        seen,
+        [
+            (RecordKind::Undeployment, RecordStatus::Recorded),
+            (RecordKind::Deployment, RecordStatus::Recorded)
+        ]
+    );
+    assert_eq!(f.outbox_len(), 0);
+    assert_eq!(
+        f.broker
+            .currently_deployed(&spec.environment, "shop-web", instance),
+        None
+    );
+    assert_eq!(
+        f.broker
+            .currently_deployed(&spec.environment, "shop-api", instance)
+            .as_deref(),
+        Some("7")
+    );
+    let undeployments = f.broker.undeployments();
+    assert_eq!(undeployments.len(), 1);
+    assert_eq!(
+        undeployments[0].outcome,
+        UndeployOutcome::Undeployed {
+            versions: vec!["2".into()]
+        }
+    );
+    assert!(
+        pipeline::drain_outbox(&f.ctx, &env)
+            .await
+            .expect("drain")
+            .is_empty()
+    );
+    assert_eq!(f.broker.undeployments().len(), 1, "exactly once");
+}

@@ -128,26 +128,15 @@ pub fn route_record(ctx: &Ctx, req: &Req, state: &mut State, segs: &[&str]) -> R
                 "currentlySupported"
             };
             match body.get(field) {
+                // The broker refuses `true` whatever the record's state: a record is never
+                // deployed (or supported) again, a new one is recorded instead.
                 Some(Value::Bool(true)) => {
-                    let current = if deployed {
-                        state
-                            .deployed
-                            .iter()
-                            .any(|d| d.uuid == uuid && d.currently_deployed)
+                    let msg = if deployed {
+                        "The currentlyDeployed property cannot be set back to true. Please record a new deployment."
                     } else {
-                        state
-                            .released
-                            .iter()
-                            .any(|r| r.uuid == uuid && r.currently_supported)
+                        "The currentlySupported property cannot be set back to true. Please record a new release."
                     };
-                    if !current {
-                        let msg = if deployed {
-                            "The currentlyDeployed property cannot be set back to true. Please record a new deployment."
-                        } else {
-                            "The currentlySupported property cannot be set back to true. Please record a new release."
-                        };
-                        return unprocessable(field, msg);
-                    }
+                    return unprocessable(field, msg);
                 }
                 Some(Value::Bool(false)) => {
                     if deployed {

@@ -489,3 +489,69 @@ async fn basic_auth_challenges_and_admin_is_open() {
     );
     assert!(log.iter().all(|r| !r.body.contains("s3cret")));
 }
+
+#[tokio::test]
+async fn undeploy_patch_follows_the_brokers_rules() {
+    let e = start(EmulatorConfig::default()).await.expect("starts");
+    let uuid = e.create_environment("test", false).expect("env");
+    e.create_version("Foo", "1", None);
+    let record = e
+        .record_deployment("Foo", "1", "test", None)
+        .expect("deployed");
+    let path = format!("/deployed-versions/{}", record.uuid);
+    let patch = |payload: Value| {
+        let e = &e;
+        let path = path.clone();
+        async move { send(e, "PATCH", &path, "application/merge-patch+json", &payload).await }
+    };
+    // `true` is refused even while the record is current, and changes nothing.
+    let (status, _, v) = patch(json!({"currentlyDeployed": true})).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        v["errors"]["currentlyDeployed"][0],
+        "The currentlyDeployed property cannot be set back to true. Please record a new deployment."
+    );
+    assert_eq!(e.currently_deployed("test").len(), 1);
+    // A PATCH sent as plain JSON is not a merge patch.
+    let (status, _, _) = send(
+        &e,
+        "PATCH",
+        &path,
+        "application/json",
+        &json!({"currentlyDeployed": false}),
+    )
+    .await;
+    assert_eq!(status, 415);
+    assert_eq!(e.currently_deployed("test").len(), 1);
+    // `{}` leaves it as it is.
+    let (status, _, v) = patch(json!({})).await;
+    assert_eq!((status, v["currentlyDeployed"].clone()), (200, json!(true)));
+    // Undeployed once; again is 200 and unchanged (same undeployedAt).
+    let (status, _, first) = patch(json!({"currentlyDeployed": false})).await;
+    assert_eq!(
+        (status, first["currentlyDeployed"].clone()),
+        (200, json!(false))
+    );
+    let (status, _, again) = patch(json!({"currentlyDeployed": false})).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["undeployedAt"], first["undeployedAt"]);
+    assert!(e.currently_deployed("test").is_empty());
+    let (status, _, _) = send(
+        &e,
+        "PATCH",
+        "/deployed-versions/no-such-uuid",
+        "application/merge-patch+json",
+        &json!({"currentlyDeployed": false}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    // The currently-deployed listing no longer shows it.
+    let listing = get(
+        &e,
+        &format!("/environments/{uuid}/deployed-versions/currently-deployed?pacticipant=Foo"),
+    )
+    .await;
+    assert_eq!(listing.0, 200);
+    assert_eq!(listing.2["_embedded"]["deployedVersions"], json!([]));
+    e.shutdown().await;
+}

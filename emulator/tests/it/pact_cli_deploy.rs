@@ -168,6 +168,72 @@ async fn record_deployment_and_undeployment_via_the_cli() {
     e.shutdown().await;
 }
 
+/// The CLI's record-undeployment without an instance: exit 0, the version is no longer
+/// currently deployed, another pacticipant and another instance are untouched; a second one
+/// finds nothing, exits 1 and sends no PATCH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_undeployment_via_the_cli_leaves_the_version_not_currently_deployed() {
+    let Some(cli) =
+        pact_cli("record_undeployment_via_the_cli_leaves_the_version_not_currently_deployed")
+    else {
+        return;
+    };
+    let e = start(EmulatorConfig::default()).await.expect("starts");
+    let uuid = e.create_environment("production", true).expect("env");
+    for (p, v) in [("web", "3"), ("web-admin", "1")] {
+        e.create_version(p, v, None);
+        e.record_deployment(p, v, "production", None).expect("live");
+    }
+    e.record_deployment("web", "3", "production", Some("blue"))
+        .expect("blue live");
+    let plain = e
+        .currently_deployed("production")
+        .into_iter()
+        .find(|d| d.pacticipant == "web" && d.application_instance.is_none())
+        .expect("web live");
+    e.clear_requests();
+    let undeploy = [
+        "record-undeployment",
+        "--pacticipant",
+        "web",
+        "--environment",
+        "production",
+    ];
+    let out = broker(&cli, &e.base_url, &undeploy).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        take_requests(&e),
+        vec![
+            req("GET", "/"),
+            req("GET", "/environments"),
+            req("GET", &format!("/environments/{uuid}")),
+            req(
+                "GET",
+                &format!(
+                    "/environments/{uuid}/deployed-versions/currently-deployed?pacticipant=web"
+                )
+            ),
+            req("PATCH", &format!("/deployed-versions/{}", plain.uuid)),
+        ]
+    );
+    let left: Vec<(String, Option<String>)> = e
+        .currently_deployed("production")
+        .into_iter()
+        .map(|d| (d.pacticipant, d.application_instance))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("web-admin".to_string(), None),
+            ("web".to_string(), Some("blue".to_string()))
+        ]
+    );
+    let again = broker(&cli, &e.base_url, &undeploy).await;
+    assert_eq!(again.code, 1, "{}{}", again.stdout, again.stderr);
+    assert!(e.requests().iter().all(|r| r.method == "GET"), "no PATCH");
+    e.shutdown().await;
+}
+
 /// Figure for the report: requests the official CLI needs to gate 3 services
 /// one by one and record 3 deployments against a fresh emulator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

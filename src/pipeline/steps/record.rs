@@ -1,18 +1,19 @@
-//! Record: record-deployment in the broker for each pending record, oldest first; a failure
-//! stays in the outbox and holds back every younger record. Also the outbox drain.
+//! Record: record-deployment (or record-undeployment, for a service removed from the
+//! environment) in the broker for each pending record, oldest first; a failure stays in the
+//! outbox and holds back every younger record, whatever its kind. Also the outbox drain.
 
 use std::time::Duration;
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::super::outcome::{RecordItem, RecordStatus};
 use super::super::run::Run;
 use super::super::{Brokers, Context, Error, Result};
-use crate::broker::{Broker, Candidate};
+use crate::broker::{Broker, Candidate, UndeployOutcome};
 use crate::error_chain;
 use crate::events::PipelineEvent;
 use crate::manifest::Environment;
-use crate::state::PendingRecord;
+use crate::state::{PendingRecord, RecordKind};
 
 impl<C, B: Brokers, S> Run<'_, C, B, S> {
     /// Records every one of `records`; failures stay in the outbox. Items in input order.
@@ -33,6 +34,7 @@ impl<C, B: Brokers, S> Run<'_, C, B, S> {
                     .iter()
                     .map(|r| RecordItem {
                         candidate: candidate_of(r),
+                        kind: r.kind,
                         status: RecordStatus::Failed,
                         error: Some(message.clone()),
                     })
@@ -45,8 +47,10 @@ impl<C, B: Brokers, S> Run<'_, C, B, S> {
             let candidate = candidate_of(record);
             if let Some(head) = &pending_head {
                 let message = format!(
-                    "not sent: waits for the older record of {} {}",
-                    head.pacticipant, head.version
+                    "not sent: waits for the older {} record of {} {}",
+                    head.kind.as_str(),
+                    head.pacticipant,
+                    head.version
                 );
                 let mut waiting = record.clone();
                 waiting.last_error = Some(message.clone());
@@ -56,18 +60,24 @@ impl<C, B: Brokers, S> Run<'_, C, B, S> {
                 }
                 items.push(RecordItem {
                     candidate,
+                    kind: record.kind,
                     status: RecordStatus::Failed,
                     error: Some(message),
                 });
                 continue;
             }
-            let result = client
-                .record_deployment(
-                    &record.broker_environment,
-                    &candidate,
-                    record.application_instance.as_deref(),
-                )
-                .await;
+            let instance = record.application_instance.as_deref();
+            let result = match record.kind {
+                RecordKind::Deployment => {
+                    client
+                        .record_deployment(&record.broker_environment, &candidate, instance)
+                        .await
+                }
+                RecordKind::Undeployment => client
+                    .record_undeployment(&record.broker_environment, &record.pacticipant, instance)
+                    .await
+                    .map(|outcome| log_undeployment(env.name(), record, &outcome)),
+            };
             let item = match result {
                 Ok(()) => {
                     if let Err(error) = ctx.state.outbox_remove(env.name(), &record.id) {
@@ -75,6 +85,7 @@ impl<C, B: Brokers, S> Run<'_, C, B, S> {
                     }
                     RecordItem {
                         candidate,
+                        kind: record.kind,
                         status: RecordStatus::Recorded,
                         error: None,
                     }
@@ -90,12 +101,14 @@ impl<C, B: Brokers, S> Run<'_, C, B, S> {
                     pending_head = Some(failed);
                     RecordItem {
                         candidate,
+                        kind: record.kind,
                         status: RecordStatus::Failed,
                         error: Some(message),
                     }
                 }
             };
             self.emit(PipelineEvent::RecordAttempted {
+                kind: item.kind,
                 pacticipant: item.candidate.pacticipant.clone(),
                 version: item.candidate.version.clone(),
                 recorded: item.status == RecordStatus::Recorded,
@@ -112,8 +125,23 @@ pub(in crate::pipeline) fn pending_record<C, B, S>(
     env: &Environment,
     candidate: &Candidate,
 ) -> PendingRecord {
+    pending_record_of(RecordKind::Deployment, ctx, env, candidate)
+}
+
+/// The outbox entry of `kind` for `candidate` of a deploy of `env` now: for an undeployment,
+/// `candidate` is the service removed from `env` and the version it last ran.
+pub(in crate::pipeline) fn pending_record_of<C, B, S>(
+    kind: RecordKind,
+    ctx: &Context<C, B, S>,
+    env: &Environment,
+    candidate: &Candidate,
+) -> PendingRecord {
     let broker = env.manifest.spec.broker.as_ref();
-    PendingRecord::new(
+    let new = match kind {
+        RecordKind::Deployment => PendingRecord::new,
+        RecordKind::Undeployment => PendingRecord::undeployment,
+    };
+    new(
         env.name(),
         &env.generation,
         broker.map(|b| b.environment.as_str()).unwrap_or_default(),
@@ -122,6 +150,24 @@ pub(in crate::pipeline) fn pending_record<C, B, S>(
         broker.and_then(|b| b.application_instance.as_deref()),
         ctx.clock.now(),
     )
+}
+
+/// Logs what an accepted undeployment found: nothing currently deployed is success (a retry
+/// after a lost answer, or a version never recorded), but worth a line.
+fn log_undeployment(environment: &str, record: &PendingRecord, outcome: &UndeployOutcome) {
+    match outcome {
+        UndeployOutcome::Undeployed { versions } => info!(
+            environment,
+            pacticipant = %record.pacticipant,
+            versions = %versions.join(", "),
+            "undeployment recorded in the broker"
+        ),
+        UndeployOutcome::NothingDeployed => info!(
+            environment,
+            pacticipant = %record.pacticipant,
+            "undeployment: the broker had nothing of it currently deployed"
+        ),
+    }
 }
 
 fn candidate_of(record: &PendingRecord) -> Candidate {
