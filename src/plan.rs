@@ -522,3 +522,6 @@ fn describe_change(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod config_tests;

@@ -234,8 +234,10 @@ pub struct Policy {
     /// Every pinned image must carry an `@sha256:` digest.
     #[serde(default)]
     pub require_digest: bool,
-    /// Remove containers of services no longer in the Compose files (`up --remove-orphans`).
-    #[serde(default)]
+    /// Stop and remove the containers of services no longer in the Compose files
+    /// (`up --remove-orphans`; volumes are kept). A removed gated service's undeployment is
+    /// recorded in the broker.
+    #[serde(default = "default_true")]
     pub remove_orphans: bool,
 }
 
@@ -246,7 +248,7 @@ impl Default for Policy {
             self_heal: false,
             gate_retry: GateRetry::default(),
             require_digest: false,
-            remove_orphans: false,
+            remove_orphans: true,
         }
     }
 }
@@ -332,4 +334,8 @@ impl JsonSchema for DurationSpec {
             "description": "A duration such as 30s, 2m, 1h30m"
         })
     }
+}
+
+fn default_true() -> bool {
+    true
 }

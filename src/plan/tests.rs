@@ -27,7 +27,7 @@ spec:
     selfHeal: SELF_HEAL
 ";
 
-fn env(self_heal: bool) -> Environment {
+pub(super) fn env(self_heal: bool) -> Environment {
     let text = BASE.replace("SELF_HEAL", if self_heal { "true" } else { "false" });
     parse_str(&text, Path::new("/desired/shop.yaml")).expect("test manifest is valid")
 }
@@ -53,7 +53,7 @@ fn container(service: &str, image: &str, state: &str, health: &str) -> Container
     }
 }
 
-fn applied(env: &Environment, version: &str) -> AppliedState {
+pub(super) fn applied(env: &Environment, version: &str) -> AppliedState {
     let mut state = AppliedState {
         generation: Some(env.generation.clone()),
         ..AppliedState::default()
@@ -77,14 +77,14 @@ fn applied(env: &Environment, version: &str) -> AppliedState {
     state
 }
 
-fn healthy(web_image: &str) -> Vec<Container> {
+pub(super) fn healthy(web_image: &str) -> Vec<Container> {
     vec![
         container("web", web_image, "running", "healthy"),
         container("redis", "redis:7", "running", ""),
     ]
 }
 
-fn now() -> SystemTime {
+pub(super) fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
 }
 

@@ -9,6 +9,7 @@ mod support;
 
 mod broker_client;
 mod broker_fidelity;
+mod config_fakes;
 mod hostile_desired;
 mod manifest_cli;
 mod ops_files;

@@ -16,20 +16,20 @@ use c2quay::state::{
     EnvironmentStatus, Intent, Operation, PendingRecord, Phase, StateDir, Step, SystemClock,
 };
 
-const V1: &str = "c2quay-test/web:1";
-const V2: &str = "c2quay-test/web:2";
+pub(crate) const V1: &str = "c2quay-test/web:1";
+pub(crate) const V2: &str = "c2quay-test/web:2";
 
 /// A temp dir with a compose file, a manifest, a state dir, and fakes running `web` at v1.
-struct Fixture {
-    dir: tempfile::TempDir,
-    compose: FakeCompose,
-    broker: Arc<FakeBroker>,
-    smoke: FakeSmoke,
-    ctx: Context<FakeCompose, FakeBrokers, FakeSmoke>,
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) compose: FakeCompose,
+    pub(crate) broker: Arc<FakeBroker>,
+    pub(crate) smoke: FakeSmoke,
+    pub(crate) ctx: Context<FakeCompose, FakeBrokers, FakeSmoke>,
 }
 
 impl Fixture {
-    fn new(services: &[&str]) -> Fixture {
+    pub(crate) fn new(services: &[&str]) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("project")).expect("mkdir");
         std::fs::write(dir.path().join("project/compose.yaml"), "services: {}\n").expect("write");
@@ -60,14 +60,18 @@ impl Fixture {
     }
 
     /// The environment lock of "fakes", as a caller of a locked flow holds it.
-    fn lock(&self) -> c2quay::state::EnvLock {
+    pub(crate) fn lock(&self) -> c2quay::state::EnvLock {
         (self.ctx.state)
             .lock_environment("fakes", "test", std::time::Duration::from_secs(1))
             .expect("lock")
     }
 
     /// Loads a manifest with `services` as (name, pacticipant, version, image).
-    fn env(&self, services: &[(&str, &str, &str, &str)], all_or_nothing: bool) -> Environment {
+    pub(crate) fn env(
+        &self,
+        services: &[(&str, &str, &str, &str)],
+        all_or_nothing: bool,
+    ) -> Environment {
         let mut text = format!(
             "apiVersion: c2quay.dev/v1\nkind: Environment\nmetadata:\n  name: fakes\nspec:\n  \
              compose:\n    project: fakeproj\n    directory: {}\n    files: [compose.yaml]\n    \
@@ -89,22 +93,22 @@ impl Fixture {
         manifest::load_file(&path).unwrap_or_else(|p| panic!("manifest problems: {p:?}"))
     }
 
-    fn web(&self, version: &str, image: &str) -> Environment {
+    pub(crate) fn web(&self, version: &str, image: &str) -> Environment {
         self.env(&[("web", "shop-web", version, image)], false)
     }
 
-    async fn deploy(&self, env: &Environment) -> DeployReport {
+    pub(crate) async fn deploy(&self, env: &Environment) -> DeployReport {
         pipeline::deploy(&self.ctx, env, &DeployOptions::default())
             .await
             .expect("deploy report")
     }
 
-    fn ups(&self) -> Vec<String> {
+    pub(crate) fn ups(&self) -> Vec<String> {
         let calls = self.compose.calls();
         calls.into_iter().filter(|c| c.starts_with("up ")).collect()
     }
 
-    fn mutating_calls(&self) -> Vec<String> {
+    pub(crate) fn mutating_calls(&self) -> Vec<String> {
         let calls = self.compose.calls();
         calls
             .into_iter()
@@ -112,7 +116,7 @@ impl Fixture {
             .collect()
     }
 
-    fn status(&self) -> EnvironmentStatus {
+    pub(crate) fn status(&self) -> EnvironmentStatus {
         self.ctx
             .state
             .read_status("fakes")
@@ -120,7 +124,7 @@ impl Fixture {
             .expect("status written")
     }
 
-    fn outbox_len(&self) -> usize {
+    pub(crate) fn outbox_len(&self) -> usize {
         self.ctx.state.outbox_list("fakes").expect("outbox").0.len()
     }
 

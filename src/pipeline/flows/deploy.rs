@@ -3,19 +3,20 @@
 use std::time::Instant;
 
 use super::super::run::Run;
-use super::super::steps::record::pending_record;
+use super::super::steps::record::{pending_record, pending_record_of};
 use super::super::{
     Brokers, Context, DeployOptions, DeployReport, Error, Outcome, Result, candidates,
     check_services_exist, desired_pins, project_of, with_env_lock,
 };
 use super::apply_release;
 use super::rollback::roll_back;
-use crate::docker::{Compose, ImagePins, Project};
+use crate::broker::Candidate;
+use crate::docker::{Compose, Container, ImagePins, Project, RenderedModel};
 use crate::events::{PipelineEvent, StepName};
 use crate::manifest::Environment;
 use crate::plan;
 use crate::smoke::Smoke;
-use crate::state::{EnvLock, Intent, Operation, PendingRecord, Step};
+use crate::state::{EnvLock, Intent, Operation, PendingRecord, RecordKind, Step};
 
 /// Runs one deploy of `env` now under its lock: the same pipeline for `c2quay deploy` and the
 /// agent.
@@ -90,11 +91,17 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
         return run.finish(None).await;
     }
     // New releases of the pinned services, and every service whose configuration changed.
-    let to_apply: Vec<String> = changed
+    let mut to_apply: Vec<String> = changed
         .iter()
         .filter(|s| env.pinned_services().contains(s) || changes.configs.contains_key(*s))
         .cloned()
         .collect();
+    let removing = env.manifest.spec.policy.remove_orphans && !changes.removed.is_empty();
+    if removing && to_apply.is_empty() {
+        // Only removals: `up --remove-orphans` of what runs (unchanged, so not re-created)
+        // stops and removes them; a finished one-shot is not started again.
+        to_apply = running_services(&run.model, &pre.containers);
+    }
     let pins = desired_pins(env);
     if options.dry_run {
         run.report.outcome = Outcome::DryRun;
@@ -114,10 +121,17 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
     }
 
     // Journal the intent before the first side effect.
-    let records: Vec<PendingRecord> = to_record
+    let mut records: Vec<PendingRecord> = to_record
         .iter()
         .map(|candidate| pending_record(ctx, env, candidate))
         .collect();
+    if removing {
+        records.extend(
+            undeployments(&applied, &changes.removed)
+                .iter()
+                .map(|candidate| pending_record_of(RecordKind::Undeployment, ctx, env, candidate)),
+        );
+    }
     let mut intent = Intent {
         generation: env.generation.clone(),
         operation: Operation::Deploy,
@@ -233,6 +247,37 @@ fn describe_plan(env: &Environment, changes: &plan::Changes) -> String {
     );
     parts.extend(changes.removed.iter().map(|s| format!("remove {s}")));
     format!("generation {}: deploy {}", env.generation, parts.join(", "))
+}
+
+/// Services of `model` with a running container, in name order.
+fn running_services(model: &RenderedModel, observed: &[Container]) -> Vec<String> {
+    model
+        .keys()
+        .filter(|s| {
+            observed
+                .iter()
+                .any(|c| c.service == **s && c.state == "running")
+        })
+        .cloned()
+        .collect()
+}
+
+/// The undeployments to record for `removed` services: those applied with a version (gated),
+/// under the pacticipant they were recorded as.
+fn undeployments(applied: &plan::AppliedState, removed: &[String]) -> Vec<Candidate> {
+    removed
+        .iter()
+        .filter_map(|service| {
+            let release = applied.releases.get(service)?;
+            Some(Candidate {
+                pacticipant: release
+                    .pacticipant
+                    .clone()
+                    .unwrap_or_else(|| service.clone()),
+                version: release.version.clone()?,
+            })
+        })
+        .collect()
 }
 
 /// The saved model a rollback of this deploy restores: the last applied one, when the deploy
