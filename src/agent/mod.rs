@@ -86,6 +86,8 @@ impl Config {
 pub enum Event {
     /// Files in the desired directory changed (debounced).
     DesiredChanged,
+    /// A Compose input file of some environment changed (debounced).
+    ComposeChanged,
     /// A container of this Compose project changed.
     ContainersChanged(String),
     /// A timer for this environment fired (gate retry, record retry, backoff).
@@ -176,6 +178,11 @@ where
             tx.clone(),
         )?)
     };
+    let mut compose_watcher = if config.once {
+        None
+    } else {
+        Some(watch::ComposeWatcher::new(config.debounce, tx.clone())?)
+    };
     if config.container_events && !config.once {
         watch::follow_container_events(ctx.clone(), tx.clone());
     }
@@ -223,6 +230,9 @@ where
                 match joined {
                     Ok((name, outcome)) => {
                         queue.done(&name);
+                        if let Some(watcher) = &mut compose_watcher {
+                            watcher.sync(shared.models.dirs());
+                        }
                         summary.phases.insert(name.clone(), outcome.phase.clone());
                         summary.results.insert(name.clone(), outcome.result.clone());
                         if let Some(delay) = outcome.requeue_after && !config.once {
@@ -268,11 +278,29 @@ async fn handle_event<C: Compose, B: Brokers, S: Smoke>(
             let previous = read(&shared.desired).clone();
             let next = DesiredSet::load(&config.desired, &config.host, &previous);
             let changed = changed_names(&previous, &next);
+            shared.models.retain(|name| next.entries.contains_key(name));
             *write(&shared.desired) = next;
             for name in &changed {
                 queue.enqueue(name);
             }
             info!(changed = ?changed, "desired directory changed");
+        }
+        Event::ComposeChanged => {
+            let stale: Vec<String> = read(&shared.desired)
+                .entries
+                .iter()
+                .filter_map(|(name, entry)| match entry {
+                    DesiredEnv::Valid(env) => shared
+                        .models
+                        .stale(name, &crate::pipeline::project_of(env))
+                        .then(|| name.clone()),
+                    DesiredEnv::Invalid { .. } => None,
+                })
+                .collect();
+            for name in &stale {
+                queue.enqueue(name);
+            }
+            info!(changed = ?stale, "compose files changed");
         }
         Event::ContainersChanged(project) => {
             let name = read(&shared.desired).by_project(&project);

@@ -1,7 +1,8 @@
 //! Triggers from outside: debounced file events of the desired directory, and container events
 //! (the Engine API's event stream: no child process).
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +51,70 @@ pub fn watch_desired(
             message: e.to_string(),
         })?;
     Ok(debouncer)
+}
+
+/// Watches the directories of the environments' Compose input files (compose files, `.env`,
+/// `env_file`s, included files); every debounced burst becomes one
+/// [`Event::ComposeChanged`]. The agent then re-stats each environment's inputs and reconciles
+/// those that changed. The set of directories follows the rendered models ([`Self::sync`]).
+pub struct ComposeWatcher {
+    debouncer: DesiredWatcher,
+    watched: BTreeSet<PathBuf>,
+}
+
+impl ComposeWatcher {
+    /// A watcher of no directory yet.
+    pub fn new(debounce: Duration, tx: mpsc::UnboundedSender<Event>) -> Result<Self, Error> {
+        let handler = move |result: DebounceEventResult| match result {
+            Ok(events) if events.iter().any(|e| changes_content(&e.event.kind)) => {
+                debug!(events = events.len(), "compose directory events");
+                let _ = tx.send(Event::ComposeChanged);
+            }
+            Ok(_) => {}
+            Err(errors) => {
+                for error in errors {
+                    warn!(error = %error, "compose file watch error; the periodic resync covers missed events");
+                }
+            }
+        };
+        let debouncer = new_debouncer(debounce, None, handler).map_err(|e| Error::Watch {
+            dir: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        Ok(ComposeWatcher {
+            debouncer,
+            watched: BTreeSet::new(),
+        })
+    }
+
+    /// Watches exactly `dirs` (non-recursively) from now on. A directory that cannot be
+    /// watched (it does not exist yet) is logged and tried again at the next sync.
+    pub fn sync(&mut self, dirs: Vec<PathBuf>) {
+        let wanted: BTreeSet<PathBuf> = dirs.into_iter().collect();
+        for gone in self
+            .watched
+            .difference(&wanted)
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            let _ = self.debouncer.unwatch(&gone);
+            self.watched.remove(&gone);
+        }
+        for dir in wanted
+            .difference(&self.watched)
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            match self.debouncer.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.watched.insert(dir);
+                }
+                Err(error) => {
+                    debug!(dir = %dir.display(), error = %error, "cannot watch a compose directory yet")
+                }
+            }
+        }
+    }
 }
 
 /// Whether a file event can change what the directory holds. Reads are not changes: the

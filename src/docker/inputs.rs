@@ -112,7 +112,10 @@ fn paths_of(value: &Value) -> Vec<String> {
 /// does not exist). Equal stamps mean the rendered model cannot have changed (for one process:
 /// interpolation also reads the process environment, which a process does not change).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputStamp(Vec<(PathBuf, Option<(u64, SystemTime, u64)>)>);
+pub struct InputStamp(Vec<(PathBuf, Option<FileStamp>)>);
+
+/// Size, mtime and inode of one file.
+type FileStamp = (u64, SystemTime, u64);
 
 impl InputStamp {
     /// Stats `files` (no reads).

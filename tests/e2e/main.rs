@@ -15,6 +15,7 @@ mod agent_e2e_ops;
 mod agent_e2e_scale;
 mod broker_chaos;
 mod compose_e2e;
+mod config_e2e;
 mod docker_faults;
 mod docker_world;
 mod doctor_cli;
