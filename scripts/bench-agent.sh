@@ -78,6 +78,13 @@ docker image inspect c2quay-test/web:1 >/dev/null 2>&1 \
 echo "building (release)"
 cargo build --quiet --release -p c2quay -p c2quay-broker-emulator
 bin="$root/target/release"
+agent_bin="$bin/c2quay"
+# An older c2quay binary to measure the no-op resync against, side by side in this run
+# (alternating rounds on the same environments), e.g. one built from the commit before a change:
+#   git worktree add /tmp/base <rev> && cargo build --release --manifest-path /tmp/base/Cargo.toml
+#   C2QUAY_BENCH_BASELINE_BIN=/tmp/base/target/release/c2quay bash scripts/bench-agent.sh
+baseline_bin=${C2QUAY_BENCH_BASELINE_BIN:-}
+[ -z "$baseline_bin" ] || [ -x "$baseline_bin" ] || { echo "C2QUAY_BENCH_BASELINE_BIN is not an executable: $baseline_bin" >&2; exit 1; }
 work=$(mktemp -d /tmp/c2quay-bench-agent.XXXXXX)
 prefix="c2qbench-$$"
 desired="$work/desired"
@@ -235,7 +242,7 @@ desire() { # N
 start_agent() { # MODE RESYNC LOG
   local mode=$1 resync=$2 log=$3
   : > "$log"
-  local -a agent=(env "RUST_LOG=info,c2quay=debug" C2QUAY_LOG_FORMAT=json "$bin/c2quay" agent
+  local -a agent=(env "RUST_LOG=info,c2quay=debug" C2QUAY_LOG_FORMAT=json "$agent_bin" agent
     --desired "$desired" --state-dir "$state" --listen "127.0.0.1:$agent_port"
     --resync "$resync" --debounce "${debounce_ms}ms" --parallel "$parallel")
   if [ "$mode" = traced ]; then
@@ -327,17 +334,17 @@ results="$work/results.txt"
 # the resync itself; discarded windows are kept in the results (NOISY), so neither is hidden.
 # The no-op resync without strace: the agent's own "resync done" debug lines (it times each
 # resync: reload, one container list, the plan of every environment) over CYCLES resyncs.
-measure_resync_plain() { # N LOG
-  local n=$1 log=$2 mark
+measure_resync_plain() { # N LOG [KIND]
+  local n=$1 log=$2 kind=${3:-PLAINRESYNC} mark
   mark=$(grep -c '"resync done"' "$log" || true)
   local deadline=$((SECONDS + resync_seconds * (resync_cycles + 2) + 10))
   while [ "$SECONDS" -lt "$deadline" ]; do
     [ "$(grep -c '"resync done"' "$log" || true)" -ge $((mark + resync_cycles)) ] && break
     sleep 1
   done
-  python3 - "$log" "$mark" "$n" >> "$results" <<'PY'
+  python3 - "$log" "$mark" "$n" "$kind" >> "$results" <<'PY'
 import json, statistics, sys
-log, mark, n = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+log, mark, n, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 seen = []
 for line in open(log):
     try:
@@ -352,10 +359,10 @@ cycles = seen[mark:]
 idle = [c for c in cycles if c.get("queued", 0) == 0]
 if idle:
     ms = [c["micros"] / 1000 for c in idle]
-    print(f"PLAINRESYNC {n} cycles={len(idle)} median_ms={statistics.median(ms):.1f} max_ms={max(ms):.1f} "
+    print(f"{kind} {n} cycles={len(idle)} median_ms={statistics.median(ms):.1f} max_ms={max(ms):.1f} "
           f"environments={idle[0].get('environments')}")
 else:
-    print(f"PLAINRESYNC {n} cycles=0")
+    print(f"{kind} {n} cycles=0")
 PY
   tail -1 "$results"
 }
@@ -596,6 +603,21 @@ for n in "${sizes[@]}"; do
   wait_quiet "$log.plain" $((resync_seconds + 2)) $((30 + n))
   measure_resync_plain "$n" "$log.plain"
   stop_agent
+  if [ -n "$baseline_bin" ] && [ "$n" -eq "$max_size" ]; then
+    # Alternating rounds, baseline then current, on the same converged environments.
+    for round in 1 2; do
+      for side in BASE CUR; do
+        agent_bin=$([ "$side" = BASE ] && echo "$baseline_bin" || echo "$bin/c2quay")
+        echo "round $round: no-op resyncs of the $([ "$side" = BASE ] && echo baseline || echo current) binary"
+        start_agent plain "${resync_seconds}s" "$log.$side.$round"
+        wait_converged "$n" "$log.$side.$round" $((60 + n))
+        wait_quiet "$log.$side.$round" $((resync_seconds + 2)) $((30 + n))
+        measure_resync_plain "$n" "$log.$side.$round" "${side}RESYNC"
+        stop_agent
+      done
+    done
+    agent_bin="$bin/c2quay"
+  fi
   if [ "$n" -eq "$idle_size" ]; then
     log="$work/agent-$n-idle.log"
     echo "== $n environments: idle agent (no strace, default resync 60s) for ${idle_seconds}s"
@@ -648,6 +670,15 @@ for n, f in rows.get("PLAINRESYNC", []):
     if f.get("cycles", "0") != "0":
         print(f"FIGURE resync_plain_{n}: {f['median_ms']} ms median, {f['max_ms']} ms max over {f['cycles']} no-op resyncs "
               f"of {f['environments']} environments, without strace (the agent's own timing)")
+import statistics
+for side in ("BASE", "CUR"):
+    rounds = [f for n, f in rows.get(side + "RESYNC", []) if f.get("cycles", "0") != "0"]
+    if rounds:
+        rows[side] = (rounds[0]["environments"], statistics.median(float(f["median_ms"]) for f in rounds), len(rounds))
+if "BASE" in rows and "CUR" in rows:
+    (n, base, k), (_, cur, _) = rows["BASE"], rows["CUR"]
+    print(f"FIGURE resync_vs_baseline: no-op resync of {n} environments, current {cur:.1f} ms vs baseline "
+          f"{base:.1f} ms = {cur / base:.2f}x (median of {k} alternating rounds each, without strace)")
 print("  wall: first to last traced call of the cycle; in docker: while a process it spawned was alive")
 print("  processes: successful execve per cycle (a `docker compose` call is 3: docker, the plugin's metadata, the plugin)")
 print("  broker req: in the whole window, emulator request log / agent c2quay_broker_requests_total")

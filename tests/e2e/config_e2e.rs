@@ -49,8 +49,9 @@ fn container_env(project: &str, service: &str) -> Vec<String> {
     let Some(id) = id.lines().next() else {
         return Vec::new();
     };
-    let json = docker_ok(&["inspect", "-f", "{{json .Config.Env}}", id]);
-    serde_json::from_str(&json).unwrap_or_default()
+    // The container may be gone between the two calls (a recreate): nothing then.
+    let out = docker::docker(&["inspect", "-f", "{{json .Config.Env}}", id]);
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
 fn greeting(project: &str) -> Option<String> {
@@ -106,12 +107,18 @@ fn the_agent_deploys_compose_and_env_file_changes_without_asking_the_broker() {
     agent.wait_phase("cfg-agent", "Ready", CONVERGE);
 
     write_compose(&spec, &compose(&spec, "three", false, ""));
+    let written = std::time::Instant::now();
     assert!(
         wait_until(Duration::from_secs(30), || greeting(&spec.project)
             .as_deref()
             == Some("three")),
         "the compose.yaml change was not applied; log:\n{}",
         agent::tail(&agent.log_text(), 40)
+    );
+    // A figure for the record, not an assertion: file write to the new container running.
+    eprintln!(
+        "compose.yaml write -> new environment running: {:?}",
+        written.elapsed()
     );
     let status = agent.wait_phase("cfg-agent", "Ready", CONVERGE);
     let last = status["history"].as_array().and_then(|h| {
@@ -131,6 +138,27 @@ fn the_agent_deploys_compose_and_env_file_changes_without_asking_the_broker() {
         requests,
         "a configuration change asks nothing of the broker and records nothing"
     );
+
+    // A compose.yaml that does not render: Invalid, naming the file; what runs is untouched;
+    // the next good commit is deployed.
+    write_compose(&spec, "services:\n  web: [not, a, mapping\n");
+    let invalid = agent.wait_phase("cfg-agent", "Invalid", CONVERGE);
+    let message = invalid["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("do not render") && message.contains("compose.yaml"),
+        "{invalid}"
+    );
+    assert_eq!(greeting(&spec.project).as_deref(), Some("three"));
+    assert_eq!(spec.served_version().as_deref(), Some("1"));
+    write_compose(&spec, &compose(&spec, "four", false, ""));
+    assert!(
+        wait_until(Duration::from_secs(30), || greeting(&spec.project)
+            .as_deref()
+            == Some("four")),
+        "the fixed compose.yaml was not applied; log:\n{}",
+        agent::tail(&agent.log_text(), 40)
+    );
+    agent.wait_phase("cfg-agent", "Ready", CONVERGE);
 }
 
 /// `c2quay deploy` starts a service added to compose.yaml, applies a port change, and stops a
@@ -328,4 +356,73 @@ fn a_hand_made_compose_up_with_another_config_is_drift() {
         agent::tail(&agent.log_text(), 40)
     );
     agent.wait_phase("cfg-drift", "Ready", CONVERGE);
+}
+
+/// `c2quay plan` shows the rendered per-service diff (an environment key, a port), masks the
+/// values of credential-looking keys, and changes nothing.
+#[test]
+fn plan_shows_the_rendered_diff_with_credentials_masked() {
+    if !require_docker() {
+        return;
+    }
+    let world = World::new();
+    let (spec, _guard) = world.env("cfg-plan", None);
+    let with_password = |greeting: &str, password: &str| {
+        compose(&spec, greeting, false, "").replace(
+            "    environment:\n",
+            &format!("    environment:\n      DB_PASSWORD: \"{password}\"\n"),
+        )
+    };
+    write_compose(&spec, &with_password("one", "first-secret-value"));
+    spec.write(&world.desired);
+    let desired = world.desired.to_str().unwrap();
+    let state = world.state.to_str().unwrap();
+    let (code, out, err) = world.c2quay(&[
+        "deploy",
+        "cfg-plan",
+        "--desired",
+        desired,
+        "--state-dir",
+        state,
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    write_compose(&spec, &with_password("two", "second-secret-value"));
+    let plan = |format: &str| {
+        let (code, out, err) = world.c2quay(&[
+            "plan",
+            "cfg-plan",
+            "--desired",
+            desired,
+            "--state-dir",
+            state,
+            "-o",
+            format,
+        ]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert!(
+            !out.contains("secret-value") && !err.contains("secret-value"),
+            "a credential leaked: {out}\n{err}"
+        );
+        out
+    };
+    let json: serde_json::Value = serde_json::from_str(&plan("json")).expect("plan JSON");
+    let row = &json[0];
+    assert_eq!(row["action"], "deploy", "{row}");
+    let diff = row["diff"]["web"].as_array().expect("a diff of web");
+    let field = |name: &str| diff.iter().find(|d| d["field"] == name).cloned();
+    let changed = field("environment.GREETING").expect("GREETING in the diff");
+    assert_eq!(
+        (changed["from"].as_str(), changed["to"].as_str()),
+        (Some("one"), Some("two"))
+    );
+    let password = field("environment.DB_PASSWORD").expect("DB_PASSWORD in the diff");
+    assert_eq!(password["to"], "***", "{password}");
+    let text = plan("text");
+    assert!(text.contains("environment.GREETING: one -> two"), "{text}");
+    assert_eq!(
+        greeting(&spec.project).as_deref(),
+        Some("one"),
+        "plan changes nothing"
+    );
 }
