@@ -354,11 +354,15 @@ fn drift_plan(
     }
 }
 
-/// Services whose desired release differs from what is applied or running, in name order.
+/// Services whose desired release differs from the applied one, in name order: a change of
+/// desired state, never of what runs.
 ///
-/// A pinned service changes when its desired image differs from the image its container was
-/// created from (or it has no container and was never applied); a gated service also changes
-/// when its desired version differs from the applied version (first adoption records it).
+/// A pinned service changes when its desired image differs from the image applied (when nothing
+/// was applied yet: from the image its container runs, so a release already running is adopted
+/// and recorded, not re-created); a gated service also changes when its desired version differs
+/// from the applied version. A container that runs another image than was applied (a hotfix run
+/// by hand) is drift ([`drifted_services`]), healed or reported per `selfHeal`: never a new
+/// release that would be gated and recorded again.
 pub fn changed_services(
     env: &Environment,
     applied: &AppliedState,
@@ -371,15 +375,13 @@ pub fn changed_services(
             && env.gated_services().contains(service)
             && applied_release.and_then(|r| r.version.as_deref()) != spec.version.as_deref();
         let image_changed = match env.pinned_image(service) {
-            Some(desired_image) if !spec.gate_only => {
-                let running = running_container(observed, service).map(|c| c.image.as_str());
-                let applied_image = applied_release.map(|r| r.image.as_str());
-                // What counts is what runs; with no container, what was applied.
-                match running {
-                    Some(image) => image != desired_image,
-                    None => applied_image != Some(desired_image.as_str()),
+            Some(desired_image) if !spec.gate_only => match applied_release {
+                Some(release) if !release.image.is_empty() => release.image != desired_image,
+                _ => {
+                    running_container(observed, service).map(|c| c.image.as_str())
+                        != Some(desired_image.as_str())
                 }
-            }
+            },
             _ => false,
         };
         if version_changed || image_changed {

@@ -498,3 +498,47 @@ proptest! {
         prop_assert_eq!(plan.action, Action::Noop);
     }
 }
+
+#[test]
+fn a_hotfix_image_run_by_hand_is_drift_not_a_new_release() {
+    // Version 2 applied; someone runs another image by hand (`docker compose up` with an extra -f).
+    let hotfix = vec![
+        container("web", "c2quay-test/web:hotfix", "running", "healthy"),
+        container("redis", "redis:7", "running", ""),
+    ];
+    let reported = plan(
+        Desired::Valid(&env(false)),
+        None,
+        &applied(&env(false), "2"),
+        &hotfix,
+        now(),
+    );
+    assert_eq!(
+        reported.action,
+        Action::ReportDrift {
+            services: vec!["web".into()]
+        },
+        "{}",
+        reported.reason
+    );
+    assert!(
+        reported
+            .reason
+            .contains("runs c2quay-test/web:hotfix instead of c2quay-test/web:2"),
+        "{}",
+        reported.reason
+    );
+    let healed = plan(
+        Desired::Valid(&env(true)),
+        None,
+        &applied(&env(true), "2"),
+        &hotfix,
+        now(),
+    );
+    assert_eq!(
+        healed.action,
+        Action::Heal {
+            services: vec!["web".into()]
+        }
+    );
+}
