@@ -179,6 +179,13 @@ pub enum Drift {
     NotRunning(String),
     /// The container's healthcheck reports unhealthy.
     Unhealthy,
+    /// Fewer containers run than the model's `scale` / `deploy.replicas` asks.
+    Replicas {
+        /// Running containers.
+        running: usize,
+        /// What the model asks.
+        wanted: u32,
+    },
     /// The container was re-created from another configuration than was applied (Compose's
     /// config hash differs: someone ran `docker compose up` by hand).
     OtherConfig,
@@ -197,6 +204,9 @@ impl fmt::Display for Drift {
             Drift::Missing => f.write_str("container missing"),
             Drift::NotRunning(state) => write!(f, "container {state}"),
             Drift::Unhealthy => f.write_str("container unhealthy"),
+            Drift::Replicas { running, wanted } => {
+                write!(f, "{running} of {wanted} replicas running")
+            }
             Drift::OtherConfig => f.write_str(
                 "container re-created outside c2quay from another configuration (Compose config hash differs)",
             ),
@@ -243,7 +253,7 @@ pub fn plan(
         // the daemon restarted) or a container lost since is drift, not "rolled back".
         // With `policy.rollback` off or dry-run the failed images stay by design: report only,
         // a heal would be the rollback the operator declined.
-        let drifted = drifted_services(env, applied, observed);
+        let drifted = drifted_services(env, rendered, applied, observed);
         if !drifted.is_empty() {
             let may_heal = env.manifest.spec.policy.rollback == RollbackMode::On;
             return drift_plan(
@@ -300,7 +310,7 @@ pub fn plan(
             reason: format!("generation {generation}: {}", details.join("; ")),
         };
     }
-    let drifted = drifted_services(env, applied, observed);
+    let drifted = drifted_services(env, rendered, applied, observed);
     if drifted.is_empty() {
         return Plan {
             action: Action::Noop,
@@ -391,9 +401,12 @@ pub fn changed_services(
     changed
 }
 
-/// Services that drifted from the applied release, with the kind of drift, in name order.
+/// Services that drifted from the applied release, with the kind of drift, in name order. A
+/// container that is not running is drift unless its service is a job ([`is_job`]) that
+/// exited 0.
 pub fn drifted_services(
     env: &Environment,
+    rendered: Option<&RenderedModel>,
     applied: &AppliedState,
     observed: &[Container],
 ) -> Vec<(String, Drift)> {
@@ -411,18 +424,21 @@ pub fn drifted_services(
     services.sort();
     services.dedup();
     for service in services {
+        let rendered_service = rendered.and_then(|m| m.get(service));
+        if rendered_service.is_some_and(|r| r.wanted_replicas() == 0) {
+            continue;
+        }
         let Some(container) = running_container(observed, service) else {
             drifted.push((service.clone(), Drift::Missing));
             continue;
         };
         if container.state != "running" {
-            // A one-shot service that finished is not drift; a long-running one (restart
-            // `always` or `unless-stopped`) that exited 0 was stopped.
-            let long_running = matches!(
-                container.restart_policy.as_str(),
-                "always" | "unless-stopped"
-            );
-            if container.state == "exited" && container.exit_code == 0 && !long_running {
+            // A job that finished is not drift; any other service that exited 0 was stopped
+            // (`docker stop` of a server that exits 0 on SIGTERM) or never served.
+            if container.state == "exited"
+                && container.exit_code == 0
+                && is_job(env, rendered, service)
+            {
                 continue;
             }
             let state = match container.state.as_str() {
@@ -440,6 +456,17 @@ pub fn drifted_services(
         if container.health == "unhealthy" {
             drifted.push((service.clone(), Drift::Unhealthy));
             continue;
+        }
+        if let Some(wanted) = rendered_service.map(|r| r.wanted_replicas()) {
+            let running = observed
+                .iter()
+                .filter(|c| c.service == *service && c.state == "running")
+                .filter(|c| !crate::docker::parse::is_leftover_name(&c.name))
+                .count();
+            if running < wanted as usize {
+                drifted.push((service.clone(), Drift::Replicas { running, wanted }));
+                continue;
+            }
         }
         if let Some(release) = applied.releases.get(service)
             && release.image != container.image
@@ -464,6 +491,17 @@ pub fn drifted_services(
         }
     }
     drifted
+}
+
+/// Whether `service` is a one-shot job: the manifest says `job: true`, or the rendered model
+/// marks it (another service waits for it with `condition: service_completed_successfully`);
+/// never a service with a healthcheck or a published port.
+pub fn is_job(env: &Environment, rendered: Option<&RenderedModel>, service: &str) -> bool {
+    let declared = (env.manifest.spec.services.get(service)).is_some_and(|s| s.job);
+    match rendered.and_then(|model| model.get(service)) {
+        Some(r) => r.job || (declared && !r.has_healthcheck && !r.has_ports),
+        None => declared,
+    }
 }
 
 /// How many heals happened within [`HEAL_WINDOW`] before `now`.

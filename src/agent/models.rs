@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::docker::inputs::{self, InputStamp};
 use crate::docker::{Applier, Project, RenderedModel};
@@ -20,12 +20,11 @@ pub enum RenderFailure {
     Transient(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Entry {
     project: Project,
-    files: Vec<PathBuf>,
     stamp: InputStamp,
-    model: Result<RenderedModel, String>,
+    model: Result<Arc<RenderedModel>, String>,
 }
 
 /// The models, by environment name.
@@ -42,15 +41,15 @@ impl Models {
         compose: &C,
         name: &str,
         project: &Project,
-    ) -> Result<RenderedModel, RenderFailure> {
-        if let Some(entry) = self.fresh_entry(name, project) {
-            return entry.model.map_err(RenderFailure::Invalid);
+    ) -> Result<Arc<RenderedModel>, RenderFailure> {
+        if let Some(model) = self.fresh_model(name, project) {
+            return model.map_err(RenderFailure::Invalid);
         }
         // Listed before rendering: an edit during the render makes the stamp stale, not lost.
         let files = inputs::inputs(project);
         let stamp = InputStamp::of(&files);
         let model = match compose.config(project).await {
-            Ok(model) => Ok(model),
+            Ok(model) => Ok(Arc::new(model)),
             Err(error) if error.is_transient() => {
                 return Err(RenderFailure::Transient(error_chain(&error)));
             }
@@ -58,7 +57,6 @@ impl Models {
         };
         let entry = Entry {
             project: project.clone(),
-            files,
             stamp,
             model: model.clone(),
         };
@@ -68,15 +66,14 @@ impl Models {
 
     /// The cached model of `name` when its input files are unchanged (`None`: never rendered,
     /// or stale).
-    pub fn fresh(&self, name: &str, project: &Project) -> Option<RenderedModel> {
-        self.fresh_entry(name, project)
-            .and_then(|entry| entry.model.ok())
+    pub fn fresh(&self, name: &str, project: &Project) -> Option<Arc<RenderedModel>> {
+        self.fresh_model(name, project).and_then(Result::ok)
     }
 
     /// Whether `name` must be rendered again: never rendered, another project, or an input
     /// file changed.
     pub fn stale(&self, name: &str, project: &Project) -> bool {
-        self.fresh_entry(name, project).is_none()
+        self.fresh_model(name, project).is_none()
     }
 
     /// Forgets environments not in `keep` (removed manifests).
@@ -96,9 +93,16 @@ impl Models {
         dirs
     }
 
-    fn fresh_entry(&self, name: &str, project: &Project) -> Option<Entry> {
-        let entry = self.lock().get(name).cloned()?;
-        (entry.project == *project && InputStamp::of(&entry.files) == entry.stamp).then_some(entry)
+    /// The cached render of `name` when its project and input stamps are unchanged (stats the
+    /// input files; clones only a pointer).
+    fn fresh_model(
+        &self,
+        name: &str,
+        project: &Project,
+    ) -> Option<Result<Arc<RenderedModel>, String>> {
+        let entries = self.lock();
+        let entry = entries.get(name)?;
+        (entry.project == *project && entry.stamp.is_current()).then(|| entry.model.clone())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {

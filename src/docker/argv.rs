@@ -112,7 +112,8 @@ pub fn pull(
     Some(out)
 }
 
-/// `up -d --pull never [--force-recreate] [--remove-orphans] SERVICES` with the override.
+/// `up -d --pull never [--force-recreate] [--remove-orphans] [--no-deps] SERVICES` with the
+/// override.
 /// Pulling is its own step before `up`, so `up` never reaches a registry.
 pub fn up(
     project: &Project,
@@ -129,6 +130,9 @@ pub fn up(
     }
     if options.remove_orphans {
         out.push("--remove-orphans".into());
+    }
+    if options.no_deps {
+        out.push("--no-deps".into());
     }
     out.extend(services.iter().map(OsString::from));
     out
@@ -260,6 +264,7 @@ mod tests {
         let all = UpOptions {
             force_recreate: true,
             remove_orphans: true,
+            no_deps: true,
         };
         assert_eq!(
             s(up(&project(), o, &svc, &all)),
@@ -271,6 +276,7 @@ mod tests {
                     "never",
                     "--force-recreate",
                     "--remove-orphans",
+                    "--no-deps",
                     "web"
                 ],
                 true

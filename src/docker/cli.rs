@@ -323,9 +323,10 @@ impl Engine for CliCompose {
         model: &RenderedModel,
         services: &[String],
         timeout: Duration,
+        min_ready: Duration,
     ) -> Result<Vec<Container>> {
         self.engine
-            .wait_ready_with(project, model, services, timeout)
+            .wait_ready_with(project, model, services, timeout, min_ready)
             .await
     }
 }

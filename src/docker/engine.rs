@@ -146,8 +146,10 @@ impl DockerEngine {
         model: &RenderedModel,
         services: &[String],
         timeout: Duration,
+        min_ready: Duration,
     ) -> Result<Vec<Container>> {
-        wait::wait_ready(self, project, model, services, timeout, &self.config.wait).await
+        let settings = &self.config.wait;
+        wait::wait_ready(self, project, model, services, timeout, min_ready, settings).await
     }
 }
 
@@ -267,8 +269,9 @@ impl Engine for DockerEngine {
         model: &RenderedModel,
         services: &[String],
         timeout: Duration,
+        min_ready: Duration,
     ) -> Result<Vec<Container>> {
-        self.wait_ready_with(project, model, services, timeout)
+        self.wait_ready_with(project, model, services, timeout, min_ready)
             .await
     }
 }

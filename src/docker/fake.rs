@@ -442,6 +442,7 @@ impl Engine for FakeCompose {
         model: &RenderedModel,
         services: &[String],
         timeout: Duration,
+        min_ready: Duration,
     ) -> Result<Vec<Container>> {
         self.lock()
             .calls
@@ -452,6 +453,7 @@ impl Engine for FakeCompose {
             model,
             services,
             timeout,
+            min_ready,
             &WaitSettings::default(),
         )
         .await

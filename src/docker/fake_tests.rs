@@ -29,7 +29,7 @@ async fn up_runs_pins_and_readiness_follows_images() {
     .await
     .unwrap();
     assert_eq!(fake.running_image("web").as_deref(), Some("web:2"));
-    fake.wait_ready(&p, &model, &web, Duration::from_secs(1))
+    fake.wait_ready(&p, &model, &web, Duration::from_secs(1), Duration::ZERO)
         .await
         .unwrap();
     let ps = fake.ps(&p).await.unwrap();
@@ -46,7 +46,7 @@ async fn up_runs_pins_and_readiness_follows_images() {
     .await
     .unwrap();
     let err = fake
-        .wait_ready(&p, &model, &web, Duration::ZERO)
+        .wait_ready(&p, &model, &web, Duration::ZERO, Duration::ZERO)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "not_ready");
@@ -61,7 +61,7 @@ async fn up_runs_pins_and_readiness_follows_images() {
         .await
         .unwrap();
     assert_eq!(fake.ps(&p).await.unwrap()[0].image_id, id);
-    fake.wait_ready(&p, &model, &web, Duration::from_secs(1))
+    fake.wait_ready(&p, &model, &web, Duration::from_secs(1), Duration::ZERO)
         .await
         .unwrap();
 }
@@ -133,7 +133,7 @@ async fn leftovers_are_reported_then_removed() {
 }
 
 #[tokio::test]
-async fn one_shot_exit_zero_is_done_and_crash_fails() {
+async fn a_job_exit_zero_is_done_and_crash_fails() {
     let fake = FakeCompose::new("shop");
     fake.define(
         "migrate",
@@ -142,6 +142,7 @@ async fn one_shot_exit_zero_is_done_and_crash_fails() {
             has_build: false,
             restart: None,
             has_healthcheck: false,
+            job: true,
             ..Default::default()
         },
     );
@@ -150,7 +151,7 @@ async fn one_shot_exit_zero_is_done_and_crash_fails() {
     let p = project();
     let m = vec!["migrate".to_string()];
     let model = fake.config(&p).await.unwrap();
-    fake.wait_ready(&p, &model, &m, Duration::from_secs(1))
+    fake.wait_ready(&p, &model, &m, Duration::from_secs(1), Duration::ZERO)
         .await
         .unwrap();
     fake.make_crashing("m:2");
@@ -164,7 +165,7 @@ async fn one_shot_exit_zero_is_done_and_crash_fails() {
     .await
     .unwrap();
     let err = fake
-        .wait_ready(&p, &model, &m, Duration::from_secs(1))
+        .wait_ready(&p, &model, &m, Duration::from_secs(1), Duration::ZERO)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("migrate: exited (1)"), "{err}");
@@ -203,7 +204,7 @@ async fn readiness_reacts_to_the_health_event_not_to_a_poll() {
     let start = tokio::time::Instant::now();
     let web = vec!["web".to_string()];
     let seen = fake
-        .wait_ready(&p, &model, &web, Duration::from_secs(30))
+        .wait_ready(&p, &model, &web, Duration::from_secs(30), Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(seen[0].health, "healthy");
@@ -222,7 +223,7 @@ async fn a_never_healthy_service_fails_at_the_deadline_naming_it() {
     let model = fake.config(&p).await.unwrap();
     let both = vec!["api".to_string(), "web".to_string()];
     let err = fake
-        .wait_ready(&p, &model, &both, Duration::from_secs(5))
+        .wait_ready(&p, &model, &both, Duration::from_secs(5), Duration::ZERO)
         .await
         .unwrap_err();
     let msg = err.to_string();
@@ -247,7 +248,13 @@ async fn a_crash_during_the_wait_fails_at_once() {
     });
     let start = tokio::time::Instant::now();
     let err = fake
-        .wait_ready(&p, &model, &["web".to_string()], Duration::from_secs(60))
+        .wait_ready(
+            &p,
+            &model,
+            &["web".to_string()],
+            Duration::from_secs(60),
+            Duration::ZERO,
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("web: exited (3)"), "{err}");
@@ -274,4 +281,47 @@ async fn events_of_other_projects_are_not_delivered() {
             .now_or_never()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn a_service_without_healthcheck_that_dies_inside_min_ready_is_not_ready() {
+    let fake = FakeCompose::new("shop").with_service("web", "w:1");
+    let p = project();
+    let web = vec!["web".to_string()];
+    let model = fake.config(&p).await.unwrap();
+    // Stable for the whole window: ready, after the window.
+    fake.wait_ready(
+        &p,
+        &model,
+        &web,
+        Duration::from_secs(5),
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap();
+    // Dies and is restarted (restart policy) inside the window: a `die` event, not ready.
+    let flapping = fake.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        flapping.set_state("web", "exited", 1);
+        flapping.set_state("web", "running", 0);
+    });
+    let err = fake
+        .wait_ready(
+            &p,
+            &model,
+            &web,
+            Duration::from_secs(5),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("web: died within policy.minReady"),
+        "{err}"
+    );
+    // A zero window keeps the first ready verdict.
+    fake.wait_ready(&p, &model, &web, Duration::from_secs(5), Duration::ZERO)
+        .await
+        .unwrap();
 }

@@ -117,22 +117,32 @@ pub struct InputStamp(Vec<(PathBuf, Option<FileStamp>)>);
 /// Size, mtime and inode of one file.
 type FileStamp = (u64, SystemTime, u64);
 
+/// The stamp of `file` now (`None` when it does not exist).
+fn file_stamp(file: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(file).ok().map(|m| {
+        let mtime = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        (m.len(), mtime, m.ino())
+    })
+}
+
 impl InputStamp {
     /// Stats `files` (no reads).
     pub fn of(files: &[PathBuf]) -> InputStamp {
-        use std::os::unix::fs::MetadataExt;
         InputStamp(
             files
                 .iter()
-                .map(|file| {
-                    let meta = std::fs::metadata(file).ok().map(|m| {
-                        let mtime = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                        (m.len(), mtime, m.ino())
-                    });
-                    (file.clone(), meta)
-                })
+                .map(|file| (file.clone(), file_stamp(file)))
                 .collect(),
         )
+    }
+
+    /// Whether every file still has the size, mtime and inode it had (stats only, no
+    /// allocation: the resync asks this of every environment).
+    pub fn is_current(&self) -> bool {
+        self.0
+            .iter()
+            .all(|(file, stamp)| file_stamp(file) == *stamp)
     }
 
     /// The directories holding the input files (what to watch), in name order.
@@ -229,8 +239,10 @@ services:
         );
         let before = InputStamp::of(&files);
         assert_eq!(before, InputStamp::of(&files));
+        assert!(before.is_current());
         assert_eq!(before.dirs(), [root.to_path_buf(), root.join("sub")]);
         std::fs::write(root.join("sub/db.env"), "A=1\n").unwrap();
         assert_ne!(before, InputStamp::of(&files), "a new env file is a change");
+        assert!(!before.is_current());
     }
 }

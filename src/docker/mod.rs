@@ -120,6 +120,8 @@ pub struct UpOptions {
     pub force_recreate: bool,
     /// `--remove-orphans`.
     pub remove_orphans: bool,
+    /// `--no-deps`: leave the dependencies as they are (a rollback does not run a job again).
+    pub no_deps: bool,
 }
 
 /// Image pins written into an override file: service -> image reference or image id.
@@ -154,7 +156,8 @@ pub trait Engine: Send + Sync {
     /// Subscribes to the events of `project`'s containers (of every Compose project when
     /// `None`) that can change what runs or whether it is ready, from the moment of the call.
     fn events(&self, project: Option<&str>) -> impl Future<Output = Result<EventStream>> + Send;
-    /// c2quay's own readiness: waits until every service in `services` is ready or `timeout`
+    /// c2quay's own readiness: waits until every service in `services` is ready (for
+    /// `min_ready` when a service has no healthcheck, see [`wait::wait_ready`]) or `timeout`
     /// passes, and returns the project's containers as last observed (the caller's proof of what
     /// runs). On failure the error is [`Error::NotReady`] naming each service, its state and its
     /// last log lines. Driven by [`Engine::events`] ([`wait::wait_ready`]).
@@ -164,6 +167,7 @@ pub trait Engine: Send + Sync {
         model: &RenderedModel,
         services: &[String],
         timeout: Duration,
+        min_ready: Duration,
     ) -> impl Future<Output = Result<Vec<Container>>> + Send {
         async move {
             wait::wait_ready(
@@ -172,6 +176,7 @@ pub trait Engine: Send + Sync {
                 model,
                 services,
                 timeout,
+                min_ready,
                 &WaitSettings::default(),
             )
             .await

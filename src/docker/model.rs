@@ -38,6 +38,18 @@ pub struct RenderedService {
     pub restart: Option<String>,
     /// Whether a healthcheck is defined in the Compose file (the image may still have one).
     pub has_healthcheck: bool,
+    /// Whether the service publishes a port.
+    #[serde(default)]
+    pub has_ports: bool,
+    /// How many containers should run: `scale` or `deploy.replicas` (`None`: not set, one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// Whether the service is a one-shot job: declared by Compose (another service depends
+    /// on it with `condition: service_completed_successfully`) or by the manifest
+    /// ([`mark_jobs`]); never a service with a healthcheck or a published port. A job is done
+    /// when it exited 0; any other service that is not running is not ready.
+    #[serde(default)]
+    pub job: bool,
     /// The canonical config hash of the service (see the module docs).
     #[serde(default)]
     pub config: ServiceConfig,
@@ -152,6 +164,40 @@ impl FromIterator<(String, RenderedService)> for RenderedModel {
             source: None,
         }
     }
+}
+
+impl RenderedService {
+    /// How many containers of the service should run (1 unless `scale`/`deploy.replicas` say).
+    pub fn wanted_replicas(&self) -> u32 {
+        self.replicas.unwrap_or(1)
+    }
+}
+
+/// Marks the manifest's `job: true` services of `model` as jobs (a service with a healthcheck
+/// or a published port stays a long-running one).
+pub fn mark_jobs<'a>(model: &mut RenderedModel, jobs: impl IntoIterator<Item = &'a str>) {
+    for service in jobs {
+        if let Some(rendered) = model.get_mut(service) {
+            rendered.job = !rendered.has_healthcheck && !rendered.has_ports;
+        }
+    }
+}
+
+/// The services that another service of `services` (the model's `services` object) waits for
+/// with `condition: service_completed_successfully`: Compose's own notion of a job.
+pub fn completed_dependencies(services: &serde_json::Map<String, Value>) -> Vec<String> {
+    let mut jobs: Vec<String> = services
+        .values()
+        .filter_map(|svc| svc.get("depends_on").and_then(Value::as_object))
+        .flat_map(|deps| deps.iter())
+        .filter(|(_, dep)| {
+            dep.get("condition").and_then(Value::as_str) == Some("service_completed_successfully")
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    jobs.sort();
+    jobs.dedup();
+    jobs
 }
 
 /// JSON with object keys sorted at every level and no whitespace: the same value always gives

@@ -28,6 +28,7 @@ pub fn config(text: &str) -> Result<RenderedModel> {
         Some(_) => return Err(parse_err(WHAT, "`services` is not an object")),
     };
     let mut model = RenderedModel::new();
+    let jobs = super::model::completed_dependencies(services);
     for (name, svc) in services {
         let image = svc.get("image").and_then(Value::as_str).map(str::to_string);
         let has_build = svc.get("build").is_some_and(|b| !b.is_null());
@@ -38,6 +39,15 @@ pub fn config(text: &str) -> Result<RenderedModel> {
         let has_healthcheck = svc.get("healthcheck").is_some_and(|h| {
             h.is_object() && !h.get("disable").and_then(Value::as_bool).unwrap_or(false)
         });
+        let replicas = svc
+            .get("scale")
+            .and_then(Value::as_u64)
+            .or_else(|| svc.get("deploy")?.get("replicas")?.as_u64())
+            .map(|n| n.min(u64::from(u32::MAX)) as u32);
+        let has_ports = svc
+            .get("ports")
+            .and_then(Value::as_array)
+            .is_some_and(|ports| !ports.is_empty());
         model.insert(
             name.clone(),
             RenderedService {
@@ -45,6 +55,9 @@ pub fn config(text: &str) -> Result<RenderedModel> {
                 has_build,
                 restart,
                 has_healthcheck,
+                has_ports,
+                replicas,
+                job: jobs.contains(name) && !has_healthcheck && !has_ports,
                 config: super::ServiceConfig::of(svc),
             },
         );

@@ -23,24 +23,28 @@ enum One {
     Fail(String),
 }
 
-fn is_one_shot(restart: Option<&str>) -> bool {
-    match restart {
-        None => true,
-        Some(r) => r == "no" || r.starts_with("on-failure"),
-    }
+/// Whether Docker starts a container of this restart policy again after it exited 0.
+fn restarts_after_exit_0(restart: Option<&str>) -> bool {
+    matches!(restart, Some("always" | "unless-stopped"))
 }
 
-fn judge(c: &Container, one_shot: bool) -> One {
+fn judge(c: &Container, job: bool, restarts: bool) -> One {
     match c.state.as_str() {
+        "running" if job => One::Wait("running (a job: waiting for it to finish)".into()),
         "running" => match c.health.as_str() {
             "" | "healthy" => One::Ok,
             "starting" => One::Wait("running (health: starting)".into()),
             other => One::Wait(format!("running ({other})")),
         },
-        "exited" if c.exit_code == 0 && one_shot => One::Ok,
-        "exited" if c.exit_code == 0 => {
+        "exited" if c.exit_code == 0 && job => One::Ok,
+        "exited" if c.exit_code == 0 && restarts => {
             One::Wait("exited (0) but its restart policy keeps it running".into())
         }
+        // Not a job: a server that exits 0 at start ("nothing to do", a bad flag) serves nothing.
+        "exited" if c.exit_code == 0 => One::Fail(
+            "exited (0): not a job (declare one with `job: true` or a `service_completed_successfully` dependency), so nothing serves"
+                .into(),
+        ),
         "exited" => One::Fail(format!("exited ({})", c.exit_code)),
         "restarting" => One::Fail(format!("restarting (last exit code {})", c.exit_code)),
         "dead" => One::Fail("dead".into()),
@@ -60,20 +64,27 @@ pub fn evaluate(
     let mut waiting = Vec::new();
     let mut failed = Vec::new();
     for service in services {
-        let restart = model.get(service).and_then(|m| m.restart.as_deref());
-        let one_shot = is_one_shot(restart);
+        let rendered = model.get(service);
+        let job = rendered.is_some_and(|m| m.job);
+        let wanted = rendered.map_or(1, |m| m.wanted_replicas());
+        let restarts = restarts_after_exit_0(rendered.and_then(|m| m.restart.as_deref()));
         let mine: Vec<&Container> = containers
             .iter()
             .filter(|c| &c.service == service && !is_leftover_name(&c.name))
             .collect();
+        if wanted == 0 {
+            // Scaled to zero: nothing has to run.
+            continue;
+        }
         if mine.is_empty() {
             waiting.push((service.clone(), "no container".to_string()));
             continue;
         }
+        let running = mine.iter().filter(|c| c.state == "running").count();
         let mut wait: Option<String> = None;
         let mut fail: Option<String> = None;
         for c in mine {
-            match judge(c, one_shot) {
+            match judge(c, job, restarts) {
                 One::Ok => {}
                 One::Wait(s) => wait = wait.or(Some(s)),
                 One::Fail(s) => fail = fail.or(Some(s)),
@@ -83,6 +94,11 @@ pub fn evaluate(
             failed.push((service.clone(), s));
         } else if let Some(s) = wait {
             waiting.push((service.clone(), s));
+        } else if !job && running < wanted as usize {
+            waiting.push((
+                service.clone(),
+                format!("{running} of {wanted} replicas running"),
+            ));
         }
     }
     if !failed.is_empty() {
@@ -116,26 +132,34 @@ mod tests {
         }
     }
 
-    fn model(restart: Option<&str>) -> RenderedModel {
+    fn model_of(restart: Option<&str>, job: bool) -> RenderedModel {
         let mut m = RenderedModel::new();
         m.insert(
             "s".into(),
             RenderedService {
-                image: None,
-                has_build: false,
                 restart: restart.map(str::to_string),
-                has_healthcheck: false,
+                job,
                 ..Default::default()
             },
         );
         m
     }
 
-    fn v(state: &str, health: &str, exit: i64, restart: Option<&str>) -> ReadinessVerdict {
+    fn model(restart: Option<&str>) -> RenderedModel {
+        model_of(restart, false)
+    }
+
+    fn v(
+        state: &str,
+        health: &str,
+        exit: i64,
+        restart: Option<&str>,
+        job: bool,
+    ) -> ReadinessVerdict {
         evaluate(
             &["s".to_string()],
             &[c("s", state, health, exit)],
-            &model(restart),
+            &model_of(restart, job),
         )
     }
 
@@ -147,17 +171,29 @@ mod tests {
         ReadinessVerdict::Failed(vec![("s".into(), s.into())])
     }
 
+    const NOT_A_JOB: &str = "exited (0): not a job (declare one with `job: true` or a `service_completed_successfully` dependency), so nothing serves";
+
+    /// Every container state x service kind (job / long-running, restart policy).
     #[test]
     fn table() {
         let always = Some("always");
-        let cases: Vec<(&str, &str, i64, Option<&str>, ReadinessVerdict)> = vec![
-            ("running", "", 0, always, ReadinessVerdict::Ready),
-            ("running", "healthy", 0, always, ReadinessVerdict::Ready),
+        let cases: Vec<(&str, &str, i64, Option<&str>, bool, ReadinessVerdict)> = vec![
+            ("running", "", 0, always, false, ReadinessVerdict::Ready),
+            ("running", "", 0, None, false, ReadinessVerdict::Ready),
+            (
+                "running",
+                "healthy",
+                0,
+                always,
+                false,
+                ReadinessVerdict::Ready,
+            ),
             (
                 "running",
                 "starting",
                 0,
                 always,
+                false,
                 wait("running (health: starting)"),
             ),
             (
@@ -165,42 +201,67 @@ mod tests {
                 "unhealthy",
                 0,
                 always,
+                false,
                 wait("running (unhealthy)"),
             ),
-            ("exited", "", 0, Some("no"), ReadinessVerdict::Ready),
-            ("exited", "", 0, None, ReadinessVerdict::Ready),
+            (
+                "running",
+                "",
+                0,
+                None,
+                true,
+                wait("running (a job: waiting for it to finish)"),
+            ),
+            ("exited", "", 0, Some("no"), true, ReadinessVerdict::Ready),
+            ("exited", "", 0, None, true, ReadinessVerdict::Ready),
             (
                 "exited",
                 "",
                 0,
                 Some("on-failure:3"),
+                true,
                 ReadinessVerdict::Ready,
+            ),
+            // A server without a restart line that exits 0 at start is not "done".
+            ("exited", "", 0, None, false, fail(NOT_A_JOB)),
+            ("exited", "", 0, Some("no"), false, fail(NOT_A_JOB)),
+            (
+                "exited",
+                "",
+                0,
+                Some("on-failure:3"),
+                false,
+                fail(NOT_A_JOB),
             ),
             (
                 "exited",
                 "",
                 0,
                 Some("unless-stopped"),
+                false,
                 wait("exited (0) but its restart policy keeps it running"),
             ),
-            ("exited", "", 2, Some("no"), fail("exited (2)")),
-            ("exited", "", 137, always, fail("exited (137)")),
+            ("exited", "", 2, Some("no"), true, fail("exited (2)")),
+            ("exited", "", 2, Some("no"), false, fail("exited (2)")),
+            ("exited", "", 137, always, false, fail("exited (137)")),
             (
                 "restarting",
                 "",
                 1,
                 always,
+                false,
                 fail("restarting (last exit code 1)"),
             ),
-            ("dead", "", 0, always, fail("dead")),
-            ("paused", "", 0, always, fail("paused")),
-            ("created", "", 0, always, wait("created")),
+            ("dead", "", 0, always, false, fail("dead")),
+            ("paused", "", 0, always, false, fail("paused")),
+            ("created", "", 0, always, false, wait("created")),
+            ("created", "", 0, None, true, wait("created")),
         ];
-        for (state, health, exit, restart, want) in cases {
+        for (state, health, exit, restart, job, want) in cases {
             assert_eq!(
-                v(state, health, exit, restart),
+                v(state, health, exit, restart, job),
                 want,
-                "{state} {health} {exit} {restart:?}"
+                "{state} {health} {exit} {restart:?} job={job}"
             );
         }
     }

@@ -14,7 +14,8 @@ use tracing::debug;
 
 use super::readiness::{ReadinessVerdict, evaluate};
 use super::{
-    Container, Engine, Error, EventStream, Project, RenderedModel, Result, ServiceFailure,
+    Container, ContainerEvent, Engine, Error, EventStream, Project, RenderedModel, Result,
+    ServiceFailure,
 };
 
 /// Settings of the readiness loop.
@@ -40,17 +41,25 @@ impl Default for WaitSettings {
 /// Waits until every service in `services` is ready, failed, or `timeout` passes, and returns
 /// the project's containers as last observed. On failure the error is [`Error::NotReady`]
 /// naming each service, its state and its last log lines.
+///
+/// When a service has no healthcheck (and is not a job), "running" alone proves little: the
+/// verdict must then hold for `min_ready` after it is first reached (Kubernetes'
+/// `minReadySeconds`), and any service's container that dies, is re-created or stops being
+/// ready inside that window fails readiness. With healthchecks everywhere, or a zero
+/// `min_ready`, the first ready verdict is the answer.
 pub async fn wait_ready<E: Engine + ?Sized>(
     engine: &E,
     project: &Project,
     model: &RenderedModel,
     services: &[String],
     timeout: Duration,
+    min_ready: Duration,
     settings: &WaitSettings,
 ) -> Result<Vec<Container>> {
     check_services(project, services, model)?;
     let start = Instant::now();
     let deadline = start + timeout;
+    let window = min_ready;
     // Subscribe first: a change between the observation and the subscription is not missed.
     let mut events = match engine.events(Some(&project.name)).await {
         Ok(stream) => Some(stream),
@@ -59,43 +68,138 @@ pub async fn wait_ready<E: Engine + ?Sized>(
             None
         }
     };
+    // Set when every service was first ready: since when, and which containers ran then.
+    let mut stable: Option<(Instant, Vec<String>)> = None;
     loop {
         let containers = engine.ps(project).await?;
-        let list = match evaluate(services, &containers, model) {
-            ReadinessVerdict::Ready => return Ok(containers),
-            ReadinessVerdict::Failed(list) => {
+        let verdict = evaluate(services, &containers, model);
+        let list = match (verdict, &stable) {
+            (ReadinessVerdict::Ready, None)
+                if window.is_zero() || !needs_window(services, model, &containers) =>
+            {
+                return Ok(containers);
+            }
+            (ReadinessVerdict::Ready, None) => {
+                stable = Some((Instant::now(), running_ids(services, &containers)));
+                Vec::new()
+            }
+            (ReadinessVerdict::Ready, Some((since, ids))) => {
+                if running_ids(services, &containers) != *ids {
+                    let list = unstable(services, "re-created", window);
+                    return Err(not_ready(engine, project, list, start.elapsed(), settings).await);
+                }
+                if since.elapsed() >= window {
+                    return Ok(containers);
+                }
+                Vec::new()
+            }
+            (ReadinessVerdict::Failed(list), _) => {
                 return Err(not_ready(engine, project, list, start.elapsed(), settings).await);
             }
-            ReadinessVerdict::Waiting(list) => list,
+            (ReadinessVerdict::Waiting(list), Some(_)) => {
+                // It was ready and is not any more: not stable.
+                let list = list
+                    .into_iter()
+                    .map(|(s, state)| {
+                        (
+                            s,
+                            format!("{state}, within policy.minReady ({window:?}) of being ready"),
+                        )
+                    })
+                    .collect();
+                return Err(not_ready(engine, project, list, start.elapsed(), settings).await);
+            }
+            (ReadinessVerdict::Waiting(list), None) => list,
         };
         let now = Instant::now();
-        if now >= deadline {
+        let pause = match &stable {
+            Some((since, _)) => window.saturating_sub(since.elapsed()),
+            None if now >= deadline => {
+                return Err(not_ready(engine, project, list, start.elapsed(), settings).await);
+            }
+            None => deadline - now,
+        };
+        let seen = next_change(&mut events, settings.safety_poll.min(pause)).await;
+        if stable.is_some()
+            && let Some(died) = seen
+                .iter()
+                .find(|e| e.action == "die" && services.contains(&e.service))
+        {
+            let list = vec![(
+                died.service.clone(),
+                format!("died within policy.minReady ({window:?}) of being ready"),
+            )];
             return Err(not_ready(engine, project, list, start.elapsed(), settings).await);
         }
-        next_change(&mut events, settings.safety_poll.min(deadline - now)).await;
     }
 }
 
-/// Returns when an event arrives (draining the others already there) or `pause` passes.
-/// A failed or ended stream is dropped: the loop goes on with the safety poll alone.
-async fn next_change(events: &mut Option<EventStream>, pause: Duration) {
+/// Whether some service of `services` is neither a job nor health-checked (by its Compose
+/// file, or by its image: its containers report a health status): only those need the
+/// stability window.
+fn needs_window(services: &[String], model: &RenderedModel, containers: &[Container]) -> bool {
+    services.iter().any(|service| {
+        let Some(m) = model.get(service) else {
+            return false;
+        };
+        let image_checked = containers
+            .iter()
+            .filter(|c| c.service == *service && c.state == "running")
+            .all(|c| !c.health.is_empty());
+        !m.job && !m.has_healthcheck && !image_checked
+    })
+}
+
+/// The ids of the running containers of `services`, sorted.
+fn running_ids(services: &[String], containers: &[Container]) -> Vec<String> {
+    let mut ids: Vec<String> = containers
+        .iter()
+        .filter(|c| c.state == "running" && services.contains(&c.service))
+        .map(|c| c.id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn unstable(services: &[String], what: &str, window: Duration) -> Vec<(String, String)> {
+    services
+        .iter()
+        .map(|s| {
+            (
+                s.clone(),
+                format!("{what} within policy.minReady ({window:?}) of being ready"),
+            )
+        })
+        .collect()
+}
+
+/// Returns the events that arrived (draining the others already there) or nothing when
+/// `pause` passes first. A failed or ended stream is dropped: the loop goes on with the
+/// safety poll alone.
+async fn next_change(events: &mut Option<EventStream>, pause: Duration) -> Vec<ContainerEvent> {
     let Some(stream) = events.as_mut() else {
         tokio::time::sleep(pause).await;
-        return;
+        return Vec::new();
     };
     match tokio::time::timeout(pause, stream.next()).await {
-        Err(_) => {}
-        Ok(Some(Ok(_))) => {
+        Err(_) => Vec::new(),
+        Ok(Some(Ok(first))) => {
             // A recreate sends a burst (kill, die, destroy, create, start): one observation.
-            while let Some(Some(Ok(_))) = stream.next().now_or_never() {}
+            let mut seen = vec![first];
+            while let Some(Some(Ok(event))) = stream.next().now_or_never() {
+                seen.push(event);
+            }
+            seen
         }
         Ok(Some(Err(error))) => {
             debug!(%error, "container events failed; polling instead");
             *events = None;
+            Vec::new()
         }
         Ok(None) => {
             debug!("container events ended; polling instead");
             *events = None;
+            Vec::new()
         }
     }
 }

@@ -44,6 +44,18 @@ impl Environment {
             .map_or(DEFAULT_WAIT_TIMEOUT, |d| d.get())
     }
 
+    /// `policy.minReady`: the stability window of services without a healthcheck.
+    pub fn min_ready(&self) -> std::time::Duration {
+        self.manifest.spec.policy.min_ready.get()
+    }
+
+    /// The services the manifest declares jobs (`job: true`).
+    pub fn declared_jobs(&self) -> impl Iterator<Item = &str> {
+        (self.manifest.spec.services.iter())
+            .filter(|(_, spec)| spec.job)
+            .map(|(name, _)| name.as_str())
+    }
+
     /// The broker pacticipant of a service: `pacticipant`, default the service name.
     pub fn pacticipant(&self, service: &str) -> String {
         self.manifest

@@ -153,6 +153,12 @@ pub struct ServiceSpec {
     /// Gated and recorded, but not run by this Compose project (it lives elsewhere).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gate_only: bool,
+    /// A one-shot job (a migration): ready when its container exited 0, never re-run by a
+    /// rollback. A service another one depends on with `condition:
+    /// service_completed_successfully` is a job without saying so; a service with a healthcheck
+    /// or a published port never is. Every other service that is not running is not ready.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub job: bool,
 }
 
 /// A smoke check: exactly one of `http`, `tcp`, `exec`.
@@ -239,6 +245,26 @@ pub struct Policy {
     /// recorded in the broker.
     #[serde(default = "default_true")]
     pub remove_orphans: bool,
+    /// How long a service without a healthcheck must keep running, its container unchanged,
+    /// before it counts as ready (Kubernetes' `minReadySeconds`; default 5s, the default of
+    /// Docker Swarm's `--update-monitor`). A death or re-creation inside the window fails
+    /// readiness. `0s` turns it off.
+    #[serde(
+        default = "default_min_ready",
+        skip_serializing_if = "is_default_min_ready"
+    )]
+    pub min_ready: DurationSpec,
+}
+
+/// The default of [`Policy::min_ready`].
+pub const DEFAULT_MIN_READY: Duration = Duration::from_secs(5);
+
+fn default_min_ready() -> DurationSpec {
+    DurationSpec(DEFAULT_MIN_READY)
+}
+
+fn is_default_min_ready(value: &DurationSpec) -> bool {
+    value.0 == DEFAULT_MIN_READY
 }
 
 impl Default for Policy {
@@ -249,6 +275,7 @@ impl Default for Policy {
             gate_retry: GateRetry::default(),
             require_digest: false,
             remove_orphans: true,
+            min_ready: default_min_ready(),
         }
     }
 }

@@ -186,7 +186,7 @@ fn drift_is_reported_without_self_heal_and_healed_with_it() {
 }
 
 #[test]
-fn unhealthy_and_stopped_containers_are_drift_but_a_finished_one_shot_is_not() {
+fn unhealthy_and_stopped_containers_are_drift_but_a_finished_job_is_not() {
     let env = env(true);
     let state = applied(&env, "2");
     let unhealthy = vec![
@@ -202,32 +202,84 @@ fn unhealthy_and_stopped_containers_are_drift_but_a_finished_one_shot_is_not() {
     let mut stopped = healthy("c2quay-test/web:2");
     stopped[1].state = "exited".into();
     stopped[1].exit_code = 137;
+    let heal_redis = Action::Heal {
+        services: vec!["redis".into()],
+    };
     assert_eq!(
         plan(Desired::Valid(&env), None, &state, &stopped, now()).action,
-        Action::Heal {
-            services: vec!["redis".into()]
-        }
+        heal_redis
     );
+    // Exit 0 of a service that is not a job, whatever its restart policy (`docker stop` of a
+    // server that exits 0 on SIGTERM, a server that found "nothing to do"): nothing serves.
     stopped[1].exit_code = 0;
-    assert_eq!(
-        plan(Desired::Valid(&env), None, &state, &stopped, now()).action,
-        Action::Noop
-    );
-    // `docker stop` of a long-running service also exits 0: its restart policy tells.
-    for policy in ["always", "unless-stopped"] {
+    for policy in ["", "no", "always", "unless-stopped"] {
         stopped[1].restart_policy = policy.into();
         assert_eq!(
             plan(Desired::Valid(&env), None, &state, &stopped, now()).action,
-            Action::Heal {
-                services: vec!["redis".into()]
-            },
-            "restart {policy}"
+            heal_redis,
+            "restart {policy:?}"
         );
     }
+    // A job that finished is not drift: declared by Compose (the model) or by the manifest.
+    let job_model: RenderedModel = [(
+        "redis".to_string(),
+        crate::docker::RenderedService {
+            job: true,
+            ..Default::default()
+        },
+    )]
+    .into_iter()
+    .collect();
+    assert!(drifted_services(&env, Some(&job_model), &state, &stopped).is_empty());
+    let declared = parse_str(
+        &BASE
+            .replace("SELF_HEAL", "true")
+            .replace("    redis: {}", "    redis: { job: true }"),
+        Path::new("/desired/shop.yaml"),
+    )
+    .unwrap();
+    assert!(drifted_services(&declared, None, &state, &stopped).is_empty());
+    // ... but one with a published port or a healthcheck never is one.
+    let mut served = job_model.clone();
+    served.get_mut("redis").unwrap().job = false;
+    served.get_mut("redis").unwrap().has_ports = true;
+    assert_eq!(
+        drifted_services(&declared, Some(&served), &state, &stopped).len(),
+        1
+    );
     stopped[1].exit_code = 137;
     stopped[1].oom_killed = true;
-    let drift = drifted_services(&env, &state, &stopped);
+    let drift = drifted_services(&env, None, &state, &stopped);
     assert_eq!(drift[0].1.to_string(), "container exited (137, OOM-killed)");
+}
+
+#[test]
+fn missing_replicas_are_drift_and_scale_zero_needs_nothing() {
+    let env = env(true);
+    let state = applied(&env, "2");
+    let model = |replicas: u32| -> RenderedModel {
+        [(
+            "web".to_string(),
+            crate::docker::RenderedService {
+                replicas: Some(replicas),
+                ..Default::default()
+            },
+        )]
+        .into_iter()
+        .collect()
+    };
+    let one_of_two = healthy("c2quay-test/web:2");
+    let drift = drifted_services(&env, Some(&model(2)), &state, &one_of_two);
+    assert_eq!(drift.len(), 1);
+    assert_eq!(drift[0].1.to_string(), "1 of 2 replicas running");
+    let mut two = one_of_two.clone();
+    let mut second = two[0].clone();
+    second.id = "id-web-2".into();
+    second.name = "shop-web-2".into();
+    two.push(second);
+    assert!(drifted_services(&env, Some(&model(2)), &state, &two).is_empty());
+    let none = vec![container("redis", "redis:7", "running", "")];
+    assert!(drifted_services(&env, Some(&model(0)), &state, &none).is_empty());
 }
 
 #[test]

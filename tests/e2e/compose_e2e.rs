@@ -154,7 +154,13 @@ async fn compose_adapter_on_the_real_engine() {
         .unwrap();
     let up_time = t.elapsed();
     let ready = compose
-        .wait_ready(&project, &model, &both, Duration::from_secs(60))
+        .wait_ready(
+            &project,
+            &model,
+            &both,
+            Duration::from_secs(60),
+            Duration::ZERO,
+        )
         .await
         .unwrap();
     assert!(
@@ -224,7 +230,13 @@ async fn compose_adapter_on_the_real_engine() {
         .await
         .unwrap();
     let err = compose
-        .wait_ready(&project, &model, &web, Duration::from_secs(8))
+        .wait_ready(
+            &project,
+            &model,
+            &web,
+            Duration::from_secs(8),
+            Duration::ZERO,
+        )
         .await
         .unwrap_err();
     let waited = t.elapsed();
@@ -251,7 +263,13 @@ async fn compose_adapter_on_the_real_engine() {
         .await
         .unwrap();
     compose
-        .wait_ready(&project, &model, &web, Duration::from_secs(60))
+        .wait_ready(
+            &project,
+            &model,
+            &web,
+            Duration::from_secs(60),
+            Duration::ZERO,
+        )
         .await
         .unwrap();
     eprintln!("TIMING rollback by image id up+ready {:?}", t.elapsed());
@@ -329,7 +347,13 @@ async fn compose_adapter_on_the_real_engine() {
         .await
         .unwrap();
     compose
-        .wait_ready(&project, &model, &web, Duration::from_secs(60))
+        .wait_ready(
+            &project,
+            &model,
+            &web,
+            Duration::from_secs(60),
+            Duration::ZERO,
+        )
         .await
         .unwrap();
 
@@ -468,6 +492,7 @@ async fn the_engine_api_sees_what_docker_inspect_sees_and_readiness_follows_even
             &model,
             &strings(&["web", "migrate"]),
             Duration::from_secs(60),
+            Duration::ZERO,
         )
         .await
         .unwrap();
@@ -485,6 +510,7 @@ async fn the_engine_api_sees_what_docker_inspect_sees_and_readiness_follows_even
             &model,
             &strings(&["web", "sick"]),
             Duration::from_secs(6),
+            Duration::ZERO,
         )
         .await
         .unwrap_err();

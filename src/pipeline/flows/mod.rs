@@ -47,6 +47,7 @@ pub(in crate::pipeline) async fn apply_release<C: Compose, B: Brokers, S: Smoke>
     let up_options = UpOptions {
         force_recreate,
         remove_orphans: run.env.manifest.spec.policy.remove_orphans,
+        no_deps: false,
     };
     run.up(StepName::Up, project, pins, services, &up_options)
         .await?;

@@ -195,7 +195,9 @@ pub(in crate::pipeline) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
     outcome
 }
 
-/// The `restore` step, from the saved model when one is given.
+/// The `restore` step, from the saved model when one is given. Jobs get their previous image
+/// pinned for the future but are not started (a completed migration is not run again), and
+/// `--no-deps` keeps Compose from starting them as dependencies.
 async fn restore<C: Compose, B, S>(
     run: &mut Run<'_, C, B, S>,
     project: &Project,
@@ -203,17 +205,20 @@ async fn restore<C: Compose, B, S>(
     services: &[String],
     restore_model: Option<&Path>,
 ) -> std::result::Result<(), String> {
-    let Some(path) = restore_model else {
-        return (run.restore(project, pins, services, &UpOptions::default())).await;
-    };
-    let project = run.restore_model(project, path)?;
-    let options = UpOptions {
-        remove_orphans: run.env.manifest.spec.policy.remove_orphans,
+    let mut options = UpOptions {
+        no_deps: true,
         ..UpOptions::default()
+    };
+    let project = match restore_model {
+        Some(path) => {
+            options.remove_orphans = run.env.manifest.spec.policy.remove_orphans;
+            run.restore_model(project, path)?
+        }
+        None => project.clone(),
     };
     let services: Vec<String> = services
         .iter()
-        .filter(|s| run.model.contains_key(*s))
+        .filter(|s| run.model.get(*s).is_some_and(|m| !m.job))
         .cloned()
         .collect();
     if services.is_empty() {

@@ -77,7 +77,13 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
     ) -> Result<(), StepFailure> {
         let started = Instant::now();
         let ready = (self.ctx.compose)
-            .wait_ready(project, &self.model, services, timeout)
+            .wait_ready(
+                project,
+                &self.model,
+                services,
+                timeout,
+                self.env.min_ready(),
+            )
             .await;
         let containers = self.check(
             StepName::Readiness,

@@ -20,6 +20,7 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
             self.ctx.compose.ps(project)
         );
         self.model = model.map_err(|source| self.observe_error(source))?;
+        docker::model::mark_jobs(&mut self.model, self.env.declared_jobs());
         let containers = containers.map_err(|source| self.observe_error(source))?;
         Ok(self.snapshot_of(project, containers))
     }

@@ -38,7 +38,8 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
             .map_err(|e| format!("up: {}", error_chain(&e)))?;
         let timeout = rollback_timeout(self.env);
         self.observed = compose
-            .wait_ready(project, &self.model, services, timeout)
+            // The previous release served before: no stability window for the way back.
+            .wait_ready(project, &self.model, services, timeout, Duration::ZERO)
             .await
             .map_err(|e| format!("readiness: {}", error_chain(&e)))?;
         Ok(())
@@ -57,6 +58,7 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
             .map_err(|e| format!("cannot read the applied model {}: {e}", path.display()))?;
         self.model = docker::parse::config(&text)
             .map_err(|e| format!("the applied model {}: {e}", path.display()))?;
+        docker::model::mark_jobs(&mut self.model, self.env.declared_jobs());
         Ok(Project {
             files: vec![path.to_path_buf()],
             ..project.clone()

@@ -25,20 +25,15 @@ impl<C, B, S> Run<'_, C, B, S> {
     }
 }
 
-/// Checks that each pinned service's container runs the pinned image. A one-shot service
-/// (restart `no` or `on-failure`) that exited 0 counts: readiness accepted it as done.
+/// Checks that each pinned service's container runs the pinned image. A job that exited 0
+/// counts: readiness accepted it as done.
 fn verify_pins(
     pins: &ImagePins,
     model: &RenderedModel,
     containers: &[Container],
 ) -> Result<(), String> {
     for (service, image) in pins {
-        let one_shot = model
-            .get(service)
-            .is_some_and(|m| match m.restart.as_deref() {
-                None => true,
-                Some(r) => r == "no" || r.starts_with("on-failure"),
-            });
+        let one_shot = model.get(service).is_some_and(|m| m.job);
         let running = containers
             .iter()
             .find(|c| &c.service == service && c.state == "running")
