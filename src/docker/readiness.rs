@@ -173,11 +173,21 @@ mod tests {
 
     const NOT_A_JOB: &str = "exited (0): not a job (declare one with `job: true` or a `service_completed_successfully` dependency), so nothing serves";
 
+    /// state, health, exit code, restart policy, job, verdict.
+    type Case = (
+        &'static str,
+        &'static str,
+        i64,
+        Option<&'static str>,
+        bool,
+        ReadinessVerdict,
+    );
+
     /// Every container state x service kind (job / long-running, restart policy).
     #[test]
     fn table() {
         let always = Some("always");
-        let cases: Vec<(&str, &str, i64, Option<&str>, bool, ReadinessVerdict)> = vec![
+        let cases: Vec<Case> = vec![
             ("running", "", 0, always, false, ReadinessVerdict::Ready),
             ("running", "", 0, None, false, ReadinessVerdict::Ready),
             (
