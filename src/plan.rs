@@ -71,6 +71,10 @@ pub struct AppliedRelease {
     /// The broker's pacticipant, when gated (`None` in older state: the service name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pacticipant: Option<String>,
+    /// The image id its container ran right after the apply (`None` when not seen): what runs
+    /// is compared by id when known, so a moved tag is drift and a rollback by id is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
 }
 
 /// A blocked gate: which generation, and when to ask the broker again.
@@ -469,13 +473,36 @@ pub fn drifted_services(
             }
         }
         if let Some(release) = applied.releases.get(service)
-            && release.image != container.image
+            && !release.image.is_empty()
+            && match &release.image_id {
+                Some(id) => *id != container.image_id,
+                None => release.image != container.image,
+            }
         {
+            // The same reference on both sides: a moved tag; name the ids.
+            let (applied_image, running_image) = if release.image == container.image {
+                let short = |id: &str| {
+                    id.trim_start_matches("sha256:")
+                        .chars()
+                        .take(12)
+                        .collect::<String>()
+                };
+                (
+                    format!(
+                        "{} ({})",
+                        release.image,
+                        short(release.image_id.as_deref().unwrap_or_default())
+                    ),
+                    format!("{} ({})", container.image, short(&container.image_id)),
+                )
+            } else {
+                (release.image.clone(), container.image.clone())
+            };
             drifted.push((
                 service.clone(),
                 Drift::OtherImage {
-                    applied: release.image.clone(),
-                    running: container.image.clone(),
+                    applied: applied_image,
+                    running: running_image,
                 },
             ));
             continue;

@@ -313,6 +313,10 @@ impl Engine for CliCompose {
         self.engine.remove_leftovers(project).await
     }
 
+    async fn image_id(&self, reference: &str) -> Result<Option<String>> {
+        self.engine.image_id(reference).await
+    }
+
     async fn events(&self, project: Option<&str>) -> Result<EventStream> {
         self.engine.events(project).await
     }

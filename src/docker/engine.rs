@@ -197,6 +197,17 @@ impl Engine for DockerEngine {
         Ok(run::tail(&out, lines))
     }
 
+    async fn image_id(&self, reference: &str) -> Result<Option<String>> {
+        let docker = self.client().await?;
+        match docker.inspect_image(reference).await {
+            Ok(image) => Ok(image.id),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(Error::engine(format!("inspect image {reference}"), e)),
+        }
+    }
+
     async fn leftovers(&self, project: &Project) -> Result<Vec<Container>> {
         let all = self.containers(Some(&project.name)).await?;
         Ok(all

@@ -32,6 +32,7 @@ struct State {
     fail_next_up: Option<String>,
     fail_next_pull: Option<String>,
     calls: Vec<String>,
+    moved_tags: BTreeMap<String, String>,
     next_id: u64,
     events: EventHub,
 }
@@ -102,6 +103,12 @@ impl FakeCompose {
         if let Some(m) = s.model.get_mut(service) {
             m.config = super::ServiceConfig::of(&config);
         }
+    }
+
+    /// Moves the tag `reference` to another image (a CI rebuild of `:stable`): new containers
+    /// from it run `image_id`; those already running keep the image they had.
+    pub fn move_tag(&self, reference: &str, image_id: &str) {
+        (self.lock().moved_tags).insert(reference.to_string(), image_id.to_string());
     }
 
     /// Removes a service from the model; its container keeps running (an orphan).
@@ -262,7 +269,11 @@ impl State {
             project: self.project.clone(),
             service: service.to_string(),
             image: image.to_string(),
-            image_id: fake_image_id(image),
+            image_id: self
+                .moved_tags
+                .get(image)
+                .cloned()
+                .unwrap_or_else(|| fake_image_id(image)),
             state: if crashing { "exited" } else { "running" }.to_string(),
             health: health.to_string(),
             exit_code: if crashing { 1 } else { 0 },
@@ -408,6 +419,16 @@ impl Engine for FakeCompose {
         let mut s = self.lock();
         s.calls.push("leftovers".into());
         Ok(s.leftovers.clone())
+    }
+
+    async fn image_id(&self, reference: &str) -> Result<Option<String>> {
+        let s = self.lock();
+        Ok(Some(
+            s.moved_tags
+                .get(reference)
+                .cloned()
+                .unwrap_or_else(|| fake_image_id(reference)),
+        ))
     }
 
     async fn remove_leftovers(&self, _project: &Project) -> Result<Vec<Container>> {

@@ -153,6 +153,10 @@ pub trait Engine: Send + Sync {
         &self,
         project: &Project,
     ) -> impl Future<Output = Result<Vec<Container>>> + Send;
+    /// The id (`sha256:...`) an image reference resolves to on this host now, `None` when the
+    /// host has no such image. A rollback compares it with the id that ran before: a tag moved
+    /// since (a re-pushed `:stable`) is restored by id, not by the tag.
+    fn image_id(&self, reference: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     /// Subscribes to the events of `project`'s containers (of every Compose project when
     /// `None`) that can change what runs or whether it is ready, from the moment of the call.
     fn events(&self, project: Option<&str>) -> impl Future<Output = Result<EventStream>> + Send;

@@ -139,6 +139,19 @@ impl Snapshot {
         }
         images
     }
+
+    /// Service -> image id (`sha256:...`) the container of [`Snapshot::running_images`] runs.
+    pub fn running_image_ids(&self) -> BTreeMap<String, String> {
+        let mut ids = BTreeMap::new();
+        for container in &self.containers {
+            if !container.image_id.is_empty()
+                && (container.state == "running" || !ids.contains_key(&container.service))
+            {
+                ids.insert(container.service.clone(), container.image_id.clone());
+            }
+        }
+        ids
+    }
 }
 
 /// Errors that stop a reconcile before or outside the outcome policy.

@@ -133,6 +133,7 @@ fn added_and_removed_services_are_changes() {
             version: Some("7".into()),
             image: "c2quay-test/web:1".into(),
             pacticipant: Some("worker-service".into()),
+            image_id: None,
         },
     );
     let removed = plan(

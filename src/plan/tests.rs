@@ -64,6 +64,7 @@ pub(super) fn applied(env: &Environment, version: &str) -> AppliedState {
             version: Some(version.into()),
             image: format!("c2quay-test/web:{version}"),
             pacticipant: None,
+            image_id: None,
         },
     );
     state.releases.insert(
@@ -72,6 +73,7 @@ pub(super) fn applied(env: &Environment, version: &str) -> AppliedState {
             version: None,
             image: "redis:7".into(),
             pacticipant: None,
+            image_id: None,
         },
     );
     state

@@ -63,6 +63,10 @@ pub struct Intent {
     pub target_images: BTreeMap<String, String>,
     /// Service -> image id (or reference) that ran before, to restore on rollback.
     pub previous_images: BTreeMap<String, String>,
+    /// Service -> the image id those containers ran: a rollback pins the id when the
+    /// reference's tag has moved since.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub previous_image_ids: BTreeMap<String, String>,
     /// Services whose containers this operation changes.
     pub changed_services: Vec<String>,
     /// What must be recorded in the broker if the operation completes.
@@ -144,6 +148,7 @@ pub(crate) mod tests {
             )],
             step: Step::Started,
             resumes: 0,
+            previous_image_ids: Default::default(),
             restore_model: None,
             model_hash: None,
         }

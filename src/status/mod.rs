@@ -61,6 +61,7 @@ pub fn applied_state_of(status: &EnvironmentStatus) -> AppliedState {
                         version: release.version.clone(),
                         image: release.image.clone(),
                         pacticipant: release.pacticipant.clone(),
+                        image_id: release.image_id.clone(),
                     },
                 )
             })
@@ -102,12 +103,16 @@ pub fn record_applied(
                 None => continue,
             },
         };
+        let image_id = observed
+            .iter()
+            .find(|c| c.service == *service && c.state == "running" && !c.image_id.is_empty())
+            .map(|c| c.image_id.clone());
         status.releases.insert(
             service.clone(),
             Release {
                 version: spec.version.clone(),
                 image,
-                image_id: None,
+                image_id,
                 pacticipant: Some(env.pacticipant(service)),
             },
         );

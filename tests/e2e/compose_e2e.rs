@@ -89,6 +89,8 @@ fn write_project(dir: &Path, port: u16) -> PathBuf {
     init: true
     restart: unless-stopped
     ports: ["127.0.0.1:{port}:8080"]
+    depends_on:
+      migrate: {{ condition: service_completed_successfully }}
   migrate:
     image: {WEB1}
     command: ["/bin/sh", "-c", "echo migrated; exit 0"]
@@ -449,6 +451,8 @@ async fn the_engine_api_sees_what_docker_inspect_sees_and_readiness_follows_even
     image: {WEB1}
     init: true
     restart: unless-stopped
+    depends_on:
+      migrate: {{ condition: service_completed_successfully }}
   sick:
     image: {UNHEALTHY}
     init: true

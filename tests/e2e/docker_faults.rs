@@ -228,7 +228,7 @@ fn an_oom_killed_service_is_drift_and_a_crash_loop_ends_degraded() {
         "",
         &format!(
             "  crashy:\n    image: {TOOL}\n    init: true\n    restart: always\n    \
-             stop_grace_period: 1s\n    command: [\"sh\", \"-c\", \"sleep 4; exit 3\"]\n"
+             stop_grace_period: 1s\n    command: [\"sh\", \"-c\", \"sleep 8; exit 3\"]\n"
         ),
     );
     write_manifest(

@@ -26,4 +26,5 @@ mod pipeline_e2e_apply;
 mod pipeline_e2e_lock;
 mod prometheus_e2e;
 mod secrets_sweep;
+mod serving_e2e;
 mod state_faults;

@@ -150,6 +150,7 @@ impl Fixture {
             records: vec![record],
             step,
             resumes: 0,
+            previous_image_ids: Default::default(),
             restore_model: None,
             model_hash: None,
         }

@@ -341,6 +341,7 @@ fn intent(pre: &Path, record: &PendingRecord) -> Intent {
         records: vec![record.clone()],
         step: Step::Started,
         resumes: 0,
+        previous_image_ids: Default::default(),
         restore_model: None,
         model_hash: None,
     }

@@ -205,6 +205,10 @@ impl World {
             let _ = writeln!(t, "      pacticipant: {}", s.pacticipant);
             let _ = writeln!(t, "      version: \"{}\"", s.version);
             let _ = writeln!(t, "      image: {}", s.image);
+            if s.one_shot.is_some() {
+                // A one-shot is a job only when declared one (issue 18).
+                let _ = writeln!(t, "      job: true");
+            }
         }
         if !spec.http_smoke.is_empty() {
             let _ = writeln!(t, "  smoke:");

@@ -9,7 +9,7 @@ use super::super::{
     check_services_exist, desired_pins, project_of, with_env_lock,
 };
 use super::apply_release;
-use super::rollback::roll_back;
+use super::rollback::{pins_that_ran, roll_back};
 use crate::broker::Candidate;
 use crate::docker::{Compose, Container, ImagePins, Project, RenderedModel};
 use crate::events::{PipelineEvent, StepName};
@@ -146,6 +146,11 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
             .into_iter()
             .filter(|(s, _)| to_apply.contains(s))
             .collect(),
+        previous_image_ids: pre
+            .running_image_ids()
+            .into_iter()
+            .filter(|(s, _)| to_apply.contains(s))
+            .collect(),
         changed_services: to_apply.clone(),
         records: records.clone(),
         step: Step::Started,
@@ -173,7 +178,12 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
         // An interrupted rollback is finished by recovery, not resumed as a deploy.
         intent.operation = Operation::Rollback;
         run.write_intent(&intent);
-        let previous = pre.running_images();
+        let previous = pins_that_ran(
+            &ctx.compose,
+            &pre.running_images(),
+            &pre.running_image_ids(),
+        )
+        .await;
         let outcome = roll_back(
             &mut run,
             &project,

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use super::super::run::Run;
 use super::super::{Brokers, Context, Error, Outcome, Result, StepFailure, project_of};
 use super::apply_release;
-use super::rollback::roll_back;
+use super::rollback::{pins_that_ran, roll_back};
 use crate::docker::{Compose, Container, Project};
 use crate::error_chain;
 use crate::events::{PipelineEvent, RecoveryResult, StepName};
@@ -201,10 +201,16 @@ pub async fn recover_said<C: Compose, B: Brokers, S: Smoke>(
             message,
         ));
     }
+    let previous = pins_that_ran(
+        &ctx.compose,
+        &intent.previous_images,
+        &intent.previous_image_ids,
+    )
+    .await;
     let outcome = roll_back(
         &mut run,
         &project,
-        &intent.previous_images,
+        &previous,
         &services,
         mode,
         failure,

@@ -227,6 +227,34 @@ async fn restore<C: Compose, B, S>(
     run.restore(&project, pins, &services, &options).await
 }
 
+/// `previous` (service -> image reference that ran) with every reference whose tag moved since
+/// (a re-pushed `:stable`, a pull of the new release's tag) replaced by the image id that ran
+/// (`ran`): a rollback restores what ran, not what the tag names now. A reference the engine
+/// cannot resolve is kept (`up --pull never` then says so).
+pub(in crate::pipeline) async fn pins_that_ran<C: Compose>(
+    compose: &C,
+    previous: &ImagePins,
+    ran: &std::collections::BTreeMap<String, String>,
+) -> ImagePins {
+    let mut pins = ImagePins::new();
+    for (service, reference) in previous {
+        let pin = match ran.get(service) {
+            Some(id) if !reference.starts_with("sha256:") => {
+                match compose.image_id(reference).await {
+                    Ok(Some(now)) if now != *id => {
+                        info!(service, reference, ran = %id, now = %now, "the tag moved since: rolling back by image id");
+                        id.clone()
+                    }
+                    _ => reference.clone(),
+                }
+            }
+            _ => reference.clone(),
+        };
+        pins.insert(service.clone(), pin);
+    }
+    pins
+}
+
 /// Adds `header` and the indented `commands` to the deploy report's hints.
 fn hint_commands<C, B, S>(run: &mut Run<'_, C, B, S>, header: &str, commands: &[String]) {
     run.report.hints.push(header.to_string());
@@ -297,7 +325,12 @@ pub async fn rollback_to_snapshot<C: Compose, B: Brokers, S: Smoke>(
                 })?,
         };
         let snapshot: Snapshot = ctx.state.read_snapshot(&path).map_err(state_err)?;
-        let images = snapshot.running_images();
+        let images = pins_that_ran(
+            &ctx.compose,
+            &snapshot.running_images(),
+            &snapshot.running_image_ids(),
+        )
+        .await;
         let services: Vec<String> = images.keys().cloned().collect();
         if services.is_empty() {
             return Ok(ImagePins::new());
