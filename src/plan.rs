@@ -592,3 +592,6 @@ mod tests;
 
 #[cfg(test)]
 mod config_tests;
+
+#[cfg(test)]
+mod drift_tests;

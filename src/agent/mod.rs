@@ -11,7 +11,7 @@ mod http;
 pub mod models;
 mod queue;
 mod reconcile;
-mod resync;
+pub mod resync;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -146,6 +146,8 @@ pub struct Shared {
     pub docker_ok: AtomicBool,
     /// The rendered Compose model of each environment, rendered again when an input changed.
     pub models: models::Models,
+    /// The status files as the resync last parsed them.
+    pub statuses: resync::StatusCache,
 }
 
 /// Runs the agent until `shutdown` completes (or, with `--once`, until everything reconciled).
@@ -164,6 +166,7 @@ where
         scanned: AtomicBool::new(false),
         docker_ok: AtomicBool::new(false),
         models: models::Models::default(),
+        statuses: resync::StatusCache::default(),
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     if let Some(addr) = config.listen {
@@ -328,6 +331,7 @@ async fn handle_event<C: Compose, B: Brokers, S: Smoke>(
                         ctx,
                         &next,
                         &shared.models,
+                        &shared.statuses,
                         &containers,
                     ));
                     for name in &queued {

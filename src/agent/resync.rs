@@ -1,12 +1,49 @@
 //! The resync's cheap pass: which environments need a reconcile, from one observation of every
 //! container, the status files and the cached rendered models (no process per environment).
 
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
 use super::models::Models;
 use super::{DesiredEnv, DesiredSet};
 use crate::docker::Container;
 use crate::pipeline::{self, Context};
 use crate::plan::{self, Action, Desired};
-use crate::state::Phase;
+use crate::state::{EnvironmentStatus, Phase, StateDir};
+
+/// The status files as last parsed, by environment, keyed by the file's size, mtime and inode
+/// (every write is a rename, so a new status is a new inode): a no-op resync stats each status
+/// file instead of parsing it again.
+#[derive(Debug, Default)]
+pub struct StatusCache {
+    entries: Mutex<HashMap<String, ((u64, SystemTime, u64), Arc<EnvironmentStatus>)>>,
+}
+
+impl StatusCache {
+    /// The status of `name` (`None`: none, or unreadable; the reconcile reports those).
+    pub fn get(&self, state: &StateDir, name: &str) -> Option<Arc<EnvironmentStatus>> {
+        let meta = std::fs::metadata(state.status_file(name)).ok()?;
+        let stamp = (
+            meta.len(),
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            meta.ino(),
+        );
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((cached, status)) = entries.get(name)
+            && *cached == stamp
+        {
+            return Some(status.clone());
+        }
+        let status = Arc::new(state.read_status(name).ok().flatten()?);
+        entries.insert(name.to_string(), (stamp, status.clone()));
+        Some(status)
+    }
+}
 
 /// Environments whose plan is not `Noop` given one observation of all containers, plus those
 /// with an unseen generation, pending records or an open intent. Used by the resync: no
@@ -15,12 +52,20 @@ pub fn needing_reconcile<C, B, S>(
     ctx: &Context<C, B, S>,
     desired: &DesiredSet,
     models: &Models,
+    statuses: &StatusCache,
     containers: &[Container],
 ) -> Vec<String> {
     let now = ctx.clock.now();
     let mut names = Vec::new();
+    let mut by_project: HashMap<&str, Vec<Container>> = HashMap::new();
+    for c in containers {
+        by_project
+            .entry(c.project.as_str())
+            .or_default()
+            .push(c.clone());
+    }
     for (name, entry) in &desired.entries {
-        let status = ctx.state.read_status(name).ok().flatten();
+        let status = statuses.get(&ctx.state, name);
         let needs = match entry {
             DesiredEnv::Invalid { .. } => status
                 .as_ref()
@@ -36,13 +81,11 @@ pub fn needing_reconcile<C, B, S>(
                     names.push(name.clone());
                     continue;
                 };
-                let observed: Vec<Container> = containers
-                    .iter()
-                    .filter(|c| c.project == env.project)
-                    .cloned()
-                    .collect();
+                let observed: &[Container] = by_project
+                    .get(env.project.as_str())
+                    .map_or(&[], Vec::as_slice);
                 let applied = pipeline::applied_state_of(&status);
-                let plan = plan::plan(Desired::Valid(env), Some(&model), &applied, &observed, now);
+                let plan = plan::plan(Desired::Valid(env), Some(&model), &applied, observed, now);
                 let phase_matches = match plan.action {
                     Action::Noop => status.phase == Phase::Ready,
                     Action::AwaitChange => {

@@ -200,8 +200,13 @@ pub fn status(args: StatusArgs) -> i32 {
                 );
                 if args.environment.is_some() {
                     for (service, release) in &s.releases {
+                        let id = release
+                            .image_id
+                            .as_deref()
+                            .map(|id| format!(" ({})", short_id(id)))
+                            .unwrap_or_default();
                         println!(
-                            "  {service}: {} {}",
+                            "  {service}: {} {}{id}",
                             release.version.as_deref().unwrap_or("-"),
                             release.image
                         );
@@ -319,6 +324,11 @@ pub async fn plan(args: PlanArgs) -> i32 {
         }
     }
     0
+}
+
+/// `sha256:0123456789ab` of an image id.
+fn short_id(id: &str) -> String {
+    id.chars().take("sha256:".len() + 12).collect()
 }
 
 /// The per-service diff of a planned deploy: the image (what runs -> the pin) and every
