@@ -18,8 +18,11 @@ use crate::state::{EnvironmentStatus, Phase, StateDir};
 /// file instead of parsing it again.
 #[derive(Debug, Default)]
 pub struct StatusCache {
-    entries: Mutex<HashMap<String, ((u64, SystemTime, u64), Arc<EnvironmentStatus>)>>,
+    entries: Mutex<HashMap<String, (FileStamp, Arc<EnvironmentStatus>)>>,
 }
+
+/// Size, mtime and inode of a status file.
+type FileStamp = (u64, SystemTime, u64);
 
 impl StatusCache {
     /// The status of `name` (`None`: none, or unreadable; the reconcile reports those).
