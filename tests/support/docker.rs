@@ -165,14 +165,37 @@ pub fn free_port() -> u16 {
 }
 
 /// `n` distinct ports on 127.0.0.1 that were free a moment ago.
+///
+/// Taken from 20000-32767, below the kernel's ephemeral range (32768-60999): a port the kernel
+/// hands out for `bind(0)` is also the source port of the next outgoing connection (a smoke
+/// check, the agent's broker client), which then holds it when Docker publishes it ("address
+/// already in use" on a first deploy). Each process starts at its own offset (pid) and never
+/// hands out a port twice.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local_addr").port())
-        .collect()
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let offset = std::process::id().wrapping_mul(7919) % SPAN;
+    let mut ports = Vec::new();
+    let mut listeners = Vec::new();
+    for _ in 0..SPAN {
+        if ports.len() == n {
+            break;
+        }
+        let k = NEXT.fetch_add(1, Ordering::SeqCst) as u32;
+        let port = (LOW + (offset + k) % SPAN) as u16;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            listeners.push(listener);
+            ports.push(port);
+        }
+    }
+    assert_eq!(
+        ports.len(),
+        n,
+        "no {n} free ports in {LOW}-{}",
+        LOW + SPAN - 1
+    );
+    ports
 }
 
 /// A Compose project name unique to this process: `c2q-test-<pid>-<n>`.
