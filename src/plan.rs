@@ -549,8 +549,9 @@ pub fn gate_retry_delay(initial: Duration, max: Duration, n: u32) -> Duration {
     initial.saturating_mul(factor).min(max)
 }
 
-fn running_container<'a>(observed: &'a [Container], service: &str) -> Option<&'a Container> {
-    // Prefer a running container when several exist (e.g. leftovers of a recreate).
+/// The container of `service` that stands for it: a running one when several exist (e.g.
+/// leftovers of a recreate), else any.
+pub fn running_container<'a>(observed: &'a [Container], service: &str) -> Option<&'a Container> {
     observed
         .iter()
         .filter(|c| c.service == service)

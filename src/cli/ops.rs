@@ -351,11 +351,7 @@ fn plan_diff(
     let mut out = serde_json::Map::new();
     for service in changed.iter().chain(removed) {
         let mut rows = Vec::new();
-        let running = observed
-            .iter()
-            .filter(|c| c.service == *service)
-            .max_by_key(|c| c.state == "running")
-            .map(|c| c.image.clone());
+        let running = crate::plan::running_container(observed, service).map(|c| c.image.clone());
         let desired = env
             .pinned_image(service)
             .or_else(|| model.get(service).and_then(|r| r.image.clone()));

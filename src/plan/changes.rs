@@ -57,11 +57,6 @@ impl Changes {
         services.dedup();
         services
     }
-
-    /// Whether `service` only changed configuration (no gate, no record).
-    pub fn config_only(&self, service: &str) -> bool {
-        self.configs.contains_key(service) && !self.releases.iter().any(|s| s == service)
-    }
 }
 
 /// What differs between `env` with its rendered model and what was applied and runs.

@@ -11,46 +11,26 @@ use std::time::Duration;
 use crate::support::{agent, docker};
 
 use agent::{Agent, Broker, EnvSpec, World, wait_until, write_atomic};
-use docker::{docker_ok, require_docker};
+use docker::{docker_ok, require_docker, service_container_ids};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
 /// The compose file of `spec`'s project: `web` with `GREETING`, on the spec's port.
 fn compose(spec: &EnvSpec, greeting: &str, slow_stop: bool, extra_services: &str) -> String {
-    let stop = if slow_stop {
-        // A bare busybox httpd as PID 1 ignores SIGTERM: every recreate waits the stop timeout.
-        "    entrypoint: [httpd, -f, -p, \"8080\", -h, /www, -c, /etc/httpd.conf]\n"
-    } else {
-        "    init: true\n    stop_grace_period: 2s\n"
-    };
-    format!(
-        "services:\n  web:\n    image: c2quay-test/web:1\n    pull_policy: never\n{stop}    \
-         environment:\n      GREETING: \"{greeting}\"\n    ports:\n      - \"127.0.0.1:{port}:8080\"\n{extra_services}",
-        port = spec.port
-    )
-}
-
-fn write_compose(spec: &EnvSpec, text: &str) {
-    write_atomic(&spec.compose_dir.join("compose.yaml"), text);
+    let environment = format!("    environment:\n      GREETING: \"{greeting}\"\n");
+    agent::web_compose(spec.port, slow_stop, &environment, extra_services)
 }
 
 /// `KEY=value` lines of the environment of `service`'s running container.
 fn container_env(project: &str, service: &str) -> Vec<String> {
-    let id = docker_ok(&[
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=com.docker.compose.project={project}"),
-        "--filter",
-        &format!("label=com.docker.compose.service={service}"),
-        "--filter",
-        "status=running",
-    ]);
-    let Some(id) = id.lines().next() else {
+    let Some(id) = service_container_ids(project, service, true)
+        .into_iter()
+        .next()
+    else {
         return Vec::new();
     };
     // The container may be gone between the two calls (a recreate): nothing then.
-    let out = docker::docker(&["inspect", "-f", "{{json .Config.Env}}", id]);
+    let out = docker::docker(&["inspect", "-f", "{{json .Config.Env}}", &id]);
     serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
@@ -58,23 +38,6 @@ fn greeting(project: &str) -> Option<String> {
     container_env(project, "web")
         .into_iter()
         .find_map(|kv| kv.strip_prefix("GREETING=").map(str::to_string))
-}
-
-/// Names of the project's containers of `service` (any state).
-fn service_containers(project: &str, service: &str) -> Vec<String> {
-    docker_ok(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label=com.docker.compose.project={project}"),
-        "--filter",
-        &format!("label=com.docker.compose.service={service}"),
-        "--format",
-        "{{.Names}}",
-    ])
-    .lines()
-    .map(str::to_string)
-    .collect()
 }
 
 /// An environment variable changed in `compose.yaml` is deployed by the agent on the file event
@@ -88,7 +51,7 @@ fn the_agent_deploys_compose_and_env_file_changes_without_asking_the_broker() {
     let broker = Broker::start();
     let (spec, _guard) = world.env("cfg-agent", Some(&broker));
     broker.seed_deployable(&spec.pacticipant, "1");
-    write_compose(&spec, &compose(&spec, "${GREETING:-one}", false, ""));
+    spec.write_compose(&compose(&spec, "${GREETING:-one}", false, ""));
     spec.write(&world.desired);
     let agent = Agent::start(&world, &["--resync", "1h"]);
     agent.wait_phase("cfg-agent", "Ready", CONVERGE);
@@ -106,7 +69,7 @@ fn the_agent_deploys_compose_and_env_file_changes_without_asking_the_broker() {
     );
     agent.wait_phase("cfg-agent", "Ready", CONVERGE);
 
-    write_compose(&spec, &compose(&spec, "three", false, ""));
+    spec.write_compose(&compose(&spec, "three", false, ""));
     let written = std::time::Instant::now();
     assert!(
         wait_until(Duration::from_secs(30), || greeting(&spec.project)
@@ -141,7 +104,7 @@ fn the_agent_deploys_compose_and_env_file_changes_without_asking_the_broker() {
 
     // A compose.yaml that does not render: Invalid, naming the file; what runs is untouched;
     // the next good commit is deployed.
-    write_compose(&spec, "services:\n  web: [not, a, mapping\n");
+    spec.write_compose("services:\n  web: [not, a, mapping\n");
     let invalid = agent.wait_phase("cfg-agent", "Invalid", CONVERGE);
     let message = invalid["message"].as_str().unwrap_or_default();
     assert!(
@@ -150,7 +113,7 @@ fn the_agent_deploys_compose_and_env_file_changes_without_asking_the_broker() {
     );
     assert_eq!(greeting(&spec.project).as_deref(), Some("three"));
     assert_eq!(spec.served_version().as_deref(), Some("1"));
-    write_compose(&spec, &compose(&spec, "four", false, ""));
+    spec.write_compose(&compose(&spec, "four", false, ""));
     assert!(
         wait_until(Duration::from_secs(30), || greeting(&spec.project)
             .as_deref()
@@ -174,36 +137,30 @@ fn added_removed_and_re_ported_services_are_applied_and_undeployed_once() {
     broker.seed_deployable(&spec.pacticipant, "1");
     broker.seed_deployable("cfg-cli-worker", "1");
     let worker = "  worker:\n    image: c2quay-test/web:1\n    pull_policy: never\n    init: true\n    stop_grace_period: 2s\n";
-    write_compose(&spec, &compose(&spec, "one", false, worker));
+    spec.write_compose(&compose(&spec, "one", false, worker));
     spec.extra_yaml = String::new();
     let with_worker = spec.yaml().replace(
         "  smoke:\n",
         "    worker:\n      pacticipant: cfg-cli-worker\n      version: \"1\"\n      image: c2quay-test/web:1\n  smoke:\n",
     );
     write_atomic(&world.desired.join("cfg-cli.yaml"), &with_worker);
-    let desired = world.desired.to_str().unwrap();
-    let state = world.state.to_str().unwrap();
     let deploy = |what: &str| {
-        let (code, out, err) = world.c2quay(&[
-            "deploy",
-            "cfg-cli",
-            "--desired",
-            desired,
-            "--state-dir",
-            state,
-        ]);
-        assert_eq!(code, 0, "{what}: {out}\n{err}");
+        let (code, out) = world.deploy("cfg-cli");
+        assert_eq!(code, 0, "{what}: {out}");
         out
     };
     deploy("first deploy");
-    assert_eq!(service_containers(&spec.project, "worker").len(), 1);
+    assert_eq!(
+        service_container_ids(&spec.project, "worker", false).len(),
+        1
+    );
     assert_eq!(broker.current("cfg-cli-worker"), ["1"]);
 
     // A port change alone: re-created on the new port, no record.
     let records = broker.record_requests();
     let old_port = spec.port;
     spec.port = docker::free_port();
-    write_compose(&spec, &compose(&spec, "one", false, worker));
+    spec.write_compose(&compose(&spec, "one", false, worker));
     let manifest_text = with_worker.replace(
         &format!("127.0.0.1:{old_port}/"),
         &format!("127.0.0.1:{}/", spec.port),
@@ -219,13 +176,13 @@ fn added_removed_and_re_ported_services_are_applied_and_undeployed_once() {
     );
 
     // The worker leaves compose.yaml and the manifest: stopped, removed, undeployed once.
-    write_compose(&spec, &compose(&spec, "one", false, ""));
+    spec.write_compose(&compose(&spec, "one", false, ""));
     let without_worker = spec.yaml();
     write_atomic(&world.desired.join("cfg-cli.yaml"), &without_worker);
     let out = deploy("removal");
     assert!(out.contains("remove worker"), "{out}");
     assert!(
-        service_containers(&spec.project, "worker").is_empty(),
+        service_container_ids(&spec.project, "worker", false).is_empty(),
         "the removed service's container is gone"
     );
     assert!(
@@ -262,40 +219,26 @@ fn a_config_change_that_breaks_readiness_rolls_back_to_the_previous_config() {
     for slow_stop in [false, true] {
         let world = World::new();
         let (spec, _guard) = world.env(&format!("cfg-rb-{slow_stop}"), None);
-        write_compose(&spec, &compose(&spec, "one", slow_stop, ""));
+        spec.write_compose(&compose(&spec, "one", slow_stop, ""));
         // A healthcheck that never passes is waited for until waitTimeout (it may recover).
         let manifest = spec.yaml().replace("waitTimeout: 20s", "waitTimeout: 6s");
         write_atomic(
             &world.desired.join(format!("{}.yaml", spec.name)),
             &manifest,
         );
-        let desired = world.desired.to_str().unwrap();
         let state = world.state.to_str().unwrap();
-        let deploy = || {
-            world.c2quay(&[
-                "deploy",
-                &spec.name,
-                "--desired",
-                desired,
-                "--state-dir",
-                state,
-            ])
-        };
-        let (code, out, err) = deploy();
-        assert_eq!(code, 0, "{out}\n{err}");
+        let (code, out) = world.deploy(&spec.name);
+        assert_eq!(code, 0, "{out}");
 
         // The new config: another greeting and a healthcheck that always fails.
         let broken = compose(&spec, "two", slow_stop, "").replace(
             "    ports:\n",
             "    healthcheck:\n      test: [\"CMD\", \"false\"]\n      interval: 1s\n      retries: 1\n    ports:\n",
         );
-        write_compose(&spec, &broken);
-        let (code, out, err) = deploy();
-        assert_ne!(code, 0, "the broken config must fail: {out}\n{err}");
-        assert!(
-            format!("{out}{err}").contains("rolled back"),
-            "slow_stop={slow_stop}: {out}\n{err}"
-        );
+        spec.write_compose(&broken);
+        let (code, out) = world.deploy(&spec.name);
+        assert_ne!(code, 0, "the broken config must fail: {out}");
+        assert!(out.contains("rolled back"), "slow_stop={slow_stop}: {out}");
         assert_eq!(
             greeting(&spec.project).as_deref(),
             Some("one"),
@@ -316,7 +259,7 @@ fn a_hand_made_compose_up_with_another_config_is_drift() {
     }
     let world = World::new();
     let (mut spec, _guard) = world.env("cfg-drift", None);
-    write_compose(&spec, &compose(&spec, "one", false, ""));
+    spec.write_compose(&compose(&spec, "one", false, ""));
     spec.write(&world.desired);
     let agent = Agent::start(&world, &[]);
     agent.wait_phase("cfg-drift", "Ready", CONVERGE);
@@ -373,21 +316,14 @@ fn plan_shows_the_rendered_diff_with_credentials_masked() {
             &format!("    environment:\n      DB_PASSWORD: \"{password}\"\n"),
         )
     };
-    write_compose(&spec, &with_password("one", "first-secret-value"));
+    spec.write_compose(&with_password("one", "first-secret-value"));
     spec.write(&world.desired);
     let desired = world.desired.to_str().unwrap();
     let state = world.state.to_str().unwrap();
-    let (code, out, err) = world.c2quay(&[
-        "deploy",
-        "cfg-plan",
-        "--desired",
-        desired,
-        "--state-dir",
-        state,
-    ]);
-    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out) = world.deploy("cfg-plan");
+    assert_eq!(code, 0, "{out}");
 
-    write_compose(&spec, &with_password("two", "second-secret-value"));
+    spec.write_compose(&with_password("two", "second-secret-value"));
     let plan = |format: &str| {
         let (code, out, err) = world.c2quay(&[
             "plan",

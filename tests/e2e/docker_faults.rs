@@ -93,18 +93,9 @@ fn write_manifest(world: &World, spec: &EnvSpec, services: &str, pull: &str) {
 
 /// The id of the container of `service` in `project`.
 fn service_container(project: &str, service: &str) -> Option<String> {
-    let out = docker(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=com.docker.compose.project={project}"),
-        "--filter",
-        &format!("label=com.docker.compose.service={service}"),
-    ]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
+    docker::service_container_ids(project, service, false)
+        .into_iter()
         .next()
-        .map(str::to_string)
 }
 
 /// `docker inspect --format FORMAT id`, trimmed.

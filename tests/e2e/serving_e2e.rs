@@ -10,60 +10,18 @@ use std::time::Duration;
 use crate::support::{agent, docker};
 
 use agent::{Agent, Broker, EnvSpec, World, wait_until, write_atomic};
-use docker::{docker as docker_cmd, docker_ok, require_docker};
+use docker::{docker as docker_cmd, docker_ok, require_docker, service_container_ids};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
-/// A bare busybox httpd as PID 1: it ignores SIGTERM, so every recreate waits the stop timeout.
-const HTTPD_ENTRYPOINT: &str =
-    "    entrypoint: [httpd, -f, -p, \"8080\", -h, /www, -c, /etc/httpd.conf]\n";
-
-/// The web service of `spec` from `image`, with `extra` service lines and `more` services.
+/// The web service of `spec`, slow to stop or not, with `extra` lines and `more` services.
 fn compose(spec: &EnvSpec, slow_stop: bool, extra: &str, more: &str) -> String {
-    let stop = if slow_stop {
-        HTTPD_ENTRYPOINT
-    } else {
-        "    init: true\n    stop_grace_period: 2s\n"
-    };
-    format!(
-        "services:\n  web:\n    image: c2quay-test/web:1\n    pull_policy: never\n{stop}{extra}    \
-         ports:\n      - \"127.0.0.1:{port}:8080\"\n{more}",
-        port = spec.port
-    )
-}
-
-fn write_compose(spec: &EnvSpec, text: &str) {
-    write_atomic(&spec.compose_dir.join("compose.yaml"), text);
-}
-
-/// `c2quay deploy NAME` with the world's directories: (exit code, stdout + stderr).
-fn deploy(world: &World, name: &str) -> (i32, String) {
-    let (code, out, err) = world.c2quay(&[
-        "deploy",
-        name,
-        "--desired",
-        world.desired.to_str().unwrap(),
-        "--state-dir",
-        world.state.to_str().unwrap(),
-    ]);
-    (code, format!("{out}\n{err}"))
+    agent::web_compose(spec.port, slow_stop, extra, more)
 }
 
 /// Running containers of `service` in `project`.
 fn running(project: &str, service: &str) -> Vec<String> {
-    docker_ok(&[
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=com.docker.compose.project={project}"),
-        "--filter",
-        &format!("label=com.docker.compose.service={service}"),
-        "--filter",
-        "status=running",
-    ])
-    .lines()
-    .map(str::to_string)
-    .collect()
+    service_container_ids(project, service, true)
 }
 
 /// Item 1: a release whose server exits 0 at start (a bad flag, "nothing to do") is not ready:
@@ -79,22 +37,22 @@ fn a_release_whose_server_exits_0_is_rolled_back_and_not_recorded() {
         let (mut spec, _guard) = world.env(&format!("exit0-{slow_stop}"), Some(&broker));
         broker.seed_deployable(&spec.pacticipant, "1");
         broker.seed_deployable(&spec.pacticipant, "2");
-        write_compose(&spec, &compose(&spec, slow_stop, "", ""));
+        spec.write_compose(&compose(&spec, slow_stop, "", ""));
         spec.write(&world.desired);
-        let (code, out) = deploy(&world, &spec.name);
+        let (code, out) = world.deploy(&spec.name);
         assert_eq!(code, 0, "{out}");
 
         // Release 2 comes with a command that exits 0 at once.
         let exits_0 = "    entrypoint: [\"true\"]\n";
         let v2 = if slow_stop {
-            compose(&spec, true, "", "").replace(HTTPD_ENTRYPOINT, exits_0)
+            compose(&spec, true, "", "").replace(agent::SLOW_STOP_ENTRYPOINT, exits_0)
         } else {
             compose(&spec, false, exits_0, "")
         };
-        write_compose(&spec, &v2);
+        spec.write_compose(&v2);
         spec.version = "2".into();
         spec.write(&world.desired);
-        let (code, out) = deploy(&world, &spec.name);
+        let (code, out) = world.deploy(&spec.name);
         assert_ne!(code, 0, "slow_stop={slow_stop}: {out}");
         assert!(out.contains("exited (0): not a job"), "{out}");
         assert!(out.contains("rolled back"), "{out}");
@@ -119,7 +77,7 @@ fn a_stopped_server_and_a_missing_replica_are_drift_and_unpinned_services_run() 
     let (spec, _guard) = world.env("drift18", None);
     let worker = "  worker:\n    image: c2quay-test/web:1\n    pull_policy: never\n    init: true\n    \
                   stop_grace_period: 2s\n    scale: 2\n";
-    write_compose(&spec, &compose(&spec, false, "", worker));
+    spec.write_compose(&compose(&spec, false, "", worker));
     spec.write(&world.desired);
     let agent = Agent::start(&world, &[]);
     agent.wait_phase("drift18", "Ready", CONVERGE);
@@ -165,18 +123,18 @@ fn a_release_that_dies_two_seconds_after_start_is_not_ready() {
     broker.seed_deployable(&spec.pacticipant, "1");
     broker.seed_deployable(&spec.pacticipant, "2");
     let no_health = "    healthcheck: { disable: true }\n    restart: unless-stopped\n";
-    write_compose(&spec, &compose(&spec, false, no_health, ""));
+    spec.write_compose(&compose(&spec, false, no_health, ""));
     spec.write(&world.desired);
-    let (code, out) = deploy(&world, &spec.name);
+    let (code, out) = world.deploy(&spec.name);
     assert_eq!(code, 0, "{out}");
 
     let dies = format!(
         "{no_health}    entrypoint: [sh, -c, \"httpd -p 8080 -h /www -c /etc/httpd.conf; sleep 2; exit 1\"]\n"
     );
-    write_compose(&spec, &compose(&spec, false, &dies, ""));
+    spec.write_compose(&compose(&spec, false, &dies, ""));
     spec.version = "2".into();
     spec.write(&world.desired);
-    let (code, out) = deploy(&world, &spec.name);
+    let (code, out) = world.deploy(&spec.name);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("within policy.minReady"), "{out}");
     assert!(out.contains("rolled back"), "{out}");
@@ -199,7 +157,7 @@ fn a_hotfix_run_by_hand_is_drift_not_a_release() {
     let broker = Broker::start();
     let (spec, _guard) = world.env("hotfix", Some(&broker));
     broker.seed_deployable(&spec.pacticipant, "1");
-    write_compose(&spec, &compose(&spec, false, "", ""));
+    spec.write_compose(&compose(&spec, false, "", ""));
     spec.write(&world.desired);
     let agent = Agent::start(&world, &[]);
     agent.wait_phase("hotfix", "Ready", CONVERGE);
@@ -253,14 +211,14 @@ fn a_rollback_restores_the_image_that_ran_when_its_tag_moved() {
         let (mut spec, _guard) = world.env(&format!("moved-{slow_stop}"), None);
         let tag = format!("c2quay-test/web:stable-{}-{slow_stop}", std::process::id());
         docker_ok(&["tag", "c2quay-test/web:1", &tag]);
-        write_compose(&spec, &compose(&spec, slow_stop, "", ""));
+        spec.write_compose(&compose(&spec, slow_stop, "", ""));
         spec.image = Some(tag.clone());
         let manifest = spec.yaml().replace("waitTimeout: 20s", "waitTimeout: 8s");
         write_atomic(
             &world.desired.join(format!("{}.yaml", spec.name)),
             &manifest,
         );
-        let (code, out) = deploy(&world, &spec.name);
+        let (code, out) = world.deploy(&spec.name);
         assert_eq!(code, 0, "{out}");
         assert_eq!(spec.served_version().as_deref(), Some("1"));
 
@@ -273,7 +231,7 @@ fn a_rollback_restores_the_image_that_ran_when_its_tag_moved() {
             &world.desired.join(format!("{}.yaml", spec.name)),
             &manifest,
         );
-        let (code, out) = deploy(&world, &spec.name);
+        let (code, out) = world.deploy(&spec.name);
         let _ = docker_cmd(&["rmi", &tag]);
         assert_ne!(code, 0, "{out}");
         assert!(out.contains("rolled back"), "{out}");
@@ -304,7 +262,7 @@ fn a_rollback_does_not_run_a_completed_job_again() {
         data.display()
     );
     let depends = "    depends_on:\n      migrate: { condition: service_completed_successfully }\n";
-    write_compose(&spec, &compose(&spec, false, depends, &migrate));
+    spec.write_compose(&compose(&spec, false, depends, &migrate));
     let with_job = |spec: &EnvSpec, version: &str| {
         spec.yaml().replace(
             "  smoke:\n",
@@ -314,7 +272,7 @@ fn a_rollback_does_not_run_a_completed_job_again() {
         )
     };
     write_atomic(&world.desired.join("jobs.yaml"), &with_job(&spec, "1"));
-    let (code, out) = deploy(&world, "jobs");
+    let (code, out) = world.deploy("jobs");
     assert_eq!(code, 0, "{out}");
     let runs = || {
         fs::read_to_string(data.join("runs"))
@@ -326,7 +284,7 @@ fn a_rollback_does_not_run_a_completed_job_again() {
 
     spec.version = "2".into();
     write_atomic(&world.desired.join("jobs.yaml"), &with_job(&spec, "2"));
-    let (code, out) = deploy(&world, "jobs");
+    let (code, out) = world.deploy("jobs");
     assert_ne!(code, 0, "release 2's migration fails: {out}");
     assert!(out.contains("rolled back"), "{out}");
     assert_eq!(

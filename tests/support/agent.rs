@@ -75,17 +75,11 @@ impl World {
         let port = free_port();
         let dir = self.root.path().join("compose").join(name);
         fs::create_dir_all(&dir).expect("compose dir");
-        // The image's own PID 1 (a shell script) traps TERM; a bare `httpd` as PID 1 does not.
-        let stop = if slow_stop {
-            "    entrypoint: [httpd, -f, -p, \"8080\", -h, /www, -c, /etc/httpd.conf]\n"
-        } else {
-            "    init: true\n    stop_grace_period: 2s\n"
-        };
-        let compose = format!(
-            "services:\n  web:\n    image: c2quay-test/web:1\n    pull_policy: never\n{stop}    \
-             ports:\n      - \"127.0.0.1:{port}:8080\"\n"
-        );
-        fs::write(dir.join("compose.yaml"), compose).expect("compose.yaml");
+        fs::write(
+            dir.join("compose.yaml"),
+            web_compose(port, slow_stop, "", ""),
+        )
+        .expect("compose.yaml");
         let spec = EnvSpec {
             name: name.to_string(),
             project: project.clone(),
@@ -139,6 +133,20 @@ impl World {
                     .count()
             })
             .unwrap_or(0)
+    }
+
+    /// `c2quay deploy NAME` on this world's desired and state directories: (exit code,
+    /// stdout and stderr joined).
+    pub fn deploy(&self, name: &str) -> (i32, String) {
+        let (code, out, err) = self.c2quay(&[
+            "deploy",
+            name,
+            "--desired",
+            self.desired.to_str().expect("utf-8 path"),
+            "--state-dir",
+            self.state.to_str().expect("utf-8 path"),
+        ]);
+        (code, format!("{out}\n{err}"))
     }
 
     /// Runs the real `c2quay` binary with `args` (not the agent); returns (code, stdout, stderr).
@@ -250,6 +258,11 @@ impl EnvSpec {
         y
     }
 
+    /// Replaces the environment's `compose.yaml` (atomically).
+    pub fn write_compose(&self, text: &str) {
+        write_atomic(&self.compose_dir.join("compose.yaml"), text);
+    }
+
     /// Writes the manifest atomically into `desired` as `<name>.yaml`.
     pub fn write(&self, desired: &Path) {
         write_atomic(&desired.join(format!("{}.yaml", self.name)), &self.yaml());
@@ -280,6 +293,27 @@ impl EnvSpec {
             try_http_get(&format!("http://127.0.0.1:{}/version", self.port)).ok()?;
         (status == 200).then(|| body.trim().to_string())
     }
+}
+
+/// A bare busybox `httpd` as PID 1: it ignores SIGTERM, so every recreate waits for the stop
+/// timeout (10 s), as a plain `httpd` or shell-script service does. The image's own PID 1 (a
+/// shell script) traps TERM and exits 0.
+pub const SLOW_STOP_ENTRYPOINT: &str =
+    "    entrypoint: [httpd, -f, -p, \"8080\", -h, /www, -c, /etc/httpd.conf]\n";
+
+/// A compose file with one `web` service from `c2quay-test/web:1` published on
+/// `127.0.0.1:<port>`: slow to stop ([`SLOW_STOP_ENTRYPOINT`]) or with `init: true` and a 2 s
+/// grace; `extra` lines go into `web`, `more` services after it.
+pub fn web_compose(port: u16, slow_stop: bool, extra: &str, more: &str) -> String {
+    let stop = if slow_stop {
+        SLOW_STOP_ENTRYPOINT
+    } else {
+        "    init: true\n    stop_grace_period: 2s\n"
+    };
+    format!(
+        "services:\n  web:\n    image: c2quay-test/web:1\n    pull_policy: never\n{stop}{extra}    \
+         ports:\n      - \"127.0.0.1:{port}:8080\"\n{more}"
+    )
 }
 
 /// Writes `path` via a hidden temp file and a rename (the agent never sees half a manifest).

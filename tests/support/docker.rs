@@ -278,6 +278,28 @@ pub fn docker_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Ids of the containers of `service` in Compose project `project` (only the running ones when
+/// `running_only`), as `docker ps` lists them.
+pub fn service_container_ids(project: &str, service: &str, running_only: bool) -> Vec<String> {
+    let project_label = format!("label=com.docker.compose.project={project}");
+    let service_label = format!("label=com.docker.compose.service={service}");
+    let mut args = vec![
+        "ps",
+        "-aq",
+        "--filter",
+        &project_label,
+        "--filter",
+        &service_label,
+    ];
+    if running_only {
+        args.extend(["--filter", "status=running"]);
+    }
+    String::from_utf8_lossy(&docker(&args).stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Full ids of every container (running or not) of Compose project `project`, sorted.
 pub fn project_container_ids(project: &str) -> Vec<String> {
     let out = docker(&[
