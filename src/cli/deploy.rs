@@ -282,7 +282,8 @@ fn print_report(report: &DeployReport) {
         }
     };
     println!("{}: {summary}", report.environment);
-    if report.outcome == Outcome::DryRun {
+    // A dry run's lines, and the waves of a per-service deploy that went ahead in parts.
+    if matches!(report.outcome, Outcome::DryRun | Outcome::Deployed) {
         for line in &report.hints {
             println!("{line}");
         }

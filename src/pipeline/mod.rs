@@ -348,6 +348,20 @@ pub fn desired_pins(env: &Environment) -> ImagePins {
         .collect()
 }
 
+/// The pins of a deploy wave: [`desired_pins`], except that each service the gate `held` keeps
+/// the image it runs (`None`: none runs, no pin), so `up` of a service that depends on it does
+/// not switch it.
+pub fn wave_pins(env: &Environment, held: &BTreeMap<String, Option<String>>) -> ImagePins {
+    let mut pins = desired_pins(env);
+    for (service, image) in held {
+        match image {
+            Some(image) => pins.insert(service.clone(), image.clone()),
+            None => pins.remove(service),
+        };
+    }
+    pins
+}
+
 /// The broker candidates among `services`, in service order.
 pub fn candidates(env: &Environment, services: &[String]) -> Vec<Candidate> {
     let gated = env.gated_services();

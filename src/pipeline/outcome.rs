@@ -151,6 +151,9 @@ pub struct DeployReport {
     pub report_path: Option<PathBuf>,
     /// Lines for an operator: what to run next (printed on failure).
     pub hints: Vec<String>,
+    /// Services whose new release the gate held back (per service: the rest went ahead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<String>,
 }
 
 /// One gate question and its answer.
@@ -192,6 +195,7 @@ impl DeployReport {
             rollback_report: None,
             report_path: None,
             hints: Vec::new(),
+            waiting: Vec::new(),
         }
     }
 

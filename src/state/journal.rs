@@ -85,6 +85,11 @@ pub struct Intent {
     /// The hash of the rendered model being applied (`crate::plan::model_hash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_hash: Option<String>,
+    /// Services whose new release the gate held back in this wave of a per-service deploy,
+    /// with the image each keeps pinned (`None`: none ran, no pin): neither applied nor
+    /// committed by this operation.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub held: BTreeMap<String, Option<String>>,
 }
 
 impl StateDir {
@@ -151,6 +156,7 @@ pub(crate) mod tests {
             previous_image_ids: Default::default(),
             restore_model: None,
             model_hash: None,
+            held: Default::default(),
         }
     }
 

@@ -81,20 +81,28 @@ pub fn applied_state_of(status: &EnvironmentStatus) -> AppliedState {
 /// Marks the desired release of `env` as applied: generation, per-service version and image,
 /// and the configuration of every service of the rendered `model` with the Compose config hash
 /// its container shows in `observed` (the observation right after the apply). Forgets services
-/// that left the manifest and the model. Clears a failed generation and a blocked gate.
+/// that left the manifest and the model. Clears a failed generation and a blocked gate. The
+/// services the gate `held` (a per-service wave) keep their applied release and configuration,
+/// and the generation counts as applied only when none was held.
 pub fn record_applied(
     status: &mut EnvironmentStatus,
     env: &Environment,
     model: &RenderedModel,
     observed: &[Container],
+    held: &[String],
 ) {
-    status.applied_generation = Some(env.generation.clone());
+    if held.is_empty() {
+        status.applied_generation = Some(env.generation.clone());
+    }
     status.failed_generation = None;
     status.failed_model = None;
     status.gate_checks = 0;
     status.next_gate_check_at = None;
     status.gate_blocked_generation = None;
     for (service, spec) in &env.manifest.spec.services {
+        if held.contains(service) {
+            continue;
+        }
         let image = match env.pinned_image(service) {
             Some(image) if !spec.gate_only => image,
             _ => match &spec.version {
@@ -120,7 +128,16 @@ pub fn record_applied(
     status.releases.retain(|service, _| {
         env.manifest.spec.services.contains_key(service) || model.contains_key(service)
     });
+    let kept: Vec<(String, AppliedConfig)> = (held.iter())
+        .filter_map(|s| status.configs.get(s).map(|c| (s.clone(), c.clone())))
+        .collect();
     adopt_configs(status, model, observed);
+    if !model.is_empty() {
+        for service in held {
+            status.configs.remove(service);
+        }
+        status.configs.extend(kept);
+    }
 }
 
 /// Sets the applied configuration of every service of `model`, with the Compose config hash
@@ -213,7 +230,19 @@ pub fn status_after(
         Outcome::GateBlocked => {
             let reasons = report.gate_reasons().join("\n");
             status.phase = Phase::GateBlocked;
-            status.message = reasons.clone();
+            let went_ahead: Vec<String> = (report.records.iter())
+                .filter(|r| r.status != crate::pipeline::RecordStatus::NotAttempted)
+                .map(|r| format!("{} {}", r.candidate.pacticipant, r.candidate.version))
+                .collect();
+            status.message = if went_ahead.is_empty() {
+                reasons.clone()
+            } else {
+                format!(
+                    "deployed {}; waiting for the gate: {}\n{reasons}",
+                    went_ahead.join(", "),
+                    report.waiting.join(", ")
+                )
+            };
             let delay = block_gate(status, env, now);
             status.set_condition(
                 ConditionType::Gated,

@@ -20,6 +20,7 @@ mod docker_faults;
 mod docker_world;
 mod doctor_cli;
 mod endpoints;
+mod gate_waves_e2e;
 mod kill_loop;
 mod pipeline_e2e;
 mod pipeline_e2e_apply;

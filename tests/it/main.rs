@@ -10,6 +10,7 @@ mod support;
 mod broker_client;
 mod broker_fidelity;
 mod config_fakes;
+mod gate_waves;
 mod hostile_desired;
 mod manifest_cli;
 mod ops_files;

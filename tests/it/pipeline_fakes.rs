@@ -153,6 +153,7 @@ impl Fixture {
             previous_image_ids: Default::default(),
             restore_model: None,
             model_hash: None,
+            held: Default::default(),
         }
     }
 

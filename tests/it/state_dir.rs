@@ -344,6 +344,7 @@ fn intent(pre: &Path, record: &PendingRecord) -> Intent {
         previous_image_ids: Default::default(),
         restore_model: None,
         model_hash: None,
+        held: Default::default(),
     }
 }
 

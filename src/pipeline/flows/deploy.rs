@@ -6,7 +6,7 @@ use super::super::run::Run;
 use super::super::steps::record::{pending_record, pending_record_of};
 use super::super::{
     Brokers, Context, DeployOptions, DeployReport, Error, Outcome, Result, candidates,
-    check_services_exist, desired_pins, project_of, with_env_lock,
+    check_services_exist, desired_pins, project_of, wave_pins, with_env_lock,
 };
 use super::apply_release;
 use super::rollback::{pins_that_ran, roll_back};
@@ -41,7 +41,66 @@ pub async fn deploy<C: Compose, B: Brokers, S: Smoke>(
 }
 
 /// [`deploy`] for a caller that already holds the environment lock.
+///
+/// In per-service gate mode the deploy makes progress in waves: the releases the broker allows
+/// now are applied and recorded, then the rest are asked again (a consumer the broker did not
+/// know to be deployable becomes so once the provider it needs is recorded), all in this one
+/// call. Each wave is journaled and committed on its own, so a crash resumes the wave in
+/// flight and the next plan holds only what still waits.
 pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
+    ctx: &Context<C, B, S>,
+    env: &Environment,
+    options: &DeployOptions,
+    lock: &EnvLock,
+) -> Result<DeployReport> {
+    let mut earlier: Vec<DeployReport> = Vec::new();
+    loop {
+        let report = deploy_wave(ctx, env, options, lock).await?;
+        // Every wave records at least one release, so this ends within one wave per release.
+        let progressed = report.outcome == Outcome::Deployed && !report.records.is_empty();
+        if progressed && !report.waiting.is_empty() && earlier.len() < MAX_WAVES {
+            earlier.push(report);
+            continue;
+        }
+        return Ok(merge_waves(earlier, report));
+    }
+}
+
+/// At most this many waves of one deploy (each records at least one release).
+const MAX_WAVES: usize = 32;
+
+/// The last wave's report with the earlier waves' records and a line per earlier wave.
+fn merge_waves(earlier: Vec<DeployReport>, mut last: DeployReport) -> DeployReport {
+    if earlier.is_empty() {
+        return last;
+    }
+    let mut records = Vec::new();
+    let mut hints = Vec::new();
+    // The first wave's plan is the whole change asked for.
+    last.plan = earlier[0].plan.clone();
+    for (n, wave) in earlier.into_iter().enumerate() {
+        let recorded: Vec<String> = (wave.records.iter())
+            .filter(|r| r.kind == RecordKind::Deployment)
+            .map(|r| format!("{} {}", r.candidate.pacticipant, r.candidate.version))
+            .collect();
+        hints.push(format!(
+            "wave {}: deployed and recorded {}; asked the broker again for {}",
+            n + 1,
+            recorded.join(", "),
+            wave.waiting.join(", ")
+        ));
+        hints.extend(wave.hints.iter().map(|h| format!("  {h}")));
+        records.extend(wave.records);
+    }
+    records.append(&mut last.records);
+    last.records = records;
+    hints.append(&mut last.hints);
+    last.hints = hints;
+    last
+}
+
+/// One wave of [`deploy_locked`]: plan, gate, apply and record what the gate allows now.
+async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
     ctx: &Context<C, B, S>,
     env: &Environment,
     options: &DeployOptions,
@@ -102,7 +161,8 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
         // stops and removes them; a finished one-shot is not started again.
         to_apply = running_services(&run.model, &pre.containers);
     }
-    let pins = desired_pins(env);
+    let mut pins = desired_pins(env);
+    let mut held_pins = std::collections::BTreeMap::new();
     if options.dry_run {
         run.report.outcome = Outcome::DryRun;
         run.report.hints = dry_run_lines(env, &project, &pins, &to_apply, &changes);
@@ -110,14 +170,29 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
     }
 
     // 3. gate: only new releases; a configuration change alone is neither gated nor recorded.
-    let to_record = candidates(env, &changes.releases);
+    let mut to_record = candidates(env, &changes.releases);
     if let Some(spec) = &env.manifest.spec.broker
         && !to_record.is_empty()
         && !run.gate(spec, &to_record).await?
     {
-        run.report.outcome = Outcome::GateBlocked;
+        let held = held_by_gate(env, &changes.releases, &run.report.gate);
+        to_record.retain(|c| !held.iter().any(|s| env.pacticipant(s) == c.pacticipant));
+        if to_record.is_empty() {
+            run.report.waiting = changes.releases.clone();
+            run.report.outcome = Outcome::GateBlocked;
+            run.report.hints = run.report.gate_reasons();
+            return run.finish(None).await;
+        }
+        // Per service: go on with what the broker allows; the held releases keep what runs
+        // (their pins too: a dependency of an applied service is not switched by `up`).
+        let running = pre.running_images();
+        held_pins = (held.iter())
+            .map(|s| (s.clone(), running.get(s).cloned()))
+            .collect();
+        pins = wave_pins(env, &held_pins);
+        to_apply.retain(|s| !held.contains(s));
         run.report.hints = run.report.gate_reasons();
-        return run.finish(None).await;
+        run.report.waiting = held;
     }
 
     // Journal the intent before the first side effect.
@@ -157,6 +232,7 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
         resumes: 0,
         restore_model: restore_model(ctx, env, &changes),
         model_hash: run.report.model_hash.clone(),
+        held: held_pins,
     };
     ctx.state.write_intent(&name, &intent).map_err(state_err)?;
 
@@ -205,7 +281,7 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
     for record in &records {
         ctx.state.outbox_put(&name, record).map_err(state_err)?;
     }
-    super::commit_applied(&run, lock)?;
+    super::commit_applied(&run, lock, &run.report.waiting)?;
     ctx.state.clear_intent(&name).map_err(state_err)?;
     let started = Instant::now();
     // The whole outbox goes out oldest first: a record of an earlier deploy still pending is
@@ -257,6 +333,31 @@ fn describe_plan(env: &Environment, changes: &plan::Changes) -> String {
     );
     parts.extend(changes.removed.iter().map(|s| format!("remove {s}")));
     format!("generation {}: deploy {}", env.generation, parts.join(", "))
+}
+
+/// The services among `releases` whose new release the gate did not allow, when it was asked
+/// per service (one answer per gated release, in order). Empty for an all-or-nothing answer:
+/// one query decides for the whole set.
+fn held_by_gate(
+    env: &Environment,
+    releases: &[String],
+    gate: &[super::super::outcome::GateEntry],
+) -> Vec<String> {
+    let per_service = gate.iter().all(|entry| entry.candidates.len() == 1);
+    if !per_service {
+        return releases.to_vec();
+    }
+    releases
+        .iter()
+        .filter(|service| {
+            let pacticipant = env.pacticipant(service);
+            gate.iter().any(|entry| {
+                entry.candidates[0].pacticipant == pacticipant
+                    && entry.answer.verdict != crate::broker::Verdict::Deployable
+            })
+        })
+        .cloned()
+        .collect()
 }
 
 /// Services of `model` with a running container, in name order.

@@ -68,10 +68,12 @@ pub(in crate::pipeline) async fn apply_release<C: Compose, B: Brokers, S: Smoke>
 
 /// Marks what `run` applied as the environment's applied state: the release, every service's
 /// configuration with its container's Compose config hash (from the run's last observation),
-/// and the rendered model a later rollback of a configuration change restores.
+/// and the rendered model a later rollback of a configuration change restores. The services
+/// the gate `held` keep their applied release and configuration.
 pub(in crate::pipeline) fn commit_applied<C, B, S>(
     run: &Run<'_, C, B, S>,
     lock: &EnvLock,
+    held: &[String],
 ) -> Result<()> {
     let (ctx, env) = (run.ctx, run.env);
     let state_err = |source| super::Error::State {
@@ -82,7 +84,7 @@ pub(in crate::pipeline) fn commit_applied<C, B, S>(
         (ctx.state.write_applied_model(env.name(), text)).map_err(state_err)?;
     }
     crate::status::update(&ctx.state, lock, |status| {
-        crate::status::record_applied(status, env, &run.model, &run.observed)
+        crate::status::record_applied(status, env, &run.model, &run.observed, held)
     })
     .map_err(state_err)
 }

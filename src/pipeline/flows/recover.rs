@@ -275,7 +275,7 @@ async fn resume<C: Compose, B: Brokers, S: Smoke>(
     project: &Project,
     intent: &mut Intent,
 ) -> std::result::Result<(), StepFailure> {
-    let pins = super::super::desired_pins(run.env);
+    let pins = super::super::wave_pins(run.env, &intent.held);
     let services = intent.changed_services.clone();
     apply_release(run, project, &pins, &services, false, intent).await?;
     intent.step = Step::SmokePassed;
@@ -344,7 +344,8 @@ fn finish<C, B, S>(
     }
     if applied {
         // Without it the planner would see the old release and deploy (and record) again.
-        super::commit_applied(run, lock)?;
+        let held: Vec<String> = intent.held.keys().cloned().collect();
+        super::commit_applied(run, lock, &held)?;
     }
     ctx.state.clear_intent(name).map_err(state_err)
 }
