@@ -9,6 +9,7 @@
 mod desired;
 mod http;
 pub mod models;
+mod orphaned;
 mod queue;
 mod reconcile;
 pub mod resync;

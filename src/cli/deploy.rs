@@ -228,18 +228,39 @@ pub async fn rollback(args: RollbackArgs) -> i32 {
     match pipeline::rollback_to_snapshot(&ctx, &env, args.from_snapshot.as_deref(), args.lock_wait)
         .await
     {
-        Ok(images) if images.is_empty() => {
+        Ok(done) if done.restored.is_empty() => {
             println!(
                 "{}: the snapshot shows no running container; nothing restored",
                 args.environment
             );
             0
         }
-        Ok(images) => {
-            for (service, image) in images {
+        Ok(done) => {
+            for (service, image) in &done.restored {
                 println!("{service}: restored {image}");
             }
-            0
+            for record in &done.records {
+                println!(
+                    "record {} {}: {:?}",
+                    record.candidate.pacticipant, record.candidate.version, record.status
+                );
+            }
+            println!(
+                "{}: held at the restored release (phase RolledBack); `c2quay retry {}` deploys the manifest again",
+                args.environment, args.environment
+            );
+            if done
+                .records
+                .iter()
+                .all(|r| r.status == RecordStatus::Recorded)
+            {
+                0
+            } else {
+                eprintln!(
+                    "some broker records are pending: they wait in the outbox and the agent retries them"
+                );
+                Outcome::RecordFailed.exit_code()
+            }
         }
         Err(error) => {
             eprintln!("error: {}", error_chain(&error));

@@ -151,6 +151,15 @@ pub fn down(project: &Project) -> Vec<OsString> {
     with(global(project, None), &["down", "-v", "--remove-orphans"])
 }
 
+/// `-p NAME down --remove-orphans`: a project by name alone (its files may be gone), volumes
+/// kept (`policy.prune: onRemove`).
+pub fn take_down(project_name: &str) -> Vec<OsString> {
+    ["-p", project_name, "down", "--remove-orphans"]
+        .iter()
+        .map(OsString::from)
+        .collect()
+}
+
 /// `version --short` (Compose arguments; prefix with the invocation).
 pub fn version() -> Vec<OsString> {
     vec!["version".into(), "--short".into()]
@@ -197,6 +206,14 @@ mod tests {
         v.into_iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
+    }
+
+    #[test]
+    fn take_down_names_the_project_alone_and_keeps_volumes() {
+        assert_eq!(
+            s(take_down("shop")),
+            ["-p", "shop", "down", "--remove-orphans"]
+        );
     }
 
     const G: [&str; 8] = [

@@ -289,6 +289,12 @@ impl Applier for CliCompose {
         .await?;
         Ok(())
     }
+
+    async fn take_down(&self, project_name: &str) -> Result<()> {
+        self.compose(argv::take_down(project_name), self.config.up_timeout)
+            .await
+            .map(|_| ())
+    }
 }
 
 /// Observation goes to the Engine API client.

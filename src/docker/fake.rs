@@ -395,6 +395,18 @@ impl Applier for FakeCompose {
         }
         Ok(())
     }
+
+    async fn take_down(&self, project_name: &str) -> Result<()> {
+        let mut s = self.lock();
+        s.calls.push(format!("down {project_name}"));
+        let services: Vec<String> = s.containers.keys().cloned().collect();
+        for service in services {
+            if let Some(old) = s.containers.remove(&service) {
+                s.emit(&old, "destroy", None);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Engine for FakeCompose {

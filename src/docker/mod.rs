@@ -213,6 +213,9 @@ pub trait Applier: Send + Sync {
         services: &[String],
         options: &UpOptions,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Takes the project down by name (`down --remove-orphans`, volumes kept): its containers
+    /// and networks go, whether or not its Compose files still exist.
+    fn take_down(&self, project_name: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Both ports: what the pipeline and the agent take (`C: Compose`).

@@ -254,6 +254,29 @@ pub struct Policy {
         skip_serializing_if = "is_default_min_ready"
     )]
     pub min_ready: DurationSpec,
+    /// What happens to the project when this manifest is removed from the desired directory:
+    /// `never` (default) leaves its containers running (`Orphaned`); `onRemove` takes the
+    /// project down (`docker compose down`, volumes kept) and records the undeployment of its
+    /// gated services in the broker.
+    #[serde(default, skip_serializing_if = "PruneMode::is_never")]
+    pub prune: PruneMode,
+}
+
+/// [`Policy::prune`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PruneMode {
+    /// Leave the containers of a removed manifest running (default).
+    #[default]
+    Never,
+    /// Take the project down and record undeployments when its manifest is removed.
+    OnRemove,
+}
+
+impl PruneMode {
+    fn is_never(&self) -> bool {
+        *self == PruneMode::Never
+    }
 }
 
 /// The default of [`Policy::min_ready`].
@@ -276,6 +299,7 @@ impl Default for Policy {
             require_digest: false,
             remove_orphans: true,
             min_ready: default_min_ready(),
+            prune: PruneMode::Never,
         }
     }
 }

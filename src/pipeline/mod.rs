@@ -44,8 +44,9 @@ pub use crate::status::{applied_state_of, block_gate, record_applied, status_aft
 pub use brokers::FakeBrokers;
 pub use brokers::{HttpBrokers, auth_of};
 pub use flows::{
-    MAX_RESUMES, Recovery, RollbackReport, deploy, deploy_locked, heal, recover, recover_said,
-    rollback_override_commands, rollback_to_snapshot, settle, verify,
+    MAX_RESUMES, ManualRollback, PruneReport, Recovery, RollbackReport, deploy, deploy_locked,
+    heal, prunable_environment, prune, recover, recover_said, rollback_override_commands,
+    rollback_to_snapshot, settle, verify,
 };
 pub use outcome::{DeployReport, Outcome, RecordItem, RecordStatus, StepTiming};
 pub use steps::observe::{applied_state, try_applied_state};
@@ -126,6 +127,10 @@ pub struct Snapshot {
     pub containers: Vec<Container>,
     /// Service -> image of the rendered Compose model (without c2quay's override).
     pub rendered: BTreeMap<String, Option<String>>,
+    /// Service -> version of the release applied when the snapshot was taken (from the
+    /// status): what `c2quay rollback` records in the broker when it restores this snapshot.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, String>,
 }
 
 impl Snapshot {
@@ -208,6 +213,19 @@ pub enum Error {
         #[source]
         source: state::Error,
     },
+    /// `policy.prune: onRemove` could not take the project of a removed manifest down.
+    #[error(
+        "environment {environment}: cannot take project {project} down (policy.prune onRemove)"
+    )]
+    Prune {
+        /// Environment name.
+        environment: String,
+        /// Compose project.
+        project: String,
+        /// The Compose error.
+        #[source]
+        source: docker::Error,
+    },
     /// No snapshot to roll back to.
     #[error("environment {environment}: no pre-deploy snapshot to roll back to (looked in {dir})")]
     NoSnapshot {
@@ -228,13 +246,14 @@ impl Error {
             Error::Gate { .. } => "gate_error",
             Error::State { .. } => "state",
             Error::NoSnapshot { .. } => "no_snapshot",
+            Error::Prune { .. } => "prune",
         }
     }
 
     /// True when retrying later may help (the agent requeues with backoff).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Observe { .. } | Error::Gate { .. } => true,
+            Error::Observe { .. } | Error::Gate { .. } | Error::Prune { .. } => true,
             Error::State { source, .. } => source.is_transient(),
             Error::NotDeployable { .. }
             | Error::MissingService { .. }

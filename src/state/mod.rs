@@ -131,6 +131,19 @@ impl StateDir {
         atomic::write_atomic(&self.applied_model_file(name), text.as_bytes(), 0o600)
     }
 
+    /// The manifest of the last successful deploy, as loaded (JSON): what the agent still
+    /// knows of an environment whose manifest was removed (`policy.prune`, the project, the
+    /// broker to record its undeployment in). Removed once a prune is complete.
+    pub fn applied_manifest_file(&self, name: &str) -> PathBuf {
+        self.env_dir(name).join("applied-manifest.json")
+    }
+
+    /// Writes [`StateDir::applied_manifest_file`] atomically.
+    pub fn write_applied_manifest(&self, name: &str, text: &str) -> Result<()> {
+        self.ensure_env(name)?;
+        atomic::write_atomic(&self.applied_manifest_file(name), text.as_bytes(), 0o600)
+    }
+
     /// The audit log of an environment (its rotated predecessor has a `.1` suffix).
     pub fn audit_file(&self, name: &str) -> PathBuf {
         self.env_dir(name).join("audit.jsonl")

@@ -4,6 +4,7 @@
 //! ([`applied_state_of`]), recording a new release ([`record_applied`]), and the phase and
 //! conditions a deploy outcome leads to ([`status_after`], shared by the CLI and the agent).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 mod transition;
@@ -138,6 +139,75 @@ pub fn record_applied(
         }
         status.configs.extend(kept);
     }
+}
+
+/// One release `c2quay rollback` restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoredRelease {
+    /// The image reference restored.
+    pub image: String,
+    /// Its version, when known (the snapshot's, or read back from the image template).
+    pub version: Option<String>,
+}
+
+/// What a `c2quay rollback` did, for [`record_manual_rollback`].
+pub struct RollbackByHand<'a> {
+    /// The environment.
+    pub env: &'a Environment,
+    /// The rendered model the restored containers run with.
+    pub model: &'a RenderedModel,
+    /// The containers after the restore.
+    pub observed: &'a [Container],
+    /// Service -> the release restored.
+    pub restored: &'a BTreeMap<String, RestoredRelease>,
+    /// [`plan::model_hash`] of `model`: the failed release is the generation with this model.
+    pub model_hash: &'a str,
+    /// Why the smoke checks failed after the restore, if they did.
+    pub smoke: Option<&'a str>,
+}
+
+/// Holds an environment after `c2quay rollback`: the restored releases become the applied ones,
+/// the manifest's generation (with this model) is marked failed so the agent does not deploy
+/// it again until a new commit or `c2quay retry`, and the phase says so.
+pub fn record_manual_rollback(
+    status: &mut EnvironmentStatus,
+    rollback: &RollbackByHand<'_>,
+    now: SystemTime,
+) {
+    let env = rollback.env;
+    for (service, restored) in rollback.restored {
+        let image_id = (rollback.observed.iter())
+            .find(|c| c.service == *service && c.state == "running" && !c.image_id.is_empty())
+            .map(|c| c.image_id.clone());
+        status.releases.insert(
+            service.clone(),
+            Release {
+                version: restored.version.clone(),
+                image: restored.image.clone(),
+                image_id,
+                pacticipant: Some(env.pacticipant(service)),
+            },
+        );
+    }
+    adopt_configs(status, rollback.model, rollback.observed);
+    status.failed_generation = Some(env.generation.clone());
+    status.failed_model = Some(rollback.model_hash.to_string());
+    clear_gate_block(status);
+    let restored: Vec<String> = (rollback.restored.iter())
+        .map(|(service, r)| match &r.version {
+            Some(version) => format!("{service} {version}"),
+            None => format!("{service} {}", r.image),
+        })
+        .collect();
+    transition(
+        status,
+        Cause::RolledBackByHand {
+            env,
+            restored: &restored.join(", "),
+            smoke_failed: rollback.smoke,
+        },
+        now,
+    );
 }
 
 /// Sets the applied configuration of every service of `model`, with the Compose config hash

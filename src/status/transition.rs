@@ -27,6 +27,17 @@ pub enum Cause<'a> {
         /// Environment name.
         environment: &'a str,
     },
+    /// The manifest was removed and its project pruned (`policy.prune: onRemove`).
+    Pruned {
+        /// Environment name.
+        environment: &'a str,
+        /// The Compose project taken down.
+        project: &'a str,
+        /// Undeployment records still waiting in the outbox.
+        pending_records: usize,
+        /// Why the prune failed, if it did (the containers may still run).
+        error: Option<&'a str>,
+    },
     /// `spec.suspend` is true.
     Suspended,
     /// The planner's action, for actions that run no flow (everything but `Deploy` and `Heal`).
@@ -62,6 +73,15 @@ pub enum Cause<'a> {
         /// Its report.
         report: &'a DeployReport,
     },
+    /// `c2quay rollback` restored `restored` and holds the environment's generation.
+    RolledBackByHand {
+        /// The environment.
+        env: &'a Environment,
+        /// The releases restored, for a human (`web 1, api 7`).
+        restored: &'a str,
+        /// Why the smoke checks failed after the restore, if they did.
+        smoke_failed: Option<&'a str>,
+    },
     /// A step failed transiently (observe, recover, heal); the phase stays.
     TransientError {
         /// The step.
@@ -90,6 +110,28 @@ pub fn transition(
                 "the manifest of {environment} was removed: no longer managed; its containers keep running. \
                  To take it down: docker compose -p <project> down (see the last snapshot under the state directory)"
             );
+            None
+        }
+        Cause::Pruned {
+            environment,
+            project,
+            pending_records,
+            error,
+        } => {
+            status.phase = Phase::Orphaned;
+            let removed =
+                format!("the manifest of {environment} was removed (policy.prune onRemove)");
+            status.message = match (error, pending_records) {
+                (Some(error), _) => {
+                    format!("{removed}: taking project {project} down failed, retrying: {error}")
+                }
+                (None, 0) => format!(
+                    "{removed}: project {project} taken down (volumes kept), undeployments recorded"
+                ),
+                (None, n) => format!(
+                    "{removed}: project {project} taken down (volumes kept); {n} undeployment record(s) wait in the outbox"
+                ),
+            };
             None
         }
         Cause::Suspended => {
@@ -124,6 +166,47 @@ pub fn transition(
                 };
                 Some(TRANSIENT_RETRY)
             }
+        }
+        Cause::RolledBackByHand {
+            env,
+            restored,
+            smoke_failed,
+        } => {
+            let held = format!(
+                "generation {} is held until a new commit or `c2quay retry {}`",
+                env.generation,
+                env.name()
+            );
+            let (phase, reason, message) = match smoke_failed {
+                None => (
+                    Phase::RolledBack,
+                    "RolledBackByHand",
+                    format!("rolled back by hand (c2quay rollback) to {restored}; {held}"),
+                ),
+                Some(why) => (
+                    Phase::Degraded,
+                    "SmokeFailed",
+                    format!(
+                        "rolled back by hand (c2quay rollback) to {restored}, but the smoke checks failed: {why}; {held}"
+                    ),
+                ),
+            };
+            status.phase = phase;
+            status.message = message.clone();
+            status.observed_generation = Some(env.generation.clone());
+            status.set_condition(
+                ConditionType::Applied,
+                ConditionStatus::False,
+                "RolledBackByHand",
+                &message,
+                now,
+            );
+            let smoke = match smoke_failed {
+                None => ConditionStatus::True,
+                Some(_) => ConditionStatus::False,
+            };
+            status.set_condition(ConditionType::SmokePassed, smoke, reason, &message, now);
+            None
         }
         Cause::TransientError { step, message } => {
             status.message = format!("{step}: {message}");

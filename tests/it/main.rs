@@ -16,5 +16,6 @@ mod manifest_cli;
 mod ops_files;
 mod parser_fuzz;
 mod pipeline_fakes;
+mod rollback_fakes;
 mod state_dir;
 mod tidy;

@@ -88,6 +88,8 @@ impl Fixture {
             "  smoke:\n    - name: front\n      http: { url: \"http://127.0.0.1:9/\" }\n      \
              attempts: 1\n",
         );
+        // No stability window: the fakes' containers never die by themselves.
+        text.push_str("  policy:\n    minReady: 0s\n");
         let path = self.dir.path().join("fakes.yaml");
         std::fs::write(&path, text).expect("manifest");
         manifest::load_file(&path).unwrap_or_else(|p| panic!("manifest problems: {p:?}"))

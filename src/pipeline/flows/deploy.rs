@@ -125,18 +125,16 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
     // 1. pre-snapshot
     let started = Instant::now();
     let project = project_of(env);
-    let pre = run.snapshot(&project).await?;
+    let mut pre = run.snapshot(&project).await?;
     check_services_exist(env, &run.model)?;
-    run.report.pre_snapshot = Some(
-        ctx.state
-            .write_snapshot(&name, "pre", &pre)
-            .map_err(state_err)?,
-    );
     run.end_step(StepName::Snapshot, started, None);
 
     // 2. plan: an unreadable status stops here (planning as if nothing was applied would
     // redeploy and re-record everything).
     let applied = super::super::try_applied_state(&ctx.state, &name).map_err(state_err)?;
+    pre.versions = (applied.releases.iter())
+        .filter_map(|(s, r)| r.version.clone().map(|v| (s.clone(), v)))
+        .collect();
     let changes = plan::changes(env, Some(&run.model), &applied, &pre.containers);
     let changed = changes.services();
     run.report.changed = changed.clone();
@@ -195,7 +193,14 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
         run.report.waiting = held;
     }
 
-    // Journal the intent before the first side effect.
+    // The pre snapshot (what a rollback restores), then the intent, before the first side
+    // effect. A deploy that changes nothing writes none: `c2quay rollback` restores the
+    // snapshot of the last change.
+    run.report.pre_snapshot = Some(
+        ctx.state
+            .write_snapshot(&name, "pre", &pre)
+            .map_err(state_err)?,
+    );
     let mut records: Vec<PendingRecord> = to_record
         .iter()
         .map(|candidate| pending_record(ctx, env, candidate))

@@ -7,6 +7,7 @@
 
 mod deploy;
 mod heal;
+mod prune;
 mod recover;
 mod rollback;
 mod verify;
@@ -23,8 +24,11 @@ use crate::state::{EnvLock, Intent, Step};
 
 pub use deploy::{deploy, deploy_locked};
 pub use heal::heal;
+pub use prune::{PruneReport, prunable_environment, prune};
 pub use recover::{MAX_RESUMES, Recovery, recover, recover_said, settle};
-pub use rollback::{RollbackReport, rollback_override_commands, rollback_to_snapshot};
+pub use rollback::{
+    ManualRollback, RollbackReport, rollback_override_commands, rollback_to_snapshot,
+};
 pub use verify::verify;
 
 /// pull -> up -> readiness -> smoke -> verify, journaling each step reached: the apply of a
@@ -83,6 +87,7 @@ pub(in crate::pipeline) fn commit_applied<C, B, S>(
     if let Some(text) = run.model.source() {
         (ctx.state.write_applied_model(env.name(), text)).map_err(state_err)?;
     }
+    prune::save_manifest(&ctx.state, env).map_err(state_err)?;
     crate::status::update(&ctx.state, lock, |status| {
         crate::status::record_applied(status, env, &run.model, &run.observed, held)
     })

@@ -2,8 +2,10 @@
 //! `restore` step. A failed deploy, recovery and `c2quay rollback` all come here, so every
 //! rollback writes a report, an audit line, a post-rollback snapshot and the metric.
 //!
-//! A rollback never touches the broker: nothing new was recorded before smoke passed.
+//! A rollback after a failed deploy never touches the broker: nothing new was recorded before
+//! smoke passed. `c2quay rollback` of a release that was recorded records the restored one.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -12,8 +14,8 @@ use tracing::{info, warn};
 
 use super::super::run::Run;
 use super::super::{
-    Brokers, Context, Error, Outcome, Result, Snapshot, StepFailure, desired_pins, project_of,
-    with_env_lock,
+    Brokers, Context, Error, Outcome, RecordItem, Result, Snapshot, StepFailure, desired_pins,
+    project_of, with_env_lock,
 };
 use crate::docker::{Compose, ImagePins, Project, UpOptions};
 use crate::error_chain;
@@ -298,17 +300,31 @@ pub fn rollback_override_commands(project: &Project, restored: &ImagePins) -> Ve
     lines
 }
 
+/// What `c2quay rollback` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualRollback {
+    /// Service -> image restored (empty: the snapshot shows no running container).
+    pub restored: ImagePins,
+    /// The broker records of the restored versions (the whole outbox, oldest first).
+    pub records: Vec<RecordItem>,
+}
+
 /// `c2quay rollback ENV [--from-snapshot FILE]`: restores the images of a snapshot (the newest
 /// pre-deploy snapshot when `snapshot` is `None`), under the environment lock, through the same
-/// rollback as a failed deploy (report, audit line, metric).
+/// rollback as a failed deploy (report, audit line, metric), then the smoke checks.
+///
+/// The environment is then held: phase `RolledBack`, the manifest's generation marked failed
+/// (the agent does not deploy it again until a new commit or `c2quay retry`), the restored
+/// releases applied, and their versions recorded in the broker through the outbox. When the
+/// smoke checks fail the hold stays (phase `Degraded`) and nothing is recorded.
 pub async fn rollback_to_snapshot<C: Compose, B: Brokers, S: Smoke>(
     ctx: &Context<C, B, S>,
     env: &Environment,
     snapshot: Option<&Path>,
     lock_wait: Duration,
-) -> Result<ImagePins> {
+) -> Result<ManualRollback> {
     let name = env.name().to_string();
-    with_env_lock(&ctx.state, &name, "rollback", lock_wait, async |_lock| {
+    with_env_lock(&ctx.state, &name, "rollback", lock_wait, async |lock| {
         let state_err = |source| Error::State {
             environment: name.clone(),
             source,
@@ -333,7 +349,10 @@ pub async fn rollback_to_snapshot<C: Compose, B: Brokers, S: Smoke>(
         .await;
         let services: Vec<String> = images.keys().cloned().collect();
         if services.is_empty() {
-            return Ok(ImagePins::new());
+            return Ok(ManualRollback {
+                restored: ImagePins::new(),
+                records: Vec::new(),
+            });
         }
         let project = project_of(env);
         let mut run = Run::new(ctx, env);
@@ -364,16 +383,123 @@ pub async fn rollback_to_snapshot<C: Compose, B: Brokers, S: Smoke>(
         )
         .await;
         match outcome {
-            Outcome::RolledBack { .. } => Ok(images),
-            Outcome::RollbackFailed { rollback, .. } => Err(Error::NotDeployable {
-                environment: name.clone(),
-                message: format!("rollback to {} failed: {rollback}", path.display()),
-            }),
-            other => Err(Error::NotDeployable {
-                environment: name.clone(),
-                message: format!("rollback to {} ended {}", path.display(), other.name()),
-            }),
+            Outcome::RolledBack { .. } => {}
+            Outcome::RollbackFailed { rollback, .. } => {
+                return Err(Error::NotDeployable {
+                    environment: name.clone(),
+                    message: format!("rollback to {} failed: {rollback}", path.display()),
+                });
+            }
+            other => {
+                return Err(Error::NotDeployable {
+                    environment: name.clone(),
+                    message: format!("rollback to {} ended {}", path.display(), other.name()),
+                });
+            }
         }
+        let smoke = run.smoke().await.map_err(|failure| failure.error);
+        let restored = restored_releases(env, &snapshot, &images);
+        let model_hash = crate::plan::model_hash(&run.model);
+        let now = ctx.clock.now();
+        crate::status::update(&ctx.state, lock, |status| {
+            crate::status::record_manual_rollback(
+                status,
+                &crate::status::RollbackByHand {
+                    env,
+                    model: &run.model,
+                    observed: &run.observed,
+                    restored: &restored,
+                    model_hash: &model_hash,
+                    smoke: smoke.as_ref().err().map(String::as_str),
+                },
+                now,
+            )
+        })
+        .map_err(state_err)?;
+        if let Err(error) = smoke {
+            return Err(Error::NotDeployable {
+                environment: name.clone(),
+                message: format!(
+                    "restored {}, but the smoke checks failed (nothing recorded in the broker): {error}",
+                    path.display()
+                ),
+            });
+        }
+        // Record the restored versions, oldest pending record first.
+        let gated = env.gated_services();
+        for (service, release) in &restored {
+            let Some(version) = &release.version else {
+                continue;
+            };
+            if !gated.contains(service) {
+                continue;
+            }
+            let candidate = crate::broker::Candidate {
+                pacticipant: env.pacticipant(service),
+                version: version.clone(),
+            };
+            let record = super::super::steps::record::pending_record(ctx, env, &candidate);
+            ctx.state.outbox_put(&name, &record).map_err(state_err)?;
+        }
+        let (queued, _) = ctx.state.outbox_list(&name).map_err(state_err)?;
+        let records = run.record(&queued).await;
+        Ok(ManualRollback {
+            restored: images,
+            records,
+        })
     })
     .await
+}
+
+/// The releases `images` restore: each with the version applied when `snapshot` was taken, or
+/// the one the manifest's image template gives for the restored reference (snapshots from
+/// before versions were kept); `None` when neither says.
+fn restored_releases(
+    env: &Environment,
+    snapshot: &Snapshot,
+    images: &ImagePins,
+) -> BTreeMap<String, crate::status::RestoredRelease> {
+    let references = snapshot.running_images();
+    images
+        .iter()
+        .map(|(service, pin)| {
+            let reference = references.get(service).unwrap_or(pin);
+            let version = snapshot.versions.get(service).cloned().or_else(|| {
+                let template = env.manifest.spec.services.get(service)?.image.as_deref()?;
+                version_in(template, reference)
+            });
+            let release = crate::status::RestoredRelease {
+                image: reference.clone(),
+                version,
+            };
+            (service.clone(), release)
+        })
+        .collect()
+}
+
+/// The `{version}` of `template` that makes it `reference`, if one does.
+fn version_in(template: &str, reference: &str) -> Option<String> {
+    let (prefix, suffix) = template.split_once("{version}")?;
+    let version = reference.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    (!version.is_empty() && !suffix.contains("{version}")).then(|| version.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_in;
+
+    #[test]
+    fn a_version_is_read_back_from_the_image_template() {
+        assert_eq!(
+            version_in("registry:5000/web:{version}", "registry:5000/web:1.4.2").as_deref(),
+            Some("1.4.2")
+        );
+        assert_eq!(
+            version_in("web:{version}-alpine", "web:2-alpine").as_deref(),
+            Some("2")
+        );
+        assert_eq!(version_in("web:{version}", "api:2"), None);
+        assert_eq!(version_in("web:stable", "web:stable"), None);
+        assert_eq!(version_in("web:{version}", "web:"), None);
+    }
 }

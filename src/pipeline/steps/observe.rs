@@ -1,6 +1,8 @@
 //! Observe: the rendered model and the containers of the project (a snapshot), and the applied
 //! state from the status file.
 
+use std::collections::BTreeMap;
+
 use tracing::warn;
 
 use super::super::run::Run;
@@ -57,6 +59,7 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
                 .iter()
                 .map(|(s, r)| (s.clone(), r.image.clone()))
                 .collect(),
+            versions: BTreeMap::new(),
         }
     }
 }
