@@ -112,10 +112,7 @@ pub fn record_applied(
                 None => continue,
             },
         };
-        let image_id = observed
-            .iter()
-            .find(|c| c.service == *service && c.state == "running" && !c.image_id.is_empty())
-            .map(|c| c.image_id.clone());
+        let image_id = running_image_id(observed, service);
         status.releases.insert(
             service.clone(),
             Release {
@@ -139,6 +136,13 @@ pub fn record_applied(
         }
         status.configs.extend(kept);
     }
+}
+
+/// The image id the running container of `service` runs, in `observed`.
+fn running_image_id(observed: &[Container], service: &str) -> Option<String> {
+    (observed.iter())
+        .find(|c| c.service == service && c.state == "running" && !c.image_id.is_empty())
+        .map(|c| c.image_id.clone())
 }
 
 /// One release `c2quay rollback` restored.
@@ -176,9 +180,7 @@ pub fn record_manual_rollback(
 ) {
     let env = rollback.env;
     for (service, restored) in rollback.restored {
-        let image_id = (rollback.observed.iter())
-            .find(|c| c.service == *service && c.state == "running" && !c.image_id.is_empty())
-            .map(|c| c.image_id.clone());
+        let image_id = running_image_id(rollback.observed, service);
         status.releases.insert(
             service.clone(),
             Release {
