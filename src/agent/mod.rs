@@ -333,7 +333,7 @@ async fn handle_event<C: Compose, B: Brokers, S: Smoke>(
                         &next,
                         &shared.models,
                         &shared.statuses,
-                        &containers,
+                        containers,
                     ));
                     for name in &queued {
                         queue.enqueue(name);

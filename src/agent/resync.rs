@@ -10,15 +10,24 @@ use super::models::Models;
 use super::{DesiredEnv, DesiredSet};
 use crate::docker::Container;
 use crate::pipeline::{self, Context};
-use crate::plan::{self, Action, Desired};
+use crate::plan::{self, Action, AppliedState, Desired};
 use crate::state::{EnvironmentStatus, Phase, StateDir};
 
 /// The status files as last parsed, by environment, keyed by the file's size, mtime and inode
 /// (every write is a rename, so a new status is a new inode): a no-op resync stats each status
-/// file instead of parsing it again.
+/// file instead of parsing it again, and reuses the planner's view of it.
 #[derive(Debug, Default)]
 pub struct StatusCache {
-    entries: Mutex<HashMap<String, (FileStamp, Arc<EnvironmentStatus>)>>,
+    entries: Mutex<HashMap<String, (FileStamp, Arc<CachedStatus>)>>,
+}
+
+/// One parsed status file and the applied state the planner reads from it.
+#[derive(Debug)]
+pub struct CachedStatus {
+    /// The status as written.
+    pub status: EnvironmentStatus,
+    /// [`pipeline::applied_state_of`] of it.
+    pub applied: AppliedState,
 }
 
 /// Size, mtime and inode of a status file.
@@ -26,7 +35,7 @@ type FileStamp = (u64, SystemTime, u64);
 
 impl StatusCache {
     /// The status of `name` (`None`: none, or unreadable; the reconcile reports those).
-    pub fn get(&self, state: &StateDir, name: &str) -> Option<Arc<EnvironmentStatus>> {
+    pub fn get(&self, state: &StateDir, name: &str) -> Option<Arc<CachedStatus>> {
         let meta = std::fs::metadata(state.status_file(name)).ok()?;
         let stamp = (
             meta.len(),
@@ -42,9 +51,13 @@ impl StatusCache {
         {
             return Some(status.clone());
         }
-        let status = Arc::new(state.read_status(name).ok().flatten()?);
-        entries.insert(name.to_string(), (stamp, status.clone()));
-        Some(status)
+        let status = state.read_status(name).ok().flatten()?;
+        let cached = Arc::new(CachedStatus {
+            applied: pipeline::applied_state_of(&status),
+            status,
+        });
+        entries.insert(name.to_string(), (stamp, cached.clone()));
+        Some(cached)
     }
 }
 
@@ -56,39 +69,37 @@ pub fn needing_reconcile<C, B, S>(
     desired: &DesiredSet,
     models: &Models,
     statuses: &StatusCache,
-    containers: &[Container],
+    mut containers: Vec<Container>,
 ) -> Vec<String> {
     let now = ctx.clock.now();
     let mut names = Vec::new();
-    let mut by_project: HashMap<&str, Vec<Container>> = HashMap::new();
-    for c in containers {
-        by_project
-            .entry(c.project.as_str())
-            .or_default()
-            .push(c.clone());
+    // Grouped by project without a copy: sorted, then one slice per project.
+    containers.sort_by(|a, b| a.project.cmp(&b.project));
+    let mut by_project: HashMap<&str, &[Container]> = HashMap::new();
+    for group in containers.chunk_by(|a, b| a.project == b.project) {
+        by_project.insert(group[0].project.as_str(), group);
     }
     for (name, entry) in &desired.entries {
-        let status = statuses.get(&ctx.state, name);
+        let cached = statuses.get(&ctx.state, name);
         let needs = match entry {
-            DesiredEnv::Invalid { .. } => status
+            DesiredEnv::Invalid { .. } => cached
                 .as_ref()
-                .map(|s| s.phase != Phase::Invalid)
+                .map(|c| c.status.phase != Phase::Invalid)
                 .unwrap_or(true),
             DesiredEnv::Valid(env) => {
-                let Some(status) = status else {
+                let Some(cached) = cached else {
                     names.push(name.clone());
                     continue;
                 };
+                let (status, applied) = (&cached.status, &cached.applied);
                 // A Compose input file changed since the last render: render and plan again.
                 let Some(model) = models.fresh(name, &pipeline::project_of(env)) else {
                     names.push(name.clone());
                     continue;
                 };
-                let observed: &[Container] = by_project
-                    .get(env.project.as_str())
-                    .map_or(&[], Vec::as_slice);
-                let applied = pipeline::applied_state_of(&status);
-                let plan = plan::plan(Desired::Valid(env), Some(&model), &applied, observed, now);
+                let observed: &[Container] =
+                    by_project.get(env.project.as_str()).copied().unwrap_or(&[]);
+                let plan = plan::plan(Desired::Valid(env), Some(&model), applied, observed, now);
                 let phase_matches = match plan.action {
                     Action::Noop => status.phase == Phase::Ready,
                     Action::AwaitChange => {
