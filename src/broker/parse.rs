@@ -37,6 +37,18 @@ pub fn parse_matrix(body: &str) -> Result<GateAnswer, ParseError> {
     parse_matrix_value(&json(body)?)
 }
 
+/// Like [`parse_matrix`], and also the number of rows in `matrix` (considered and ignored),
+/// which a caller that sent a `limit` compares with it.
+pub fn parse_matrix_counted(body: &str) -> Result<(GateAnswer, usize), ParseError> {
+    let value = json(body)?;
+    let answer = parse_matrix_value(&value)?;
+    let rows = value
+        .get("matrix")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    Ok((answer, rows))
+}
+
 /// Like [`parse_matrix`] over an already parsed JSON value.
 pub fn parse_matrix_value(value: &Value) -> Result<GateAnswer, ParseError> {
     let summary = value
