@@ -72,7 +72,7 @@ impl HttpBroker {
 
     /// The environment's currently-deployed link, from its resource. An environment that is
     /// gone (404) is dropped from the uuid cache and reported as unknown.
-    async fn currently_deployed_link(&self, environment: &str) -> Result<Url> {
+    pub(super) async fn currently_deployed_link(&self, environment: &str) -> Result<Url> {
         let uuid = self.environment_uuid(environment).await?;
         let url = self.environment_url(&uuid).await?;
         let reply = self

@@ -1,7 +1,9 @@
 //! Issue 13, point 2: a broker whose links carry another origin than `spec.broker.url` (its
 //! configured public base URL, like `PACT_BROKER_BASE_URL`). The gate passed and every record
 //! waited in the outbox with a 401 blamed on the credentials; now the origin the index
-//! advertises gets the credentials, for the gate and the records alike.
+//! advertises gets the credentials, for the gate and the records alike. And `c2quay doctor`'s
+//! broker findings (`HttpBroker::diagnose`): that origin, a refused one, a malformed
+//! environments answer.
 
 use super::{candidate, live, live_one};
 
@@ -86,4 +88,98 @@ async fn behind_a_public_base_url_the_gate_and_the_records_use_the_credentials()
         "every request carried the credentials: {requests:?}"
     );
     e.shutdown().await;
+}
+
+#[tokio::test]
+async fn doctor_findings_pass_behind_a_public_base_url_and_say_so() {
+    let e = emulator_behind_a_public_name().await;
+    let findings = client(&e).diagnose("production").await;
+    let text: Vec<String> = findings.iter().map(|f| f.detail.clone()).collect();
+    assert!(findings.iter().all(|f| f.passed()), "{findings:#?}");
+    let port = e.addr.port();
+    assert!(
+        text.iter().any(|t| t.contains(&format!(
+            "the broker's links use http://localhost:{port}, the origin its index advertises"
+        ))),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("environment production exists (")),
+        "{text:#?}"
+    );
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn doctor_findings_name_a_link_origin_the_credentials_may_not_go_to() {
+    let foreign = "http://192.0.2.1:9292/";
+    let home = super::serve("/", move |seen, _, base| {
+        if seen.path == "/" {
+            super::Reply::json(
+                200,
+                format!(
+                    r#"{{"_links":{{"self":{{"href":"{base}"}},"pb:environments":{{"href":"{base}environments"}},
+                    "pb:pacticipant-version":{{"href":"{foreign}pacticipants/{{pacticipant}}/versions/{{version}}","templated":true}},
+                    "pb:environment":{{"href":"{foreign}environments/{{uuid}}","templated":true}}}}}}"#
+                ),
+            )
+        } else {
+            super::Reply::json(404, "{}")
+        }
+    })
+    .await;
+    let mut config = super::config(&home);
+    config.auth = Auth::Bearer(Secret::new("tok"));
+    let findings = HttpBroker::new(config)
+        .unwrap()
+        .diagnose("production")
+        .await;
+    let failed: Vec<_> = findings.iter().filter(|f| !f.passed()).collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "one failure per refused origin: {findings:#?}"
+    );
+    let (detail, fix) = (&failed[0].detail, failed[0].fix.as_deref().unwrap_or(""));
+    for needle in [
+        "refused to send the broker credentials to http://192.0.2.1:9292",
+        "for pb:pacticipant-version, pb:environment (/pacticipants/{pacticipant}/versions/{version})",
+    ] {
+        assert!(detail.contains(needle), "{needle:?} missing in {detail}");
+    }
+    assert!(
+        fix.contains("add \"http://192.0.2.1:9292\" to spec.broker.trustedOrigins"),
+        "{fix}"
+    );
+    assert!(
+        home.log().iter().all(|s| s.path == "/"),
+        "doctor stopped before following the links: {:?}",
+        home.log()
+    );
+}
+
+#[tokio::test]
+async fn doctor_findings_do_not_say_create_it_for_a_malformed_environments_answer() {
+    let home = super::serve("/", |seen, _, base| match seen.path.as_str() {
+        "/" => super::Reply::json(200, super::index_body(base)),
+        "/environments" => super::Reply::json(200, r#"{"environments":[{"name":"production"}]}"#),
+        _ => super::Reply::json(404, "{}"),
+    })
+    .await;
+    let findings = HttpBroker::new(super::config(&home))
+        .unwrap()
+        .diagnose("production")
+        .await;
+    let failed = findings.iter().find(|f| !f.passed()).expect("a failure");
+    let fix = failed.fix.as_deref().unwrap_or("");
+    assert!(
+        failed
+            .detail
+            .contains("malformed broker response for pb:environments (/environments)")
+            && failed.detail.contains("`_links.pb:environments`"),
+        "{failed:?}"
+    );
+    assert!(!fix.contains("create"), "{fix}");
+    assert!(fix.contains("HAL JSON"), "{fix}");
 }
