@@ -220,4 +220,63 @@ async fn the_official_cli_reads_the_same_truncated_matrix() {
         );
         e.shutdown().await;
     }
+    // `--latest` is a selector's `latest`, not the option the broker refuses with an environment:
+    // the CLI's `q[][latest]=true&...&environment=` query is answered, not rejected.
+    let e = start(EmulatorConfig::default()).await.expect("starts");
+    seed_released_consumers(&e, 1);
+    let args = [
+        "can-i-deploy",
+        "--pacticipant",
+        "Bar",
+        "--latest",
+        "--to-environment",
+        "production",
+        "-o",
+        "json",
+    ];
+    let out = broker(&cli, &e.base_url, &args).await;
+    let target = e.requests().last().map(|r| r.target()).unwrap_or_default();
+    assert!(
+        target.contains("q[][latest]=true") && target.contains("environment=production"),
+        "{target}"
+    );
+    assert_eq!(
+        out.json()["summary"]["deployable"],
+        json!(false),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_index_advertises_can_i_deploy_to_an_environment_as_the_broker_does() {
+    let e = start(EmulatorConfig::default()).await.expect("starts");
+    seed_released_consumers(&e, 101);
+    let (status, index) = get(&e, "/").await;
+    assert_eq!(status, 200);
+    // As in broker-samples/index.derived.json (base http://example.org there).
+    let link = &index["_links"]["pb:can-i-deploy-pacticipant-version-to-environment"];
+    let template = format!(
+        "{}/can-i-deploy?pacticipant={{pacticipant}}&version={{version}}&environment={{environment}}",
+        e.base_url
+    );
+    assert_eq!(
+        link,
+        &json!({
+            "href": template,
+            "title": "Determine if an application version can be safely deployed to an environment",
+            "templated": true
+        })
+    );
+    // Following it is /can-i-deploy: every row.
+    let followed = template
+        .replace("{pacticipant}", "Bar")
+        .replace("{version}", "2")
+        .replace("{environment}", "production");
+    let followed = followed.strip_prefix(&e.base_url).expect("on the base URL");
+    let (_, v) = get(&e, followed).await;
+    assert_eq!(verdict(&v), (json!(false), json!(1), 101, true));
+    e.shutdown().await;
 }
