@@ -307,6 +307,30 @@ impl RunningEmulator {
         })
     }
 
+    /// Records a release directly (same rules as the HTTP route: releases never retire earlier
+    /// ones, and releasing a version again changes nothing).
+    pub fn record_release(
+        &self,
+        pacticipant: &str,
+        version: &str,
+        environment: &str,
+    ) -> Result<()> {
+        self.with_state(|s| {
+            let uuid = s
+                .environment_named(environment)
+                .map(|e| e.uuid.clone())
+                .ok_or_else(|| Error::NoSuchEnvironment(environment.into()))?;
+            if s.version(pacticipant, version).is_none() {
+                return Err(Error::NoSuchVersion {
+                    pacticipant: pacticipant.into(),
+                    version: version.into(),
+                });
+            }
+            s.record_release(pacticipant, version, &uuid);
+            Ok(())
+        })
+    }
+
     /// Every deployment record in an environment (by name), including undeployed ones, oldest first.
     pub fn deployments(&self, environment: &str) -> Vec<DeployedVersion> {
         self.with_state(|s| {

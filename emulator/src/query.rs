@@ -59,9 +59,15 @@ pub struct MatrixQuery {
     pub main_branch: bool,
     /// Row filter on verification success (`None` inside = unverified).
     pub success: Option<Vec<Option<bool>>>,
-    /// Maximum number of rows.
+    /// Maximum number of rows, applied to the newest rows before anything is decided.
+    /// `/matrix` always has one ([`MATRIX_DEFAULT_LIMIT`] when the query names none; a value
+    /// below 1 is a validation error); `/can-i-deploy` has none.
     pub limit: Option<i64>,
 }
+
+/// The rows `/matrix` keeps when the query has no `limit` (or an empty one), as the broker's
+/// `parse_query.rb` does. `/can-i-deploy` applies no limit.
+pub const MATRIX_DEFAULT_LIMIT: i64 = 100;
 
 impl MatrixQuery {
     /// Whether a target (latest/tag/environment/mainBranch) was given, which
@@ -174,7 +180,26 @@ fn ignore_selectors(p: &Params) -> Vec<Selector> {
     out
 }
 
-/// Parses a `/matrix` query string. Errors are the broker's array-form messages.
+/// Ruby's `String#to_i`: optional leading whitespace and sign, then the leading digits;
+/// anything else is 0 (saturating instead of growing into a bignum).
+fn ruby_to_i(text: &str) -> i64 {
+    let text = text.trim_start();
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let value = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |n, d| {
+            n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+        });
+    if negative { -value } else { value }
+}
+
+/// Parses a `/matrix` query string. Errors are the broker's array-form messages; the parse
+/// itself accepts any query (validation is [`crate::matrix::validate`]).
 pub fn parse_matrix(raw: &str) -> Result<MatrixQuery, Vec<String>> {
     let p = parse_params(raw);
     let selectors = p
@@ -202,12 +227,10 @@ pub fn parse_matrix(raw: &str) -> Result<MatrixQuery, Vec<String>> {
             })
             .collect()
     });
-    let limit = match p.plain.get("limit") {
-        None => None,
-        Some(l) => match l.parse::<i64>() {
-            Ok(n) if n >= 1 => Some(n),
-            _ => return Err(vec!["The limit must be 1 or greater.".to_string()]),
-        },
+    // The broker keeps the raw string and validates `to_i < 1` later, with the other options.
+    let limit = match p.plain.get("limit").filter(|l| !l.is_empty()) {
+        None => MATRIX_DEFAULT_LIMIT,
+        Some(l) => ruby_to_i(l),
     };
     Ok(MatrixQuery {
         selectors,
@@ -218,7 +241,7 @@ pub fn parse_matrix(raw: &str) -> Result<MatrixQuery, Vec<String>> {
         environment: non_blank(p.plain.get("environment")),
         main_branch: truthy(p.plain.get("mainBranch")),
         success,
-        limit,
+        limit: Some(limit),
     })
 }
 
@@ -324,9 +347,27 @@ mod tests {
         assert!(q.latest);
         assert_eq!(q.tag.as_deref(), Some("prod"));
         assert_eq!(q.limit, Some(5));
+        // No limit, or an empty one, is the broker's default of 100; garbage is Ruby's to_i.
+        for (query, limit) in [
+            ("", MATRIX_DEFAULT_LIMIT),
+            ("limit=", MATRIX_DEFAULT_LIMIT),
+            ("limit=0", 0),
+            ("limit=-3", -3),
+            ("limit=12abc", 12),
+            ("limit=abc", 0),
+            ("limit=99999999999999999999999", i64::MAX),
+        ] {
+            assert_eq!(
+                parse_matrix(query).expect("parses").limit,
+                Some(limit),
+                "{query}"
+            );
+        }
         assert_eq!(
-            parse_matrix("limit=0"),
-            Err(vec!["The limit must be 1 or greater.".to_string()])
+            parse_can_i_deploy("pacticipant=Foo&version=1&environment=e&limit=5")
+                .expect("parses")
+                .limit,
+            None
         );
     }
 

@@ -1,7 +1,8 @@
-//! The broker operations of [`HttpBroker`]: the cached HAL index, can-i-deploy through
-//! `/matrix` (per service with bounded fan-out, or all-or-nothing), environment uuids, and
-//! record-deployment; and the [`Broker`] trait implementation (record-undeployment is in
-//! `undeploy.rs`).
+//! The broker operations of [`HttpBroker`]: the cached HAL index, can-i-deploy (per service
+//! through the index's `pb:can-i-deploy-pacticipant-version-to-environment`, with bounded
+//! fan-out; all-or-nothing through one `/matrix` query with an explicit row limit), environment
+//! uuids, and record-deployment; and the [`Broker`] trait implementation (record-undeployment
+//! is in `undeploy.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,10 +16,11 @@ use super::error::{Error, Result};
 use super::http::{Body, Call, HttpBroker};
 use super::parse::{
     Link, check_recorded_deployment, parse_environments, parse_index, parse_matrix,
-    record_deployment_href,
+    parse_matrix_counted, record_deployment_href,
 };
 use super::requests::{
-    describe_candidates, expand_url, matrix_url, record_deployment_body, version_url_fallback,
+    BuildError, MATRIX_ROW_LIMIT, can_i_deploy_url, describe_candidates, expand_url, matrix_url,
+    record_deployment_body, resolve_href, version_url_fallback,
 };
 use super::{Broker, Candidate, GateAnswer, GateMode, UndeployOutcome};
 
@@ -26,6 +28,9 @@ use super::{Broker, Candidate, GateAnswer, GateMode, UndeployOutcome};
 pub const RELATION_INDEX: &str = "index";
 /// Stats relation of `/matrix` queries (the index has no matrix relation).
 pub const RELATION_MATRIX: &str = "matrix";
+/// The index relation a per-service gate follows (`/can-i-deploy`, no row limit); when the
+/// index lacks it, `<base>/can-i-deploy` is asked under the same name.
+pub const RELATION_CAN_I_DEPLOY: &str = "pb:can-i-deploy-pacticipant-version-to-environment";
 /// The environments list relation.
 pub const RELATION_ENVIRONMENTS: &str = "pb:environments";
 /// The version resource relation.
@@ -58,7 +63,15 @@ impl HttpBroker {
                         body: None,
                     })
                     .await?;
-                parse_index(&reply.body).map_err(|e| malformed(RELATION_INDEX, &url, e))
+                let index =
+                    parse_index(&reply.body).map_err(|e| malformed(RELATION_INDEX, &url, e))?;
+                // The broker that got the credentials names its own origin: trusted from now
+                // on (`origins.rs`).
+                let advertised = index
+                    .get("self")
+                    .and_then(|link| resolve_href(&url, &link.href).ok());
+                self.inner.origins.learn_advertised(advertised.as_ref());
+                Ok(index)
             })
             .await
     }
@@ -73,22 +86,69 @@ impl HttpBroker {
                 relation: relation.to_string(),
                 detail: "absent from the index (a broker before 2.80.0?)".into(),
             })?;
-        self.inner
-            .base
-            .join(&link.href)
-            .map_err(|e| Error::MissingRelation {
-                relation: relation.to_string(),
-                detail: format!("href is not a URL: {e}"),
+        resolve_href(&self.inner.base, &link.href).map_err(|e| Error::MissingRelation {
+            relation: relation.to_string(),
+            detail: format!("href is not usable: {e}"),
+        })
+    }
+
+    /// can-i-deploy of one candidate into `environment`, through the index's
+    /// `pb:can-i-deploy-pacticipant-version-to-environment` (or `<base>/can-i-deploy` when the
+    /// index lacks it). Unlike `/matrix`, `/can-i-deploy` applies no row limit, so every live
+    /// version of every integrated application is in the answer (issue 13).
+    pub async fn can_i_deploy_one(
+        &self,
+        environment: &str,
+        candidate: &Candidate,
+    ) -> Result<GateAnswer> {
+        let template = self
+            .index()
+            .await?
+            .get(RELATION_CAN_I_DEPLOY)
+            .map(|link| link.href.clone());
+        let url = can_i_deploy_url(
+            &self.inner.base,
+            template.as_deref(),
+            environment,
+            candidate,
+        )
+        .map_err(|e| unusable(RELATION_CAN_I_DEPLOY, &e))?;
+        let reply = self
+            .inner
+            .send(Call {
+                method: Method::GET,
+                relation: RELATION_CAN_I_DEPLOY,
+                url: url.clone(),
+                body: None,
             })
+            .await
+            .map_err(|error| match error {
+                Error::BadRequest { messages, .. } => Error::BadRequest {
+                    request: format!(
+                        "can-i-deploy of {} to environment {environment} ({})",
+                        describe_candidates(std::slice::from_ref(candidate)),
+                        url.path()
+                    ),
+                    messages,
+                },
+                other => other,
+            })?;
+        parse_matrix(&reply.body).map_err(|e| malformed(RELATION_CAN_I_DEPLOY, &url, e))
     }
 
     /// One `/matrix` query for `candidates` into `environment`
-    /// (`q[][pacticipant]=..&q[][version]=..&latestby=cvpv&environment=..`).
+    /// (`q[][pacticipant]=..&q[][version]=..&latestby=cvpv&environment=..&limit=10000`). An
+    /// answer that fills the limit is [`Error::RowLimit`]: rows past it may be missing.
     pub async fn matrix(&self, environment: &str, candidates: &[Candidate]) -> Result<GateAnswer> {
         let url =
             matrix_url(&self.inner.base, environment, candidates).map_err(|e| Error::Config {
                 detail: format!("cannot build the matrix URL: {e}"),
             })?;
+        let request = format!(
+            "can-i-deploy of {} to environment {environment} ({})",
+            describe_candidates(candidates),
+            url.path()
+        );
         let reply = self
             .inner
             .send(Call {
@@ -100,19 +160,23 @@ impl HttpBroker {
             .await
             .map_err(|error| match error {
                 Error::BadRequest { messages, .. } => Error::BadRequest {
-                    request: format!(
-                        "can-i-deploy of {} to environment {environment} ({})",
-                        describe_candidates(candidates),
-                        url.path()
-                    ),
+                    request: request.clone(),
                     messages,
                 },
                 other => other,
             })?;
-        parse_matrix(&reply.body).map_err(|e| malformed(RELATION_MATRIX, &url, e))
+        let (answer, rows) =
+            parse_matrix_counted(&reply.body).map_err(|e| malformed(RELATION_MATRIX, &url, e))?;
+        if rows >= MATRIX_ROW_LIMIT {
+            return Err(Error::RowLimit {
+                request,
+                limit: MATRIX_ROW_LIMIT,
+            });
+        }
+        Ok(answer)
     }
 
-    /// One matrix query per candidate, at most `parallelism` at a time; answers in the
+    /// One can-i-deploy query per candidate, at most `parallelism` at a time; answers in the
     /// caller's order whatever the completion order. The first error in caller order wins.
     async fn per_service(
         &self,
@@ -127,9 +191,7 @@ impl HttpBroker {
             let environment = environment.to_string();
             let task = async move {
                 let _permit = permits.acquire_owned().await.ok();
-                let answer = broker
-                    .matrix(&environment, std::slice::from_ref(&candidate))
-                    .await;
+                let answer = broker.can_i_deploy_one(&environment, &candidate).await;
                 (position, answer)
             };
             tasks.spawn(task.in_current_span());
@@ -200,24 +262,22 @@ impl HttpBroker {
             ("version", candidate.version.as_str()),
         ];
         let built = match self.index().await?.get(RELATION_VERSION) {
-            Some(link) => expand_url(&link.href, &params),
+            Some(link) => expand_url(&self.inner.base, &link.href, &params),
             None => {
                 version_url_fallback(&self.inner.base, &candidate.pacticipant, &candidate.version)
             }
         };
-        built.map_err(|e| Error::MissingRelation {
-            relation: RELATION_VERSION.into(),
-            detail: e.to_string(),
-        })
+        built.map_err(|e| unusable(RELATION_VERSION, &e))
     }
 
-    /// The `pb:record-deployment` href for (candidate, environment), from the version
-    /// resource; cached per (pacticipant, version, environment).
+    /// The `pb:record-deployment` URL for (candidate, environment), from the version resource
+    /// (its href resolved against the version's URL); cached per (pacticipant, version,
+    /// environment).
     async fn record_link(&self, environment: &str, candidate: &Candidate) -> Result<Url> {
         let key = record_key(environment, candidate);
         let cached = lock(&self.inner.record_links).get(&key).cloned();
-        let href = match cached {
-            Some(href) => href,
+        let resolved = match cached {
+            Some(resolved) => resolved,
             None => {
                 let url = self.version_url(candidate).await?;
                 let reply = self
@@ -241,17 +301,13 @@ impl HttpBroker {
                     .ok_or_else(|| Error::UnknownEnvironment {
                         environment: environment.to_string(),
                     })?;
-                lock(&self.inner.record_links).insert(key, href.clone());
-                href
+                let resolved = resolve_href(&url, &href)
+                    .map_err(|e| unusable(RELATION_RECORD_DEPLOYMENT, &e))?;
+                lock(&self.inner.record_links).insert(key, resolved.clone());
+                resolved
             }
         };
-        self.inner
-            .base
-            .join(&href)
-            .map_err(|e| Error::MissingRelation {
-                relation: RELATION_RECORD_DEPLOYMENT.into(),
-                detail: format!("href {href:?} is not a URL: {e}"),
-            })
+        Ok(resolved)
     }
 
     /// Records that `candidate` now runs in `environment`: GET the version resource, pick the
@@ -290,6 +346,14 @@ fn record_key(environment: &str, candidate: &Candidate) -> (String, String, Stri
         candidate.version.clone(),
         environment.to_string(),
     )
+}
+
+/// A relation whose href cannot be used (a template without a needed placeholder, not http).
+pub(super) fn unusable(relation: &str, error: &BuildError) -> Error {
+    Error::MissingRelation {
+        relation: relation.to_string(),
+        detail: error.to_string(),
+    }
 }
 
 pub(super) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

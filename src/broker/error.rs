@@ -121,6 +121,73 @@ pub enum Error {
         /// The environment name.
         environment: String,
     },
+    /// A broker link points at an origin the credentials may not go to (see `origins.rs`);
+    /// the request was not sent. Permanent until the manifest or the broker changes. Built by
+    /// [`Error::untrusted_origin`].
+    #[error("refused to send the broker credentials to {origin} for {relation} ({path}): {hint}")]
+    UntrustedOrigin {
+        /// The relation whose href points there.
+        relation: String,
+        /// The URL path.
+        path: String,
+        /// The refused origin, `scheme://host[:port]`.
+        origin: String,
+        /// Why it is not trusted and how to fix it (names the trusted origins).
+        hint: String,
+    },
+    /// An all-or-nothing matrix answer holds as many rows as the query's `limit`: rows past it
+    /// may have been left out (a failing one among them), so the answer is not trusted.
+    #[error(
+        "the broker's answer to {request} holds {limit} rows, the most c2quay asks for: rows past the limit may be missing, so the answer is not trusted; gate these services one by one (spec.broker.allOrNothing: false), whose /can-i-deploy has no row limit"
+    )]
+    RowLimit {
+        /// What was asked, e.g. "can-i-deploy of web 1, api 2 to environment production (/matrix)".
+        request: String,
+        /// The limit sent.
+        limit: usize,
+    },
+}
+
+impl Error {
+    /// [`Error::UntrustedOrigin`] for `origin`, given the origin of `spec.broker.url`, the one
+    /// the index advertises (if read) and whether the refusal is the advertised origin in plain
+    /// HTTP behind an HTTPS broker URL.
+    pub fn untrusted_origin(
+        relation: &str,
+        path: &str,
+        origin: &str,
+        broker: &str,
+        advertised: Option<&str>,
+        plain_http: bool,
+    ) -> Self {
+        Error::UntrustedOrigin {
+            relation: relation.to_string(),
+            path: path.to_string(),
+            origin: origin.to_string(),
+            hint: untrusted_hint(origin, broker, advertised, plain_http),
+        }
+    }
+}
+
+/// The second half of [`Error::UntrustedOrigin`]'s message: why, and how to fix it.
+fn untrusted_hint(
+    origin: &str,
+    broker: &str,
+    advertised: Option<&str>,
+    plain_http: bool,
+) -> String {
+    if plain_http {
+        return format!(
+            "the broker's index advertises {origin}, plain HTTP, while spec.broker.url ({broker}) uses HTTPS (a TLS proxy that does not forward X-Forwarded-Proto and X-Forwarded-Host, or PACT_BROKER_BASE_URL set to http), and credentials are not sent in clear; fix the proxy's forwarded headers or the broker's PACT_BROKER_BASE_URL, or, if plain HTTP to it is intended, add \"{origin}\" to spec.broker.trustedOrigins"
+        );
+    }
+    let advertised = match advertised {
+        Some(advertised) => format!("the origin the broker's index advertises ({advertised})"),
+        None => "the origin the broker's index advertises (none was read)".to_string(),
+    };
+    format!(
+        "it is neither the origin of spec.broker.url ({broker}), nor {advertised}, nor listed in spec.broker.trustedOrigins; if {origin} is this broker (its public base URL, a proxy in front of it), add \"{origin}\" to spec.broker.trustedOrigins, otherwise set the broker's PACT_BROKER_BASE_URL to spec.broker.url"
+    )
 }
 
 fn body_suffix(body: &str) -> String {
@@ -151,6 +218,8 @@ impl Error {
             Error::MissingRelation { .. } => "missing_relation",
             Error::UnknownVersion { .. } => "unknown_version",
             Error::UnknownEnvironment { .. } => "unknown_environment",
+            Error::UntrustedOrigin { .. } => "untrusted_origin",
+            Error::RowLimit { .. } => "row_limit",
         }
     }
 
@@ -215,5 +284,42 @@ mod tests {
             "the broker rejected can-i-deploy of Foo 1 to environment test (/matrix) as invalid (HTTP 400): Pacticipant Foo not found; x"
         );
         assert_eq!(error.kind(), "bad_request");
+    }
+
+    #[test]
+    fn an_untrusted_origin_is_named_with_its_fix() {
+        let refused = |advertised: Option<&str>, plain_http: bool| {
+            Error::untrusted_origin(
+                "pb:record-deployment",
+                "/pacticipants/web/versions/1/deployed-versions/environment/u-1",
+                "http://broker.example",
+                "https://broker.example",
+                advertised,
+                plain_http,
+            )
+        };
+        let error = refused(Some("https://public.example"), false);
+        assert_eq!(error.kind(), "untrusted_origin");
+        assert!(!error.is_transient());
+        let message = error.to_string();
+        for needle in [
+            "refused to send the broker credentials to http://broker.example for pb:record-deployment",
+            "spec.broker.url (https://broker.example)",
+            "advertises (https://public.example)",
+            "add \"http://broker.example\" to spec.broker.trustedOrigins",
+        ] {
+            assert!(message.contains(needle), "{needle:?} missing in {message}");
+        }
+        let message = refused(Some("http://broker.example"), true).to_string();
+        for needle in [
+            "plain HTTP",
+            "X-Forwarded-Proto",
+            "spec.broker.trustedOrigins",
+        ] {
+            assert!(message.contains(needle), "{needle:?} missing in {message}");
+        }
+        assert!(refused(None, false).to_string().contains("none was read"));
+        // Small enough to travel inside the pipeline's error by value.
+        assert!(std::mem::size_of::<Error>() <= 128);
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP adapter: [`Config`], [`Auth`], and [`HttpBroker`]'s single place that sends a
-//! request, with timeouts, bounded retries, the same-origin rule for credentials and counting.
+//! request, with timeouts, bounded retries, the trusted-origin rule for credentials
+//! (`origins.rs`) and counting.
 //!
 //! The broker operations themselves (matrix, environments, record-deployment) live in
 //! `client.rs`, record-undeployment in `undeploy.rs`; URL building and JSON parsing are pure (`requests.rs`, `parse.rs`).
@@ -16,8 +17,9 @@ use tokio::sync::OnceCell;
 
 use super::backoff::{Backoff, MAX_BACKOFF_DELAY, parse_retry_after};
 use super::error::{Error, Result};
+use super::origins::{Origins, Refusal, parse_origin};
 use super::parse::{Link, error_messages, excerpt};
-use super::requests::{MERGE_PATCH_JSON, normalize_base_url, same_origin};
+use super::requests::{MERGE_PATCH_JSON, normalize_base_url};
 use super::stats::{RequestObserver, RequestStats, StatsSnapshot};
 use crate::secret::Secret;
 
@@ -96,6 +98,9 @@ pub struct Config {
     pub parallelism: usize,
     /// First retry delay; doubled per retry up to 10 s, with jitter.
     pub retry_base_delay: Duration,
+    /// Origins (`scheme://host[:port]`) besides the base URL's and the one the broker's index
+    /// advertises that may receive the credentials (`spec.broker.trustedOrigins`).
+    pub trusted_origins: Vec<String>,
 }
 
 impl Config {
@@ -110,6 +115,7 @@ impl Config {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             parallelism: DEFAULT_PARALLELISM,
             retry_base_delay: DEFAULT_RETRY_BASE_DELAY,
+            trusted_origins: Vec::new(),
         }
     }
 }
@@ -124,10 +130,11 @@ pub struct HttpBroker {
 pub(super) struct Inner {
     pub(super) base: Url,
     pub(super) config: Config,
+    pub(super) origins: Origins,
     client: reqwest::Client,
     pub(super) index: OnceCell<BTreeMap<String, Link>>,
     pub(super) environments: Mutex<HashMap<String, String>>,
-    pub(super) record_links: Mutex<HashMap<(String, String, String), String>>,
+    pub(super) record_links: Mutex<HashMap<(String, String, String), Url>>,
     stats: RequestStats,
     observer: RwLock<Option<Arc<dyn RequestObserver>>>,
 }
@@ -176,6 +183,17 @@ impl HttpBroker {
         let base = normalize_base_url(&config.base_url).map_err(|e| Error::Config {
             detail: e.to_string(),
         })?;
+        let listed = config
+            .trusted_origins
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                parse_origin(entry).map_err(|e| Error::Config {
+                    detail: format!("spec.broker.trustedOrigins[{i}]: {e}"),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let origins = Origins::new(&base, listed);
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .connect_timeout(config.connect_timeout)
@@ -208,6 +226,7 @@ impl HttpBroker {
             inner: Arc::new(Inner {
                 base,
                 config,
+                origins,
                 client,
                 index: OnceCell::new(),
                 environments: Mutex::new(HashMap::new()),
@@ -233,6 +252,12 @@ impl HttpBroker {
         &self.inner.base
     }
 
+    /// The origins the credentials may go to: `spec.broker.url`'s, and the one the index
+    /// advertises once the index was read.
+    pub fn origins(&self) -> &Origins {
+        &self.inner.origins
+    }
+
     /// A copy of the request counts by relation and outcome.
     pub fn stats(&self) -> StatsSnapshot {
         self.inner.stats.snapshot()
@@ -245,10 +270,25 @@ impl Inner {
         let max_attempts = self.config.max_attempts.max(1);
         let mut backoff = Backoff::new(self.config.retry_base_delay, MAX_BACKOFF_DELAY);
         let path = call.url.path().to_string();
+        // Credentials go only to trusted origins; a link elsewhere is refused before anything
+        // is sent, naming the origin (issue 13: a silent 401 blamed the credentials).
+        let authorization = self.config.auth.header_value();
+        if authorization.is_some()
+            && let Err(refusal) = self.origins.check(&call.url)
+        {
+            return Err(Error::untrusted_origin(
+                call.relation,
+                &path,
+                &Origins::of(&call.url),
+                self.origins.broker(),
+                self.origins.advertised(),
+                refusal == Refusal::PlainHttpAdvertised,
+            ));
+        }
         let mut attempt = 1;
         loop {
             let started = Instant::now();
-            let outcome = self.exchange(&call, &path).await;
+            let outcome = self.exchange(&call, &path, authorization.as_deref()).await;
             let status = outcome.as_ref().ok().map(|e| e.status);
             self.count(&call, status, started.elapsed());
             let (error, retry_after) = match outcome {
@@ -278,16 +318,19 @@ impl Inner {
         }
     }
 
-    async fn exchange(&self, call: &Call<'_>, path: &str) -> Result<Exchange> {
+    async fn exchange(
+        &self,
+        call: &Call<'_>,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Result<Exchange> {
         let mut request = self
             .client
             .request(call.method.clone(), call.url.clone())
             .header(ACCEPT, "application/hal+json, application/json")
             .header(USER_AGENT, concat!("c2quay/", env!("CARGO_PKG_VERSION")));
-        // Credentials go only to the broker's own origin, never to a foreign HAL link.
-        if same_origin(&self.base, &call.url)
-            && let Some(value) = self.config.auth.header_value()
-        {
+        // `send` checked the origin: credentials are only ever present for a trusted one.
+        if let Some(value) = authorization {
             request = request.header(AUTHORIZATION, value);
         }
         match &call.body {

@@ -6,10 +6,11 @@
 //! [`FakeBroker`] the stateful stand-in for tests.
 //!
 //! Files: `requests.rs` (pure URL and body builders), `parse.rs` (pure JSON parsers),
-//! `backoff.rs` (pure retry delays), `http.rs` (config, auth, the one place that sends with
-//! retries), `client.rs` (index, matrix, environments, record-deployment), `undeploy.rs`
-//! (record-undeployment), `stats.rs` (request counts and the metrics hook), `error.rs`,
-//! `fake.rs`.
+//! `backoff.rs` (pure retry delays), `origins.rs` (where credentials may go), `http.rs`
+//! (config, auth, the one place that sends with retries), `client.rs` (index, can-i-deploy,
+//! matrix, environments, record-deployment), `undeploy.rs` (record-undeployment), `diagnose.rs`
+//! (`c2quay doctor`'s broker checks), `stats.rs` (request counts and the metrics hook),
+//! `error.rs`, `fake.rs`.
 
 use std::future::Future;
 
@@ -17,10 +18,12 @@ use serde::{Deserialize, Serialize};
 
 mod backoff;
 mod client;
+mod diagnose;
 mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 mod http;
+pub mod origins;
 pub mod parse;
 pub mod requests;
 mod stats;
@@ -28,9 +31,10 @@ mod undeploy;
 
 pub use backoff::{Backoff, MAX_BACKOFF_DELAY, RETRY_AFTER_CAP, parse_retry_after};
 pub use client::{
-    RELATION_ENVIRONMENTS, RELATION_INDEX, RELATION_MATRIX, RELATION_RECORD_DEPLOYMENT,
-    RELATION_VERSION,
+    RELATION_CAN_I_DEPLOY, RELATION_ENVIRONMENTS, RELATION_INDEX, RELATION_MATRIX,
+    RELATION_RECORD_DEPLOYMENT, RELATION_VERSION,
 };
+pub use diagnose::Finding;
 pub use error::{Error, Result, is_retryable_status};
 #[cfg(any(test, feature = "test-support"))]
 pub use fake::FakeBroker;

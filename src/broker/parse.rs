@@ -37,6 +37,18 @@ pub fn parse_matrix(body: &str) -> Result<GateAnswer, ParseError> {
     parse_matrix_value(&json(body)?)
 }
 
+/// Like [`parse_matrix`], and also the number of rows in `matrix` (considered and ignored),
+/// which a caller that sent a `limit` compares with it.
+pub fn parse_matrix_counted(body: &str) -> Result<(GateAnswer, usize), ParseError> {
+    let value = json(body)?;
+    let answer = parse_matrix_value(&value)?;
+    let rows = value
+        .get("matrix")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    Ok((answer, rows))
+}
+
 /// Like [`parse_matrix`] over an already parsed JSON value.
 pub fn parse_matrix_value(value: &Value) -> Result<GateAnswer, ParseError> {
     let summary = value
@@ -300,28 +312,70 @@ pub fn check_undeployed(body: &str) -> Result<(), ParseError> {
     }
 }
 
-/// The environments of a `GET /environments` body as (name, uuid) pairs, read from
-/// `_embedded.environments[]`.
+/// The environments of a `GET /environments` body as (name, uuid) pairs: every entry of
+/// `_embedded.environments[]` (its `name` and `uuid`), then every `_links.pb:environments[]`
+/// link not already listed (its `name`, and the last path segment of its href, which is the
+/// uuid). The official Rust CLI reads the first form, the Ruby client the second; a broker or a
+/// proxy may give only one. A body with neither is an error naming both.
 pub fn parse_environments(body: &str) -> Result<Vec<(String, String)>, ParseError> {
     let value = json(body)?;
-    let items = value
+    let embedded = value
         .get("_embedded")
         .and_then(|e| e.get("environments"))
-        .and_then(Value::as_array)
-        .ok_or_else(|| ParseError("no `_embedded.environments` array".into()))?;
-    items
-        .iter()
-        .map(|item| {
-            let name = item.get("name").and_then(Value::as_str);
-            let uuid = item.get("uuid").and_then(Value::as_str);
-            match (name, uuid) {
-                (Some(name), Some(uuid)) => Ok((name.to_string(), uuid.to_string())),
-                _ => Err(ParseError(format!(
-                    "environment entry without name or uuid: {item}"
-                ))),
+        .and_then(Value::as_array);
+    let linked = value
+        .get("_links")
+        .and_then(|l| l.get("pb:environments"))
+        .filter(|l| l.is_array() || l.is_object());
+    if embedded.is_none() && linked.is_none() {
+        return Err(ParseError(format!(
+            "neither `_embedded.environments` nor `_links.pb:environments` lists environments: {}",
+            excerpt(body, 120)
+        )));
+    }
+    let mut out: Vec<(String, String)> = Vec::new();
+    for item in embedded.into_iter().flatten() {
+        let name = item.get("name").and_then(Value::as_str);
+        let uuid = item.get("uuid").and_then(Value::as_str);
+        match (name, uuid) {
+            (Some(name), Some(uuid)) => out.push((name.to_string(), uuid.to_string())),
+            _ => {
+                return Err(ParseError(format!(
+                    "environment entry without name or uuid: {}",
+                    excerpt(&item.to_string(), 120)
+                )));
             }
-        })
-        .collect()
+        }
+    }
+    if linked.is_some() {
+        for link in links_of(&value["_links"], "pb:environments") {
+            let name = link.name.clone().ok_or_else(|| {
+                ParseError(format!(
+                    "`pb:environments` link without a name: {}",
+                    link.href
+                ))
+            })?;
+            if out.iter().any(|(known, _)| *known == name) {
+                continue;
+            }
+            let uuid = last_segment(&link.href).ok_or_else(|| {
+                ParseError(format!(
+                    "`pb:environments` link of {name} has no uuid in its href: {}",
+                    link.href
+                ))
+            })?;
+            out.push((name, uuid));
+        }
+    }
+    Ok(out)
+}
+
+/// The last non-empty path segment of an href (absolute or relative), percent-decoded.
+fn last_segment(href: &str) -> Option<String> {
+    let anchor = reqwest::Url::parse("http://relative.invalid/").ok()?;
+    let url = anchor.join(href).ok()?;
+    let segment = url.path_segments()?.rfind(|s| !s.is_empty())?;
+    urlencoding::decode(segment).ok().map(|s| s.into_owned())
 }
 
 /// The broker's messages from an error body: `{"errors":[..]}`, `{"errors":{"field":[..]}}`

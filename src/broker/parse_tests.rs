@@ -157,7 +157,50 @@ fn environments_list_gives_name_and_uuid() {
         ]
     );
     assert!(parse_environments(r#"{"_embedded":{"environments":[{"name":"x"}]}}"#).is_err());
-    assert!(parse_environments("{}").is_err());
+    let error = parse_environments("{}").unwrap_err();
+    assert!(
+        error.0.contains("`_embedded.environments`")
+            && error.0.contains("`_links.pb:environments`"),
+        "{error}"
+    );
+    // An empty list is a list: no environment exists.
+    assert!(
+        parse_environments(r#"{"_embedded":{"environments":[]}}"#)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn environments_are_read_from_the_links_too() {
+    // The Ruby client's form: only `_links.pb:environments[]`, the uuid at the end of the href.
+    let body = r#"{"_links":{"self":{"href":"http://b.test/environments"},
+        "pb:environments":[
+            {"title":"Environment","name":"production","href":"http://b.test/environments/u-1"},
+            {"title":"Environment","name":"test env","href":"/broker/environments/u%2D2/"}]}}"#;
+    assert_eq!(
+        parse_environments(body).unwrap(),
+        [
+            ("production".to_string(), "u-1".to_string()),
+            ("test env".to_string(), "u-2".to_string())
+        ]
+    );
+    // Both forms: embedded first, links add only what is missing; one link object works too.
+    let both = r#"{"_embedded":{"environments":[{"name":"production","uuid":"u-1"}]},
+        "_links":{"pb:environments":{"name":"qa","href":"http://b.test/environments/u-3"}}}"#;
+    assert_eq!(
+        parse_environments(both).unwrap(),
+        [
+            ("production".to_string(), "u-1".to_string()),
+            ("qa".to_string(), "u-3".to_string())
+        ]
+    );
+    for bad in [
+        r#"{"_links":{"pb:environments":[{"href":"http://b.test/environments/u-1"}]}}"#,
+        r#"{"_links":{"pb:environments":[{"name":"x","href":"http://b.test/"}]}}"#,
+    ] {
+        assert!(parse_environments(bad).is_err(), "{bad}");
+    }
 }
 
 #[test]

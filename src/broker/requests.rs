@@ -1,6 +1,7 @@
-//! Pure request and URL builders: base URL normalisation, HAL template expansion, the
-//! `/matrix` query, the record-deployment and undeploy bodies, the currently-deployed query
-//! and the same-origin rule for credentials.
+//! Pure request and URL builders: base URL normalisation, HAL template expansion and href
+//! resolution, the `/matrix` query (with its row limit) and the `/can-i-deploy` URL, the
+//! record-deployment and undeploy bodies and the currently-deployed query. The origins the
+//! credentials may go to are `origins.rs`.
 //!
 //! Nothing here does IO; the HTTP adapter (`http.rs`) only sends what these functions build.
 
@@ -103,13 +104,31 @@ pub fn expand_template(template: &str, params: &[(&str, &str)]) -> Result<String
     Ok(out)
 }
 
-/// Expands a template and parses the result as a URL.
-pub fn expand_url(template: &str, params: &[(&str, &str)]) -> Result<Url, BuildError> {
-    let expanded = expand_template(template, params)?;
-    Url::parse(&expanded).map_err(|e| BuildError::InvalidUrl {
-        url: expanded.clone(),
+/// Expands a template and resolves the result against `document`, the URL of the resource the
+/// link came from (RFC 3986 reference resolution): an absolute href is used as it is, a relative
+/// one (`/pacticipants/{pacticipant}/versions/{version}`, `environments/{uuid}`) lands on the
+/// broker that sent it.
+pub fn expand_url(
+    document: &Url,
+    template: &str,
+    params: &[(&str, &str)],
+) -> Result<Url, BuildError> {
+    resolve_href(document, &expand_template(template, params)?)
+}
+
+/// Resolves an href (absolute or relative) against `document`, the URL it was read from.
+pub fn resolve_href(document: &Url, href: &str) -> Result<Url, BuildError> {
+    let url = document.join(href).map_err(|e| BuildError::InvalidUrl {
+        url: href.to_string(),
         problem: e.to_string(),
-    })
+    })?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(BuildError::InvalidUrl {
+            url: href.to_string(),
+            problem: format!("{other}: is not http or https"),
+        }),
+    }
 }
 
 /// Resolves a path relative to the base URL, keeping its path prefix
@@ -122,11 +141,25 @@ pub fn join(base: &Url, relative: &str) -> Result<Url, BuildError> {
         })
 }
 
-/// The `/matrix` query string for can-i-deploy of `candidates` into `environment`, as the
-/// official CLI sends it: selectors grouped pacticipant-first (the Rack grouping rule), then
-/// `latestby=cvpv` and `environment`.
+/// The `limit` an all-or-nothing `/matrix` query sends.
 ///
-/// `q[][pacticipant]=Foo&q[][version]=1&latestby=cvpv&environment=test`
+/// `/matrix` keeps only its newest 100 rows when the query names no `limit` (`parse_query.rb`;
+/// an empty `limit=` is the same), and it cuts them before it decides: with 101 versions of a
+/// consumer live in the environment and the oldest failing verification, an unlimited-looking
+/// query says `deployable: true` (issue 13). There is no "no limit" value, so the query names one
+/// no gate of a Compose host reaches: a row is one pact of a candidate's live counterpart version
+/// with one provider version, so tens of services with a few live versions each make hundreds of
+/// rows, and 10 000 leaves two orders of magnitude while bounding the answer (about 2 KB a row in
+/// the broker's rendering, 20 MB at most). An answer that still fills the limit is not trusted
+/// ([`crate::broker::Error::RowLimit`]). Per-service gates ask `/can-i-deploy`, which has no limit.
+pub const MATRIX_ROW_LIMIT: usize = 10_000;
+
+/// The `/matrix` query string for can-i-deploy of `candidates` into `environment`, as the
+/// official CLI sends it (selectors grouped pacticipant-first by the Rack grouping rule, then
+/// `latestby=cvpv` and `environment`), plus `limit=`[`MATRIX_ROW_LIMIT`], which the CLI does not
+/// send.
+///
+/// `q[][pacticipant]=Foo&q[][version]=1&latestby=cvpv&environment=test&limit=10000`
 pub fn matrix_query(environment: &str, candidates: &[Candidate]) -> String {
     let mut query = String::new();
     for candidate in candidates {
@@ -138,7 +171,40 @@ pub fn matrix_query(environment: &str, candidates: &[Candidate]) -> String {
     }
     query.push_str("latestby=cvpv&environment=");
     query.push_str(&encode(environment));
+    query.push_str(&format!("&limit={MATRIX_ROW_LIMIT}"));
     query
+}
+
+/// The can-i-deploy URL of one candidate into `environment`: the index's
+/// `pb:can-i-deploy-pacticipant-version-to-environment` template
+/// (`<base>/can-i-deploy?pacticipant={pacticipant}&version={version}&environment={environment}`,
+/// resolved against the base URL, the index's own URL), or that same URL built by hand when the
+/// index lacks the relation. `/can-i-deploy` applies no row limit and evaluates every live
+/// version of the integrated applications (`latestby=cvpv`).
+pub fn can_i_deploy_url(
+    base: &Url,
+    template: Option<&str>,
+    environment: &str,
+    candidate: &Candidate,
+) -> Result<Url, BuildError> {
+    let params = [
+        ("pacticipant", candidate.pacticipant.as_str()),
+        ("version", candidate.version.as_str()),
+        ("environment", environment),
+    ];
+    match template {
+        Some(template) => expand_url(base, template, &params),
+        None => {
+            let mut url = join(base, "can-i-deploy")?;
+            let query = params
+                .iter()
+                .map(|(key, value)| format!("{key}={}", encode(value)))
+                .collect::<Vec<_>>()
+                .join("&");
+            url.set_query(Some(&query));
+            Ok(url)
+        }
+    }
 }
 
 /// The full `/matrix` URL under the base URL (the index has no matrix relation).
@@ -220,12 +286,6 @@ pub fn currently_deployed_url(href: &Url, pacticipant: &str, instance: Option<&s
     url
 }
 
-/// Whether `url` is on the broker's own origin (scheme, host and port of the base URL).
-/// Credentials are only ever sent to that origin.
-pub fn same_origin(base: &Url, url: &Url) -> bool {
-    base.origin() == url.origin()
-}
-
 /// A short human description of a candidate set: "Foo 1, Bar 2".
 pub fn describe_candidates(candidates: &[Candidate]) -> String {
     candidates
@@ -250,7 +310,7 @@ mod tests {
     fn single_selector_query_is_the_official_one() {
         assert_eq!(
             matrix_query("test", &[candidate("Foo", "1")]),
-            "q[][pacticipant]=Foo&q[][version]=1&latestby=cvpv&environment=test"
+            "q[][pacticipant]=Foo&q[][version]=1&latestby=cvpv&environment=test&limit=10000"
         );
     }
 
@@ -258,7 +318,7 @@ mod tests {
     fn multi_selector_query_groups_pacticipant_first() {
         assert_eq!(
             matrix_query("test", &[candidate("Foo", "1"), candidate("Bar", "10")]),
-            "q[][pacticipant]=Foo&q[][version]=1&q[][pacticipant]=Bar&q[][version]=10&latestby=cvpv&environment=test"
+            "q[][pacticipant]=Foo&q[][version]=1&q[][pacticipant]=Bar&q[][version]=10&latestby=cvpv&environment=test&limit=10000"
         );
     }
 
@@ -266,7 +326,7 @@ mod tests {
     fn values_are_percent_encoded_like_the_broker() {
         assert_eq!(
             matrix_query("test env", &[candidate("Foo Thing", "1.0+build/7")]),
-            "q[][pacticipant]=Foo%20Thing&q[][version]=1.0%2Bbuild%2F7&latestby=cvpv&environment=test%20env"
+            "q[][pacticipant]=Foo%20Thing&q[][version]=1.0%2Bbuild%2F7&latestby=cvpv&environment=test%20env&limit=10000"
         );
         assert_eq!(encode("a-Z.0_~"), "a-Z.0_~");
     }
@@ -278,7 +338,7 @@ mod tests {
         let url = matrix_url(&base, "prod", &[candidate("Foo", "1")]).unwrap();
         assert_eq!(
             url.as_str(),
-            "https://host.example/broker/matrix?q[][pacticipant]=Foo&q[][version]=1&latestby=cvpv&environment=prod"
+            "https://host.example/broker/matrix?q[][pacticipant]=Foo&q[][version]=1&latestby=cvpv&environment=prod&limit=10000"
         );
         let root = normalize_base_url("http://127.0.0.1:9292").unwrap();
         assert_eq!(
@@ -319,12 +379,88 @@ mod tests {
             "http://x/plain"
         );
         let query_template = "http://x/can-i-deploy?pacticipant={pacticipant}&version={version}";
+        let base = normalize_base_url("http://h/broker/").unwrap();
         assert_eq!(
-            expand_url(query_template, &[("pacticipant", "A"), ("version", "2")])
-                .unwrap()
-                .as_str(),
+            expand_url(
+                &base,
+                query_template,
+                &[("pacticipant", "A"), ("version", "2")]
+            )
+            .unwrap()
+            .as_str(),
             "http://x/can-i-deploy?pacticipant=A&version=2"
         );
+    }
+
+    #[test]
+    fn relative_hrefs_resolve_against_the_document_they_came_from() {
+        let base = normalize_base_url("http://h/broker/").unwrap();
+        let params = [("pacticipant", "Foo Thing"), ("version", "1.0+b/7")];
+        assert_eq!(
+            expand_url(
+                &base,
+                "pacticipants/{pacticipant}/versions/{version}",
+                &params
+            )
+            .unwrap()
+            .as_str(),
+            "http://h/broker/pacticipants/Foo%20Thing/versions/1.0%2Bb%2F7"
+        );
+        assert_eq!(
+            expand_url(
+                &base,
+                "/broker/pacticipants/{pacticipant}/versions/{version}",
+                &params
+            )
+            .unwrap()
+            .as_str(),
+            "http://h/broker/pacticipants/Foo%20Thing/versions/1.0%2Bb%2F7"
+        );
+        assert_eq!(
+            resolve_href(&base, "//other.example/x").unwrap().as_str(),
+            "http://other.example/x"
+        );
+        let error = resolve_href(&base, "mailto:ops@example.com").unwrap_err();
+        assert!(error.to_string().contains("not http or https"), "{error}");
+    }
+
+    #[test]
+    fn can_i_deploy_urls_come_from_the_index_template_or_are_built_alike() {
+        let base = normalize_base_url("http://h/broker").unwrap();
+        let foo = Candidate {
+            pacticipant: "Foo Thing".into(),
+            version: "1.0+build/7".into(),
+        };
+        let expected = "http://h/broker/can-i-deploy?pacticipant=Foo%20Thing&version=1.0%2Bbuild%2F7&environment=test%20env";
+        let absolute = "http://h/broker/can-i-deploy?pacticipant={pacticipant}&version={version}&environment={environment}";
+        let relative =
+            "can-i-deploy?pacticipant={pacticipant}&version={version}&environment={environment}";
+        for template in [Some(absolute), Some(relative), None] {
+            assert_eq!(
+                can_i_deploy_url(&base, template, "test env", &foo)
+                    .unwrap()
+                    .as_str(),
+                expected,
+                "{template:?}"
+            );
+        }
+        // The public base URL a broker advertises is followed as it is.
+        let public = "https://public.example/can-i-deploy?pacticipant={pacticipant}&version={version}&environment={environment}";
+        assert_eq!(
+            can_i_deploy_url(&base, Some(public), "prod", &foo)
+                .unwrap()
+                .as_str(),
+            "https://public.example/can-i-deploy?pacticipant=Foo%20Thing&version=1.0%2Bbuild%2F7&environment=prod"
+        );
+        assert!(matches!(
+            can_i_deploy_url(
+                &base,
+                Some("http://h/can-i-deploy?pacticipant={pacticipant}&to={tag}"),
+                "prod",
+                &foo
+            ),
+            Err(BuildError::MissingParameter { .. })
+        ));
     }
 
     #[test]
@@ -379,18 +515,5 @@ mod tests {
             environment_url_fallback(&base, "u-1").unwrap().as_str(),
             "http://h/broker/environments/u-1"
         );
-    }
-
-    #[test]
-    fn origin_compares_scheme_host_and_port() {
-        let base = normalize_base_url("http://127.0.0.1:9292/broker/").unwrap();
-        let same = Url::parse("http://127.0.0.1:9292/other/path").unwrap();
-        let other_port = Url::parse("http://127.0.0.1:9293/broker/").unwrap();
-        let other_scheme = Url::parse("https://127.0.0.1:9292/broker/").unwrap();
-        let other_host = Url::parse("http://localhost:9292/broker/").unwrap();
-        assert!(same_origin(&base, &same));
-        assert!(!same_origin(&base, &other_port));
-        assert!(!same_origin(&base, &other_scheme));
-        assert!(!same_origin(&base, &other_host));
     }
 }

@@ -8,12 +8,12 @@
 use reqwest::{Method, Url};
 
 use super::UndeployOutcome;
-use super::client::{lock, malformed};
+use super::client::{lock, malformed, unusable};
 use super::error::{Error, Result};
 use super::http::{Body, Call, HttpBroker};
 use super::parse::{check_undeployed, currently_deployed_href, deployed_versions_to_undeploy};
 use super::requests::{
-    currently_deployed_url, environment_url_fallback, expand_url, undeploy_body,
+    currently_deployed_url, environment_url_fallback, expand_url, resolve_href, undeploy_body,
 };
 
 /// The environment resource relation (templated by `uuid` in the index).
@@ -52,14 +52,8 @@ impl HttpBroker {
         }
         let mut versions = Vec::with_capacity(targets.len());
         for target in targets {
-            let url = self
-                .inner
-                .base
-                .join(&target.href)
-                .map_err(|e| Error::MissingRelation {
-                    relation: RELATION_DEPLOYED_VERSION.into(),
-                    detail: format!("href {:?} is not a URL: {e}", target.href),
-                })?;
+            let url = resolve_href(&url, &target.href)
+                .map_err(|e| unusable(RELATION_DEPLOYED_VERSION, &e))?;
             let reply = self
                 .inner
                 .send(Call {
@@ -78,7 +72,7 @@ impl HttpBroker {
 
     /// The environment's currently-deployed link, from its resource. An environment that is
     /// gone (404) is dropped from the uuid cache and reported as unknown.
-    async fn currently_deployed_link(&self, environment: &str) -> Result<Url> {
+    pub(super) async fn currently_deployed_link(&self, environment: &str) -> Result<Url> {
         let uuid = self.environment_uuid(environment).await?;
         let url = self.environment_url(&uuid).await?;
         let reply = self
@@ -101,25 +95,16 @@ impl HttpBroker {
             })?;
         let href = currently_deployed_href(&reply.body)
             .map_err(|e| malformed(RELATION_ENVIRONMENT, &url, e))?;
-        self.inner
-            .base
-            .join(&href)
-            .map_err(|e| Error::MissingRelation {
-                relation: RELATION_CURRENTLY_DEPLOYED.into(),
-                detail: format!("href {href:?} is not a URL: {e}"),
-            })
+        resolve_href(&url, &href).map_err(|e| unusable(RELATION_CURRENTLY_DEPLOYED, &e))
     }
 
     /// The URL of an environment resource: the index's `pb:environment` template, or
     /// `<base>/environments/{uuid}` when the index lacks it.
     async fn environment_url(&self, uuid: &str) -> Result<Url> {
         let built = match self.index().await?.get(RELATION_ENVIRONMENT) {
-            Some(link) => expand_url(&link.href, &[("uuid", uuid)]),
+            Some(link) => expand_url(&self.inner.base, &link.href, &[("uuid", uuid)]),
             None => environment_url_fallback(&self.inner.base, uuid),
         };
-        built.map_err(|e| Error::MissingRelation {
-            relation: RELATION_ENVIRONMENT.into(),
-            detail: e.to_string(),
-        })
+        built.map_err(|e| unusable(RELATION_ENVIRONMENT, &e))
     }
 }

@@ -38,7 +38,7 @@ pub struct DeployArgs {
 /// Arguments of `c2quay verify`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Asks the broker about the versions that would be deployed; changes nothing.\nExit 0 when deployable, 3 when not (or unknown)."
+    after_help = "Asks the broker about the versions that would be deployed; changes nothing.\nExit 0 when deployable, 3 when not (or unknown) or when the broker could not be asked, 1 on other errors."
 )]
 pub struct VerifyArgs {
     /// The environment.
@@ -210,6 +210,11 @@ pub async fn verify(args: VerifyArgs) -> i32 {
                 }
             }
             if report.gate_passed() { 0 } else { 3 }
+        }
+        // A broker that could not be asked blocks the gate, as in `deploy` (exit 3, README).
+        Err(error @ pipeline::Error::Gate { .. }) => {
+            eprintln!("error: {}", error_chain(&error));
+            3
         }
         Err(error) => fail(&error_chain(&error)),
     }

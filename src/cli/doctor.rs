@@ -145,41 +145,14 @@ pub async fn doctor(args: DoctorArgs) -> i32 {
     }
 }
 
+/// The broker checks of one environment, answered by the broker client
+/// ([`HttpBroker::diagnose`]): the index and its relations, the origins of its links, the
+/// environment and its resource.
 async fn check_broker(report: &mut Report, what: &str, client: Arc<HttpBroker>, environment: &str) {
-    match client.index().await {
-        Ok(index) => {
-            let missing: Vec<&str> = ["pb:environments", "pb:pacticipant-version"]
-                .into_iter()
-                .filter(|rel| !index.contains_key(*rel))
-                .collect();
-            if missing.is_empty() {
-                report.ok(
-                    what,
-                    &format!(
-                        "{} answers with the relations c2quay needs",
-                        client.base_url()
-                    ),
-                );
-            } else {
-                report.fail(
-                    what,
-                    &format!("index lacks {}", missing.join(", ")),
-                    "upgrade the Pact Broker to 2.80 or later",
-                );
-                return;
-            }
+    for finding in client.diagnose(environment).await {
+        match &finding.fix {
+            None => report.ok(what, &finding.detail),
+            Some(fix) => report.fail(what, &finding.detail, fix),
         }
-        Err(error) => {
-            report.fail(
-                what,
-                &format!("{}: {}", client.base_url(), error_chain(&error)),
-                "check spec.broker.url, the network and the credentials",
-            );
-            return;
-        }
-    }
-    match client.environment_uuid(environment).await {
-        Ok(uuid) => report.ok(what, &format!("environment {environment} exists ({uuid})")),
-        Err(error) => report.fail(what, &error_chain(&error), &format!("create it: pact broker create-environment --name {environment} --production|--no-production")),
     }
 }

@@ -238,6 +238,11 @@ fn check_broker(broker: &BrokerSpec, path: &FieldPath, out: &mut Findings) {
             "a username needs a password (`passwordFile` or `passwordEnv`)".into(),
         );
     }
+    for (i, entry) in broker.trusted_origins.iter().enumerate() {
+        if let Err(message) = crate::broker::origins::parse_origin(entry) {
+            out.error(path.key("trustedOrigins").index(i), message);
+        }
+    }
     if broker
         .application_instance
         .as_deref()

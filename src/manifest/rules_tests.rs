@@ -172,6 +172,22 @@ fn every_rule_reports_its_field_line_and_reason() {
             Some(11),
         ),
         (
+            "trusted origin with a path",
+            broker(
+                "    trustedOrigins:\n    - https://ok.example\n    - https://broker.example/broker\n",
+            ),
+            "spec.broker.trustedOrigins[1]",
+            "\"https://broker.example/broker\" has a path, query or fragment; an origin is only `scheme://host[:port]` (e.g. https://broker.example)",
+            Some(13),
+        ),
+        (
+            "trusted origin not http",
+            broker("    trustedOrigins: [\"ftp://broker.example\"]\n"),
+            "spec.broker.trustedOrigins[0]",
+            "must use http or https, not ftp",
+            Some(11),
+        ),
+        (
             "empty version",
             spec("version: \"1\"", "version: \"\""),
             "spec.services.web.version",

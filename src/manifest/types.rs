@@ -135,6 +135,13 @@ pub struct BrokerSpec {
     /// `applicationInstance` sent with record-deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_instance: Option<String>,
+    /// Origins (`scheme://host[:port]`, http or https, no path) that may receive the
+    /// credentials besides the origin of `url` and the one the broker's index advertises in its
+    /// `self` link: a broker whose links carry another public base URL, or plain HTTP behind a
+    /// TLS proxy that does not forward `X-Forwarded-Proto`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = r"^[hH][tT][tT][pP][sS]?://[^/?#@]+/?$")))]
+    pub trusted_origins: Vec<String>,
 }
 
 /// One service of the environment, by Compose service name.

@@ -42,6 +42,7 @@ impl Brokers for HttpBrokers {
         let mut config = broker::Config::new(spec.url.clone());
         config.auth = auth_of(spec)?;
         config.ca_file = spec.ca_file.clone();
+        config.trusted_origins = spec.trusted_origins.clone();
         let mut client = HttpBroker::new(config)?;
         if let Some(observer) = &self.observer {
             client = client.with_observer(observer.clone());

@@ -10,8 +10,8 @@
 //! - every deploy that ran (audit `result` deployed / record_failed) is recorded in the broker
 //!   exactly once, in the order it ran: no lost, no duplicated, no phantom record;
 //! - no gate passed on an error: a version the broker never called deployable never ran and was
-//!   never recorded, and every recorded version had a fault-free `/matrix` answer before its
-//!   first record request;
+//!   never recorded, and every recorded version had a fault-free can-i-deploy answer
+//!   (`/can-i-deploy` per service, issue 13) before its first record request;
 //! - no panic in the agent's log;
 //! - status tells the truth: `Ready`, the release status names is what Docker runs and what the
 //!   broker holds as current, `Recorded` is `True`, the outbox is empty.
@@ -157,11 +157,16 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The `(pacticipant, version)` a one-candidate `/matrix` query asks about.
+/// The `(pacticipant, version)` a one-candidate gate asks about: `/can-i-deploy` (per service)
+/// or a one-selector `/matrix`.
 fn matrix_candidate(request: &RequestRecord) -> Option<(String, String)> {
-    if !request.path.ends_with("/matrix") {
+    let (pacticipant, version) = if request.path.ends_with("/can-i-deploy") {
+        ("pacticipant", "version")
+    } else if request.path.ends_with("/matrix") {
+        ("q[][pacticipant]", "q[][version]")
+    } else {
         return None;
-    }
+    };
     let pairs: BTreeMap<String, String> = request
         .query
         .as_deref()?
@@ -169,10 +174,7 @@ fn matrix_candidate(request: &RequestRecord) -> Option<(String, String)> {
         .filter_map(|pair| pair.split_once('='))
         .map(|(k, v)| (percent_decode(k), percent_decode(v)))
         .collect();
-    Some((
-        pairs.get("q[][pacticipant]")?.clone(),
-        pairs.get("q[][version]")?.clone(),
-    ))
+    Some((pairs.get(pacticipant)?.clone(), pairs.get(version)?.clone()))
 }
 
 /// The `(pacticipant, version)` of a record-deployment request.
@@ -188,7 +190,7 @@ fn record_target(request: &RequestRecord) -> Option<(String, String)> {
     Some((after("pacticipants")?, after("versions")?))
 }
 
-/// Recorded versions of `pacticipant` that had no fault-free 200 `/matrix` answer before their
+/// Recorded versions of `pacticipant` that had no fault-free 200 gate answer before their
 /// first record request (the gate passed on an error, or was never asked).
 fn recorded_without_a_clean_gate(
     requests: &[RequestRecord],

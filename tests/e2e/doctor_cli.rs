@@ -1,14 +1,19 @@
 //! `c2quay doctor` against the real Docker engine and the broker emulator (issue 5): exit 0
-//! when everything is fine, exit 1 with a `fix:` line for each broken thing. And the JSON log
-//! format (`--log-format json`): every stderr line is a JSON object carrying the environment,
-//! generation and step as fields.
+//! when everything is fine, exit 1 with a `fix:` line for each broken thing; the origins of the
+//! broker's links and a malformed environments answer (issue 13). `c2quay verify` against the
+//! emulator (issue 13): no past the matrix's 100-row default, exit 3 when the broker cannot be
+//! asked. And the JSON log format (`--log-format json`): every stderr line is a JSON object
+//! carrying the environment, generation and step as fields.
 
 use crate::support::{agent, docker};
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use agent::{Broker, World, write_atomic};
+use agent::{BROKER_ENV, Broker, World, write_atomic};
+use c2quay_broker_emulator::{
+    AuthConfig, Credential, EmulatorConfig, FaultKind, FaultSpec, RunningEmulator,
+};
 use docker::{free_port, require_docker};
 
 /// Doctor must answer quickly even when a broker is down (no endless retries).
@@ -219,4 +224,159 @@ fn logged_steps(stderr: &str, env: &str) -> Vec<String> {
                 .map(str::to_string)
         })
         .collect()
+}
+
+/// An emulator with a Bearer token whose hrefs are all built on `http://localhost:PORT` (its
+/// public base URL, like `PACT_BROKER_BASE_URL`) while manifests name `http://127.0.0.1:PORT`.
+struct PublicNameBroker {
+    emulator: RunningEmulator,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl PublicNameBroker {
+    const TOKEN: &'static str = "doctor-token-4711";
+
+    fn start() -> PublicNameBroker {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("emulator runtime");
+        let port = free_port();
+        let emulator = runtime
+            .block_on(c2quay_broker_emulator::start(EmulatorConfig {
+                listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                base_url: Some(format!("http://localhost:{port}")),
+                auth: AuthConfig {
+                    bearer_tokens: vec![Credential::new(Self::TOKEN)],
+                    ..AuthConfig::default()
+                },
+                ..EmulatorConfig::default()
+            }))
+            .expect("start the broker emulator");
+        emulator
+            .create_environment(BROKER_ENV, false)
+            .expect("environment");
+        PublicNameBroker {
+            emulator,
+            _runtime: runtime,
+        }
+    }
+}
+
+#[test]
+fn doctor_checks_the_origins_of_the_brokers_links_and_names_a_malformed_environments_answer() {
+    if !require_docker() {
+        return;
+    }
+    let broker = PublicNameBroker::start();
+    let world = World::new();
+    let (mut spec, _project) = world.env("doctor", None);
+    spec.broker_url = Some(broker.emulator.base_url.clone());
+    let token = world.root.path().join("broker-token");
+    std::fs::write(&token, PublicNameBroker::TOKEN).expect("token file");
+    let yaml = spec.yaml().replace(
+        &format!("    environment: {BROKER_ENV}\n"),
+        &format!(
+            "    environment: {BROKER_ENV}\n    tokenFile: {}\n",
+            token.display()
+        ),
+    );
+    assert!(yaml.contains("tokenFile"), "{yaml}");
+    write_atomic(&world.desired.join("doctor.yaml"), &yaml);
+
+    // The broker's links name localhost, the index says so: trusted, and doctor says why.
+    let (code, text) = doctor(&world);
+    assert_eq!(code, 0, "{text}");
+    let port = broker.emulator.addr.port();
+    assert!(
+        text.lines().any(|l| l.starts_with("ok")
+            && l.contains(&format!("the broker's links use http://localhost:{port}"))),
+        "doctor did not report the advertised origin:\n{text}"
+    );
+    assert!(text.contains("environment staging exists"), "{text}");
+    assert!(!text.contains(PublicNameBroker::TOKEN), "{text}");
+
+    // A truncated environments list is not a missing environment.
+    broker
+        .emulator
+        .inject_fault(FaultSpec::new(FaultKind::MalformedJson, 1).on_path("/environments"));
+    let (code, text) = doctor(&world);
+    assert_eq!(code, 1, "{text}");
+    let (fail, fix) = failure(&text, "broker of doctor").unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        fail.contains("malformed broker response for pb:environments"),
+        "{text}"
+    );
+    assert!(
+        !fix.contains("create-environment") && fix.contains("HAL JSON"),
+        "{text}"
+    );
+}
+
+/// Runs `c2quay verify NAME` on `world`: (exit code, stdout + stderr).
+fn verify(world: &World, name: &str) -> (i32, String) {
+    let desired = world.desired.display().to_string();
+    let state = world.state.display().to_string();
+    let (code, out, err) =
+        world.c2quay(&["verify", name, "--desired", &desired, "--state-dir", &state]);
+    (
+        code,
+        format!("exit {code}\n--- stdout\n{out}\n--- stderr\n{err}"),
+    )
+}
+
+#[test]
+fn verify_says_no_past_the_matrix_row_limit_and_exits_3_when_the_broker_cannot_be_asked() {
+    if !require_docker() {
+        return;
+    }
+    let broker = Broker::start();
+    let world = World::new();
+    let (mut spec, _project) = world.env("verify", Some(&broker));
+    spec.write(&world.desired);
+    // 101 versions of a consumer are released to the environment, each with its own pact with
+    // the service; the service's version 1 verified them all and failed the oldest.
+    let emu = broker.emu();
+    for n in 1..=101 {
+        let v = n.to_string();
+        let pact = serde_json::json!({
+            "consumer": {"name": "shop-app"}, "provider": {"name": spec.pacticipant},
+            "interactions": [{"description": format!("v{v}"), "request": {"method": "GET", "path": "/"},
+                              "response": {"status": 200}}],
+            "metadata": {"pactSpecification": {"version": "3.0.0"}}
+        });
+        emu.seed_pact("shop-app", &v, &spec.pacticipant, &pact);
+        emu.seed_verification(&spec.pacticipant, "1", "shop-app", &v, n != 1)
+            .expect("verification");
+        emu.record_release("shop-app", &v, BROKER_ENV)
+            .expect("release");
+    }
+    // Before issue 13 the gate asked /matrix without a limit, decided on the newest 100 rows
+    // and said Deployable (exit 0).
+    let (code, text) = verify(&world, "verify");
+    println!("VERDICT c2quay verify, 101 released consumer versions:\n{text}");
+    assert_eq!(code, 3, "{text}");
+    assert!(text.contains("NotDeployable"), "{text}");
+    assert!(
+        text.contains("shop-app 1 -> verify-web 1: verification failed"),
+        "{text}"
+    );
+
+    // The oldest one verified after all: deployable.
+    emu.seed_verification(&spec.pacticipant, "1", "shop-app", "1", true)
+        .expect("verification");
+    let (code, text) = verify(&world, "verify");
+    assert_eq!(code, 0, "{text}");
+
+    // A broker that cannot be asked blocks like a broker that says no (exit 3, as deploy).
+    let closed = free_port();
+    spec.broker_url = Some(format!("http://127.0.0.1:{closed}"));
+    spec.write(&world.desired);
+    let (code, text) = verify(&world, "verify");
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("gate could not be checked") && text.contains("cannot connect"),
+        "{text}"
+    );
 }

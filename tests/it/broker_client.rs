@@ -1,5 +1,7 @@
 //! The broker client against tiny scripted axum servers on 127.0.0.1: retries, timeouts,
-//! error mapping, auth and the same-origin rule, fan-out order, HAL link following and caches.
+//! error mapping, auth and the trusted origins, fan-out order, HAL link following and caches.
+//! `broker_client/gate.rs`: the per-service relation, the all-or-nothing row limit and relative
+//! hrefs; `broker_client/proxy.rs`: a broker whose links carry its public base URL (issue 13).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +13,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use c2quay::broker::{
-    Auth, Broker, Candidate, Config, GateMode, HttpBroker, RequestObserver, Verdict,
+    Auth, Broker, Candidate, Config, GateMode, HttpBroker, RELATION_CAN_I_DEPLOY, RequestObserver,
+    Verdict,
 };
 use c2quay::secret::Secret;
 
@@ -141,6 +144,31 @@ async fn serve(
     server
 }
 
+/// A server whose index (`GET` of the base path) has no can-i-deploy relation, so a
+/// per-service gate asks `<base>/can-i-deploy`; every other request goes to `script`.
+async fn gate_server(
+    prefix: &str,
+    script: impl Fn(&Seen, usize, &str) -> Reply + Send + Sync + 'static,
+) -> Server {
+    serve(prefix, move |seen, n, base| {
+        if seen.method == "GET" && seen.path == path_prefix(base) {
+            Reply::json(200, index_body(base))
+        } else {
+            script(seen, n, base)
+        }
+    })
+    .await
+}
+
+/// The can-i-deploy requests a server saw.
+fn gates(server: &Server) -> Vec<Seen> {
+    server
+        .log()
+        .into_iter()
+        .filter(|s| s.path.ends_with("/can-i-deploy"))
+        .collect()
+}
+
 fn config(server: &Server) -> Config {
     let mut config = Config::new(server.base.clone());
     config.retry_base_delay = Duration::from_millis(5);
@@ -186,7 +214,7 @@ async fn gate_one(broker: &HttpBroker) -> c2quay::broker::Result<Verdict> {
 
 #[tokio::test]
 async fn a_503_is_retried_then_the_answer_is_used() {
-    let server = serve("/", |_, n, _| {
+    let server = gate_server("/", |_, n, _| {
         if n < 2 {
             Reply::json(503, "{}")
         } else {
@@ -196,42 +224,52 @@ async fn a_503_is_retried_then_the_answer_is_used() {
     .await;
     let broker = HttpBroker::new(config(&server)).unwrap();
     assert_eq!(gate_one(&broker).await.unwrap(), Verdict::Deployable);
-    assert_eq!(server.count("/matrix"), 3);
+    assert_eq!(server.count("/can-i-deploy"), 3);
     let stats = broker.stats();
-    assert_eq!(stats.count("matrix", "503"), 2);
-    assert_eq!(stats.count("matrix", "200"), 1);
-    let query = server.log()[0].query.clone().unwrap();
-    assert_eq!(
-        query,
-        "q[][pacticipant]=Foo&q[][version]=1&latestby=cvpv&environment=test"
-    );
+    assert_eq!(stats.count(RELATION_CAN_I_DEPLOY, "503"), 2);
+    assert_eq!(stats.count(RELATION_CAN_I_DEPLOY, "200"), 1);
+    let query = gates(&server)[0].query.clone().unwrap();
+    assert_eq!(query, "pacticipant=Foo&version=1&environment=test");
 }
 
 #[tokio::test]
 async fn gives_up_after_the_attempt_bound_with_a_clear_error() {
-    let server = serve("/", |_, _, _| Reply::json(503, "upstream down")).await;
+    let server = gate_server("/", |_, _, _| Reply::json(503, "upstream down")).await;
     let mut config = config(&server);
     config.max_attempts = 3;
     let broker = HttpBroker::new(config).unwrap();
     let error = gate_one(&broker).await.unwrap_err();
-    assert_eq!(server.count("/matrix"), 3);
+    assert_eq!(server.count("/can-i-deploy"), 3);
     assert_eq!(error.kind(), "status_5xx");
     assert!(error.is_transient());
     let message = error.to_string();
     assert!(
-        message.contains("/matrix") && message.contains("503"),
+        message.contains("/can-i-deploy") && message.contains("503"),
         "{message}"
     );
-    assert!(!message.contains("q[]"), "query leaked into {message}");
+    assert!(
+        !message.contains("pacticipant="),
+        "query leaked into {message}"
+    );
+    // A broker whose index cannot be read cannot be asked either.
+    let down = serve("/", |_, _, _| Reply::json(503, "upstream down")).await;
+    let mut config = self::config(&down);
+    config.max_attempts = 2;
+    let error = gate_one(&HttpBroker::new(config).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "status_5xx");
+    assert!(error.to_string().contains("index"), "{error}");
 }
 
 #[tokio::test]
 async fn client_errors_are_never_retried() {
-    let server = serve("/", |seen, _, _| {
+    let server = gate_server("/", |seen, _, _| {
         match seen.query.as_deref().unwrap_or("") {
-            q if q.contains("Nope") => {
-                Reply::json(400, r#"{"errors":["Pacticipant Nope not found"]}"#)
-            }
+            q if q.contains("Nope") => Reply::json(
+                400,
+                r#"{"errors":{"pacticipant":["does not match an existing pacticipant"]}}"#,
+            ),
             q if q.contains("Locked") => Reply::json(401, ""),
             _ => Reply::json(
                 404,
@@ -252,7 +290,8 @@ async fn client_errors_are_never_retried() {
     for needle in [
         "Nope 3",
         "environment staging",
-        "Pacticipant Nope not found",
+        "/can-i-deploy",
+        "pacticipant does not match an existing pacticipant",
     ] {
         assert!(message.contains(needle), "{needle:?} missing in {message}");
     }
@@ -268,12 +307,16 @@ async fn client_errors_are_never_retried() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), "not_found");
-    assert_eq!(server.count("/matrix"), 3, "one request per call, no retry");
+    assert_eq!(
+        server.count("/can-i-deploy"),
+        3,
+        "one request per call, no retry"
+    );
 }
 
 #[tokio::test]
 async fn retry_after_is_honoured() {
-    let server = serve("/", |_, n, _| {
+    let server = gate_server("/", |_, n, _| {
         if n == 0 {
             Reply::json(429, "{}").header("retry-after", "1")
         } else {
@@ -289,12 +332,12 @@ async fn retry_after_is_honoured() {
         elapsed >= Duration::from_millis(950),
         "waited only {elapsed:?}"
     );
-    assert_eq!(broker.stats().count("matrix", "429"), 1);
+    assert_eq!(broker.stats().count(RELATION_CAN_I_DEPLOY, "429"), 1);
 }
 
 #[tokio::test]
 async fn a_hung_broker_does_not_hang_the_client() {
-    let server = serve("/", |_, _, _| {
+    let server = gate_server("/", |_, _, _| {
         Reply::json(200, matrix_body("true")).after(Duration::from_secs(60))
     })
     .await;
@@ -309,7 +352,7 @@ async fn a_hung_broker_does_not_hang_the_client() {
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
     assert_eq!(error.kind(), "timeout", "{error}");
     assert!(error.to_string().contains("timed out"), "{error}");
-    assert_eq!(broker.stats().count("matrix", "error"), 2);
+    assert_eq!(broker.stats().count(RELATION_CAN_I_DEPLOY, "error"), 2);
 }
 
 #[tokio::test]
@@ -332,17 +375,24 @@ async fn a_refused_connection_says_so() {
 
 #[tokio::test]
 async fn malformed_json_is_an_error() {
-    let server = serve("/", |_, _, _| Reply::json(200, "<html>proxy error</html>")).await;
+    let server = gate_server("/", |_, _, _| Reply::json(200, "<html>proxy error</html>")).await;
     let broker = HttpBroker::new(config(&server)).unwrap();
     let error = gate_one(&broker).await.unwrap_err();
     assert_eq!(error.kind(), "malformed");
-    assert!(error.to_string().contains("/matrix"), "{error}");
-    assert_eq!(server.count("/matrix"), 1);
+    assert!(error.to_string().contains("/can-i-deploy"), "{error}");
+    assert_eq!(server.count("/can-i-deploy"), 1);
+    // A proxy page instead of the index.
+    let proxy = serve("/", |_, _, _| Reply::json(200, "<html>proxy error</html>")).await;
+    let error = gate_one(&HttpBroker::new(config(&proxy)).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "malformed");
+    assert!(error.to_string().contains("index"), "{error}");
 }
 
 #[tokio::test]
 async fn basic_and_bearer_credentials_are_sent() {
-    let server = serve("/", |_, _, _| Reply::json(200, matrix_body("true"))).await;
+    let server = gate_server("/", |_, _, _| Reply::json(200, matrix_body("true"))).await;
     let mut basic = config(&server);
     basic.auth = Auth::Basic {
         username: "alice".into(),
@@ -356,19 +406,18 @@ async fn basic_and_bearer_credentials_are_sent() {
         .await
         .unwrap();
     let auth: Vec<Option<String>> = server.log().into_iter().map(|s| s.authorization).collect();
+    let basic = Some("Basic YWxpY2U6czNjcmV0".to_string());
+    let bearer = Some("Bearer tok123".to_string());
+    // Each client reads the index, then asks can-i-deploy.
     assert_eq!(
         auth,
-        [
-            Some("Basic YWxpY2U6czNjcmV0".to_string()),
-            Some("Bearer tok123".to_string()),
-            None
-        ]
+        [basic.clone(), basic, bearer.clone(), bearer, None, None]
     );
 }
 
-#[tokio::test]
-async fn no_credentials_follow_a_link_to_another_origin() {
-    let foreign = serve("/", |seen, _, base| {
+/// A broker on another origin that serves versions and takes records; `home` links to it.
+async fn foreign_broker() -> Server {
+    serve("/", |seen, _, base| {
         let mut parts = seen.path.trim_start_matches('/').split('/');
         let (p, v) = (parts.nth(1).unwrap_or(""), parts.nth(1).unwrap_or(""));
         if seen.method == "GET" {
@@ -377,33 +426,124 @@ async fn no_credentials_follow_a_link_to_another_origin() {
             Reply::json(201, "{}")
         }
     })
-    .await;
-    let foreign_base = foreign.base.clone();
-    let home = serve("/", move |_, _, base| {
+    .await
+}
+
+/// A home broker whose index says `self` is `advertised` and links versions to `versions_base`.
+async fn home_broker(advertised: Option<String>, versions_base: String) -> Server {
+    serve("/", move |_, _, base| {
+        let advertised = advertised.clone().unwrap_or_else(|| base.to_string());
         Reply::json(
             200,
             format!(
-                r#"{{"_links":{{"self":{{"href":"{base}"}},"pb:pacticipant-version":{{"href":"{foreign_base}pacticipants/{{pacticipant}}/versions/{{version}}","templated":true}}}}}}"#
+                r#"{{"_links":{{"self":{{"href":"{advertised}"}},"pb:pacticipant-version":{{"href":"{versions_base}pacticipants/{{pacticipant}}/versions/{{version}}","templated":true}}}}}}"#
             ),
         )
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn credentials_never_follow_a_link_to_an_origin_nobody_trusted() {
+    let foreign = foreign_broker().await;
+    let home = home_broker(None, foreign.base.clone()).await;
     let mut config = config(&home);
     config.auth = Auth::Bearer(Secret::new("tok-home-only"));
     let broker = HttpBroker::new(config).unwrap();
-    broker
+    let error = broker
         .record_deployment("test", &candidate("Foo", "1"), None)
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(error.kind(), "untrusted_origin", "{error}");
+    assert!(!error.is_transient());
+    let foreign_origin = foreign.base.trim_end_matches('/');
+    let home_origin = home.base.trim_end_matches('/');
+    let message = error.to_string();
+    for needle in [
+        format!(
+            "refused to send the broker credentials to {foreign_origin} for pb:pacticipant-version"
+        ),
+        format!("spec.broker.url ({home_origin})"),
+        format!("advertises ({home_origin})"),
+        format!("add \"{foreign_origin}\" to spec.broker.trustedOrigins"),
+    ] {
+        assert!(message.contains(&needle), "{needle:?} missing in {message}");
+    }
+    assert!(!message.contains("tok-home-only"), "{message}");
     assert_eq!(
         home.log()[0].authorization.as_deref(),
         Some("Bearer tok-home-only")
     );
+    assert!(
+        foreign.log().is_empty(),
+        "nothing at all went to the untrusted origin: {:?}",
+        foreign.log()
+    );
+    assert_eq!(broker.stats().relation_total("pb:pacticipant-version"), 0);
+
+    // Without credentials there is nothing to protect: the link is followed.
+    let anonymous = HttpBroker::new(self::config(&home)).unwrap();
+    anonymous
+        .record_deployment("test", &candidate("Foo", "1"), None)
+        .await
+        .unwrap();
+    let foreign_log = foreign.log();
+    assert_eq!(foreign_log.len(), 2, "{foreign_log:?}");
+    assert!(foreign_log.iter().all(|s| s.authorization.is_none()));
+}
+
+#[tokio::test]
+async fn the_advertised_origin_and_the_listed_ones_get_the_credentials() {
+    // The broker's index says its public base URL is the foreign origin.
+    let foreign = foreign_broker().await;
+    let home = home_broker(Some(foreign.base.clone()), foreign.base.clone()).await;
+    let mut config = config(&home);
+    config.auth = Auth::Bearer(Secret::new("tok-1"));
+    HttpBroker::new(config)
+        .unwrap()
+        .record_deployment("test", &candidate("Foo", "1"), None)
+        .await
+        .unwrap();
     let foreign_log = foreign.log();
     assert_eq!(foreign_log.len(), 2, "{foreign_log:?}");
     assert!(
-        foreign_log.iter().all(|s| s.authorization.is_none()),
+        foreign_log
+            .iter()
+            .all(|s| s.authorization.as_deref() == Some("Bearer tok-1")),
         "{foreign_log:?}"
+    );
+
+    // The index names itself, but spec.broker.trustedOrigins lists the foreign origin.
+    let listed = foreign_broker().await;
+    let home = home_broker(None, listed.base.clone()).await;
+    let mut config = self::config(&home);
+    config.auth = Auth::Bearer(Secret::new("tok-2"));
+    config.trusted_origins = vec![listed.base.clone()];
+    HttpBroker::new(config)
+        .unwrap()
+        .record_deployment("test", &candidate("Foo", "1"), None)
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .log()
+            .iter()
+            .all(|s| s.authorization.as_deref() == Some("Bearer tok-2"))
+    );
+
+    // An invalid entry is a configuration error naming it.
+    let mut config = self::config(&home);
+    config.trusted_origins = vec![
+        "https://ok.example".into(),
+        "https://x.example/broker".into(),
+    ];
+    let error = HttpBroker::new(config).unwrap_err();
+    assert_eq!(error.kind(), "config");
+    assert!(
+        error
+            .to_string()
+            .contains("spec.broker.trustedOrigins[1]: \"https://x.example/broker\" has a path"),
+        "{error}"
     );
 }
 
@@ -427,7 +567,7 @@ async fn debug_output_never_shows_the_password() {
 
 #[tokio::test]
 async fn per_service_answers_come_back_in_caller_order() {
-    let server = serve("/", |seen, _, _| {
+    let server = gate_server("/", |seen, _, _| {
         let query = seen.query.clone().unwrap_or_default();
         if query.contains("=slow&") {
             Reply::json(200, matrix_body("false")).after(Duration::from_millis(400))
@@ -464,7 +604,7 @@ async fn per_service_answers_come_back_in_caller_order() {
 
 #[tokio::test]
 async fn fan_out_is_bounded_by_parallelism() {
-    let server = serve("/", |_, _, _| {
+    let server = gate_server("/", |_, _, _| {
         Reply::json(200, matrix_body("true")).after(Duration::from_millis(150))
     })
     .await;
@@ -482,7 +622,7 @@ async fn fan_out_is_bounded_by_parallelism() {
 
 #[tokio::test]
 async fn all_or_nothing_is_one_grouped_query_under_the_path_prefix() {
-    let server = serve("/broker/", |_, _, _| Reply::json(200, matrix_body("null"))).await;
+    let server = gate_server("/broker/", |_, _, _| Reply::json(200, matrix_body("null"))).await;
     let broker = HttpBroker::new(config(&server)).unwrap();
     let set = [
         candidate("Foo Thing", "1.0+build/7"),
@@ -500,7 +640,7 @@ async fn all_or_nothing_is_one_grouped_query_under_the_path_prefix() {
     assert_eq!(
         log[0].query.as_deref(),
         Some(
-            "q[][pacticipant]=Foo%20Thing&q[][version]=1.0%2Bbuild%2F7&q[][pacticipant]=Bar&q[][version]=10&latestby=cvpv&environment=test%20env"
+            "q[][pacticipant]=Foo%20Thing&q[][version]=1.0%2Bbuild%2F7&q[][pacticipant]=Bar&q[][version]=10&latestby=cvpv&environment=test%20env&limit=10000"
         )
     );
     // A single candidate in all-or-nothing mode is gated like per service.
@@ -509,6 +649,10 @@ async fn all_or_nothing_is_one_grouped_query_under_the_path_prefix() {
         .await
         .unwrap();
     assert_eq!(single.len(), 1);
+    assert_eq!(
+        gates(&server)[0].query.as_deref(),
+        Some("pacticipant=Bar&version=10&environment=test")
+    );
 }
 
 /// The path part of a base URL: "http://127.0.0.1:1/broker/" -> "/broker/".
@@ -533,7 +677,7 @@ async fn hal_broker(
         let parts: Vec<&str> = relative.split('/').collect();
         match (seen.method.as_str(), parts.as_slice()) {
             ("GET", [""]) => Reply::json(200, index_body(base)),
-            ("GET", ["matrix"]) => Reply::json(200, matrix_body("true")),
+            ("GET", ["can-i-deploy"]) => Reply::json(200, matrix_body("true")),
             ("GET", ["environments"]) => {
                 let items: Vec<String> = environments
                     .lock()
@@ -691,7 +835,7 @@ impl RequestObserver for Recorder {
 
 #[tokio::test]
 async fn the_observer_sees_every_attempt() {
-    let server = serve("/", |_, n, _| {
+    let server = gate_server("/", |_, n, _| {
         if n == 0 {
             Reply::json(502, "")
         } else {
@@ -705,7 +849,13 @@ async fn the_observer_sees_every_attempt() {
         .with_observer(recorder.clone());
     gate_one(&broker).await.unwrap();
     let seen = recorder.0.lock().unwrap().clone();
-    let key = |status: &str| ("GET".to_string(), "matrix".to_string(), status.to_string());
+    let key = |status: &str| {
+        (
+            "GET".to_string(),
+            RELATION_CAN_I_DEPLOY.to_string(),
+            status.to_string(),
+        )
+    };
     assert_eq!(seen.get(&key("502")), Some(&1));
     assert_eq!(seen.get(&key("200")), Some(&1));
 }
@@ -735,10 +885,10 @@ async fn gate_and_record_three_services_request_counts() {
         }
     };
     round().await;
-    // Cold: 3 matrix + 1 index + 3 version GETs + 3 POSTs.
+    // Cold: 1 index + 3 can-i-deploy + 3 version GETs + 3 POSTs.
     assert_eq!(server.log().len(), 10);
     round().await;
-    // Warm (same versions): 3 matrix + 3 POSTs; index and record links are cached.
+    // Warm (same versions): 3 can-i-deploy + 3 POSTs; index and record links are cached.
     assert_eq!(server.log().len(), 16);
 }
 
@@ -1016,3 +1166,6 @@ async fn undeployment_sends_credentials_and_names_unknown_environments() {
     assert!(!error.to_string().contains("s3cret"), "{error}");
     e.shutdown().await;
 }
+
+mod gate;
+mod proxy;

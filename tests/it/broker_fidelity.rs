@@ -2,6 +2,8 @@
 //! the same answers on the same emulator state, record deployments and undeployments to the
 //! same resulting state, and the request-count figure for "gate 3 services + record 3 deployments".
 //!
+//! `broker_fidelity/gate_limits.rs`: the 101-version case of issue 13 (the matrix row limit).
+//!
 //! The CLI is `$PACT_CLI`, else `/usr/local/bin/pact`, else `pact` on `PATH`. When it is missing
 //! the tests fail if `CI` or `C2QUAY_REQUIRE_PACT_CLI` is set, and print a SKIP line otherwise.
 
@@ -548,3 +550,5 @@ async fn figure_requests_for_three_gates_and_three_records() {
         "all-or-nothing {aon_cold} vs per service {cold}"
     );
 }
+
+mod gate_limits;

@@ -6,8 +6,10 @@
 //! (latest/tag/environment/mainBranch) infer a selector for every integrated
 //! application not already specified; build rows (latest pact per consumer
 //! version, LEFT JOIN verifications of the same content by the selected
-//! provider versions); collapse by `latestby`, filter by `success`, sort
-//! newest first, split off ignored rows; then decide.
+//! provider versions); sort newest first and keep the first `limit` rows
+//! (the broker's query does, so the limit comes before everything else);
+//! collapse by `latestby`, filter by `success`, split off ignored rows; then
+//! decide.
 
 use std::collections::BTreeSet;
 
@@ -94,47 +96,55 @@ pub struct MatrixResult {
     pub selectors: Vec<Resolved>,
 }
 
-/// Validates the selectors against the state (array-form messages).
+/// Validates the selectors and options against the state (array-form messages), in the
+/// order of the broker's `matrix/service.rb`: each selector, unknown pacticipants, no selector,
+/// then the options (`validate_options`): more than one destination, `latest=true` with an
+/// environment, an unknown environment, a limit below 1. The destination checks are on the
+/// top-level options, as in the broker, not on selectors.
 pub fn validate(state: &State, q: &MatrixQuery) -> Vec<String> {
     let mut errors = Vec::new();
-    if q.selectors.is_empty() {
-        errors.push("Please provide 1 or more version selectors.".to_string());
-    }
     for s in &q.selectors {
         let Some(p) = &s.pacticipant else {
             errors.push("Please specify the pacticipant name".to_string());
             continue;
         };
-        if state.pacticipant(p).is_none() {
-            errors.push(format!("Pacticipant {p} not found"));
-        }
-        let targets = [s.tag.is_some(), s.environment.is_some(), s.main_branch]
-            .iter()
-            .filter(|b| **b)
-            .count();
-        if targets > 1 {
-            errors.push(
-                "Cannot specify more than one of tag, environment and mainBranch.".to_string(),
-            );
-        }
-        if s.latest && s.environment.is_some() {
-            errors.push("Cannot specify both latest=true and an environment.".to_string());
-        }
         if s.version.is_some() && s.latest {
             errors.push(format!(
                 "A version number and latest flag cannot both be specified for {p}"
             ));
         }
     }
-    let envs = q
-        .selectors
+    for p in q.selectors.iter().filter_map(|s| s.pacticipant.as_ref()) {
+        if state.pacticipant(p).is_none() {
+            errors.push(format!("Pacticipant {p} not found"));
+        }
+    }
+    if q.selectors.is_empty() {
+        errors.push("Please provide 1 or more version selectors.".to_string());
+    }
+    let destinations = [q.tag.is_some(), q.environment.is_some(), q.main_branch]
         .iter()
-        .filter_map(|s| s.environment.as_ref())
-        .chain(q.environment.as_ref());
+        .filter(|given| **given)
+        .count();
+    if destinations > 1 {
+        errors.push("Cannot specify more than one of tag, environment and mainBranch.".to_string());
+    }
+    if q.latest && q.environment.is_some() {
+        errors.push("Cannot specify both latest=true and an environment.".to_string());
+    }
+    // Selector environments are not validated by the broker; the emulator names an unknown one
+    // rather than resolving it to no version (a documented deviation).
+    let envs = q
+        .environment
+        .iter()
+        .chain(q.selectors.iter().filter_map(|s| s.environment.as_ref()));
     for e in envs {
         if state.environment_named(e).is_none() {
             errors.push(format!("Environment with name '{e}' does not exist"));
         }
+    }
+    if q.limit.is_some_and(|limit| limit < 1) {
+        errors.push("The limit must be 1 or greater.".to_string());
     }
     errors
 }
@@ -186,19 +196,17 @@ pub fn evaluate(state: &State, q: &MatrixQuery) -> Result<MatrixResult, Vec<Stri
     }
 
     let mut rows = build_rows(state, &selectors);
+    sort_newest_first(&mut rows);
+    // As the broker's repository does: the row limit is part of the query, so it cuts the
+    // newest rows before latestby, the success filter, the ignore split and the decision. A
+    // failing row past the limit is not seen at all (issue 13).
+    if let Some(limit) = q.limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+    }
     collapse(&mut rows, q.latestby);
+    sort_newest_first(&mut rows);
     if let Some(filter) = &q.success {
         rows.retain(|r| filter.contains(&r.verification.as_ref().map(|v| v.success)));
-    }
-    rows.sort_by(|a, b| {
-        b.consumer_order
-            .cmp(&a.consumer_order)
-            .then_with(|| a.provider.cmp(&b.provider))
-            .then_with(|| a.verification.is_some().cmp(&b.verification.is_some()))
-            .then_with(|| b.provider_order.cmp(&a.provider_order))
-    });
-    if let Some(limit) = q.limit {
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     }
     let ignore_hits = |p: &str, v: Option<&str>| {
         q.ignore.iter().any(|i| {
@@ -463,6 +471,18 @@ fn build_rows(state: &State, selectors: &[Resolved]) -> Vec<Row> {
         }
     }
     rows
+}
+
+/// Newest consumer version first (the broker orders by the last action date, the later of the
+/// consumer and provider versions' creation; the emulator by consumer version, then provider).
+fn sort_newest_first(rows: &mut [Row]) {
+    rows.sort_by(|a, b| {
+        b.consumer_order
+            .cmp(&a.consumer_order)
+            .then_with(|| a.provider.cmp(&b.provider))
+            .then_with(|| a.verification.is_some().cmp(&b.verification.is_some()))
+            .then_with(|| b.provider_order.cmp(&a.provider_order))
+    });
 }
 
 fn collapse(rows: &mut Vec<Row>, latestby: Option<LatestBy>) {

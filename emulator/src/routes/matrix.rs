@@ -1,5 +1,6 @@
-//! `GET /matrix` (array-form validation errors) and `GET /can-i-deploy`
-//! (hash-form validation errors, one pacticipant, cvpv for environments).
+//! `GET /matrix` (array-form validation errors, 100 rows unless `limit` says otherwise) and
+//! `GET /can-i-deploy` (hash-form validation errors, one pacticipant, cvpv for environments,
+//! no row limit).
 
 use serde_json::json;
 
@@ -9,13 +10,10 @@ use crate::{hal, matrix as decide, query};
 
 /// `GET /matrix`.
 pub fn matrix(ctx: &Ctx, req: &Req, state: &mut State) -> Resp {
-    let mut q = match query::parse_matrix(req.query.as_deref().unwrap_or("")) {
+    let q = match query::parse_matrix(req.query.as_deref().unwrap_or("")) {
         Ok(q) => q,
         Err(errors) => return Resp::hal(400, &json!({ "errors": errors })),
     };
-    if q.limit.is_none() {
-        q.limit = Some(100);
-    }
     match decide::evaluate(state, &q) {
         Ok(result) => ok(hal::matrix(&ctx.base, state, &result)),
         Err(errors) => Resp::hal(400, &json!({ "errors": errors })),

@@ -6,5 +6,6 @@ mod common;
 mod faults;
 mod http_api;
 mod matrix_decisions;
+mod matrix_limit;
 mod pact_cli;
 mod pact_cli_deploy;
