@@ -3,7 +3,7 @@
 # (issue 6, item 1), SECONDS per target (default 60).
 #
 #   manifest  c2quay::manifest::parse_str (YAML, inline-secret scan, typed parse, rules)
-#   compose   c2quay::compose::parse::{config, ps, inspect, split_labels}, events::project_of_line
+#   compose   c2quay::docker::parse::{config, is_leftover_name}
 #   broker    c2quay::broker::parse::{parse_matrix, parse_index, parse_environments,
 #             error_messages, excerpt}, with the gate safety assertion
 #
@@ -43,7 +43,6 @@ seed() {
     manifest) cp desired/*.yaml tests/fixtures/broken/*.yaml "$dir"/ 2>/dev/null ;;
     broker) cp src/broker/fixtures/*.json "$dir"/ 2>/dev/null ;;
     compose)
-      printf '%s\n' '{"ID":"a1","Name":"shop-web-1","Project":"shop","Service":"web","State":"running","Health":"healthy","ExitCode":0,"Labels":"com.docker.compose.project=shop,com.docker.compose.service=web","Publishers":[{"URL":"127.0.0.1","TargetPort":8080,"PublishedPort":18080,"Protocol":"tcp"}]}' >"$dir/ps-line"
       printf '%s\n' '{"name":"shop","services":{"web":{"image":"c2quay-test/web:1","restart":"unless-stopped","healthcheck":{"test":["CMD","true"]}},"api":{"build":{"context":"."}}}}' >"$dir/config"
       ;;
   esac

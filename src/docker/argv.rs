@@ -20,9 +20,6 @@ pub const CONFIG_HASH_LABEL: &str = "com.docker.compose.config-hash";
 /// Set to `True` on containers of `docker compose run`: they are not the service's containers.
 pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
 
-/// The `docker inspect` template: one JSON object per line with exactly the fields we read.
-pub const INSPECT_FORMAT: &str = r#"{"Id":{{json .Id}},"Name":{{json .Name}},"Image":{{json .Image}},"Config":{"Image":{{json .Config.Image}},"Labels":{{json .Config.Labels}}},"State":{{json .State}},"HostConfig":{"RestartPolicy":{{json .HostConfig.RestartPolicy}}}}"#;
-
 /// How Compose is invoked: `docker compose ...` (plugin) or `docker-compose ...` (standalone v2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {

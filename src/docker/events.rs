@@ -76,13 +76,6 @@ pub fn event_from_message(message: &EventMessage) -> Option<ContainerEvent> {
     })
 }
 
-/// The project name of one `<project> <action>` line (the format the agent once read from the
-/// `docker events` CLI), for relevant actions; kept for the parser fuzz targets.
-pub fn project_of_line(line: &str) -> Option<String> {
-    let (project, action) = line.trim().split_once(' ')?;
-    (is_relevant_action(action) && !project.is_empty()).then(|| project.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use bollard::models::EventActor;
@@ -153,17 +146,5 @@ mod tests {
             &[(PROJECT_LABEL, "")],
         );
         assert_eq!(event_from_message(&empty_project), None);
-    }
-
-    #[test]
-    fn relevant_actions_name_their_project() {
-        assert_eq!(project_of_line("shop die").as_deref(), Some("shop"));
-        assert_eq!(
-            project_of_line("shop health_status: unhealthy").as_deref(),
-            Some("shop")
-        );
-        assert_eq!(project_of_line("shop exec_start: sh -c true"), None);
-        assert_eq!(project_of_line(" die"), None);
-        assert_eq!(project_of_line("garbage"), None);
     }
 }

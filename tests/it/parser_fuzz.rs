@@ -1,9 +1,9 @@
 //! Issue 6, item 1, the bounded form that runs in the test command: property-based fuzzing of
 //! every parser of untrusted text. Arbitrary strings, arbitrary JSON values, structure-aware JSON
 //! built from the keys the parsers look for, and byte-level mutations of real seeds (the repo's
-//! manifests and broken-manifest fixtures, broker matrix fixtures, Compose `ps`/`config` output)
+//! manifests and broken-manifest fixtures, broker matrix fixtures, Compose `config` output)
 //! go into the manifest parser + validator (`manifest::parse_str`), the Compose parsers
-//! (`docker::parse::{config, ps, inspect, split_labels}`, `docker::events::project_of_line`)
+//! (`docker::parse::config`, `docker::parse::is_leftover_name`)
 //! and the broker parsers (`broker::parse::{parse_matrix, parse_index, parse_environments,
 //! error_messages, excerpt}`). Properties: no panic, errors carry a message, and the gate safety
 //! rule: a matrix answer is `Deployable` only when `summary.deployable` is exactly `true`.
@@ -19,8 +19,7 @@ use c2quay::broker::Verdict;
 use c2quay::broker::parse::{
     error_messages, excerpt, parse_environments, parse_index, parse_matrix,
 };
-use c2quay::docker::events::project_of_line;
-use c2quay::docker::parse::{config, inspect, ps, split_labels};
+use c2quay::docker::parse::{config, is_leftover_name};
 use c2quay::manifest::parse_str;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -41,10 +40,7 @@ fn config_with(cases: u32) -> ProptestConfig {
     }
 }
 
-const PS_LINE: &str = r#"{"Command":"\"/bin/httpd -f\"","ExitCode":0,"Health":"healthy","ID":"a1b2c3d4e5f6","Image":"c2quay-test/web:2","Labels":"com.docker.compose.project=shop,com.docker.compose.service=web,com.docker.compose.oneoff=False","Name":"shop-web-1","Names":"shop-web-1","Project":"shop","Publishers":[{"URL":"127.0.0.1","TargetPort":8080,"PublishedPort":18080,"Protocol":"tcp"}],"Service":"web","State":"running","Status":"Up 2 seconds (healthy)"}"#;
-const PS_ARRAY: &str = r#"[{"ID":"a1b2c3","Name":"shop-web-1","Command":"/bin/httpd","Project":"shop","Service":"web","State":"running","Health":"starting","ExitCode":0,"Publishers":null}]"#;
 const CONFIG: &str = r#"{"name":"shop","services":{"web":{"image":"c2quay-test/web:1","restart":"unless-stopped","healthcheck":{"test":["CMD","true"],"interval":"1s"}},"api":{"build":{"context":"/srv/api"},"image":"shop/api:dev"},"quiet":{"image":"busybox","healthcheck":{"disable":true}}}}"#;
-const INSPECT: &str = r#"{"Id":"a1b2c3d4e5f6","Name":"/shop-web-1","Image":"sha256:2222","Config":{"Image":"c2quay-test/web:2","Labels":{"com.docker.compose.project":"shop","com.docker.compose.service":"web"}},"State":{"Status":"running","ExitCode":0,"Health":{"Status":"unhealthy"}}}"#;
 const EVENT: &str = r#"{"status":"die","id":"abc","from":"c2quay-test/web:1","Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":{"com.docker.compose.project":"shop"}}}"#;
 const INDEX: &str = r#"{"_links":{"self":{"href":"http://b/"},"pb:environments":{"href":"http://b/environments"},"pb:pacticipant-version":{"href":"http://b/pacticipants/{pacticipant}/versions/{version}"}}}"#;
 const ENVIRONMENTS: &str =
@@ -55,10 +51,7 @@ const ERRORS: &str = r#"{"errors":{"":["base"],"environment":["no such environme
 fn seeds() -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out: Vec<(String, String)> = vec![
-        ("ps line".into(), PS_LINE.into()),
-        ("ps array".into(), PS_ARRAY.into()),
         ("config".into(), CONFIG.into()),
-        ("inspect".into(), INSPECT.into()),
         ("event".into(), EVENT.into()),
         ("index".into(), INDEX.into()),
         ("environments".into(), ENVIRONMENTS.into()),
@@ -100,10 +93,7 @@ fn all_parsers(text: &str) {
         }
     }
     let _ = config(text);
-    let _ = ps(text, "fuzz ps");
-    let _ = inspect(text);
-    let _ = split_labels(text);
-    let _ = project_of_line(text);
+    let _ = is_leftover_name(text);
     matrix_property(text);
     let _ = parse_index(text);
     let _ = parse_environments(text);
@@ -427,7 +417,6 @@ fn bombs_deep_nesting_and_huge_scalars_are_refused_in_bounded_time() {
     let deep_json = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     assert!(parse_matrix(&deep_json).is_err());
     assert!(config(&deep_json).is_err());
-    assert!(ps(&deep_json, "ps").is_err());
     let started = Instant::now();
     let huge_json = format!("{{\"summary\":{{\"deployable\":true,\"reason\":\"{big}\"}}}}");
     let answer = parse_matrix(&huge_json).expect("a huge but valid answer parses");
