@@ -552,3 +552,4 @@ async fn figure_requests_for_three_gates_and_three_records() {
 }
 
 mod gate_limits;
+mod waves;
