@@ -83,7 +83,9 @@ agent_bin="$bin/c2quay"
 # (alternating rounds on the same environments), e.g. one built from the commit before a change:
 #   git worktree add /tmp/base <rev> && cargo build --release --manifest-path /tmp/base/Cargo.toml
 #   C2QUAY_BENCH_BASELINE_BIN=/tmp/base/target/release/c2quay bash scripts/bench-agent.sh
+# C2QUAY_BENCH_BASELINE_ROUNDS (default 2) alternating rounds of each binary.
 baseline_bin=${C2QUAY_BENCH_BASELINE_BIN:-}
+baseline_rounds=${C2QUAY_BENCH_BASELINE_ROUNDS:-2}
 [ -z "$baseline_bin" ] || [ -x "$baseline_bin" ] || { echo "C2QUAY_BENCH_BASELINE_BIN is not an executable: $baseline_bin" >&2; exit 1; }
 work=$(mktemp -d /tmp/c2quay-bench-agent.XXXXXX)
 prefix="c2qbench-$$"
@@ -605,7 +607,7 @@ for n in "${sizes[@]}"; do
   stop_agent
   if [ -n "$baseline_bin" ] && [ "$n" -eq "$max_size" ]; then
     # Alternating rounds, baseline then current, on the same converged environments.
-    for round in 1 2; do
+    for round in $(seq 1 "$baseline_rounds"); do
       for side in BASE CUR; do
         agent_bin=$([ "$side" = BASE ] && echo "$baseline_bin" || echo "$bin/c2quay")
         echo "round $round: no-op resyncs of the $([ "$side" = BASE ] && echo baseline || echo current) binary"
