@@ -103,7 +103,7 @@ pub async fn deploy(args: DeployArgs) -> i32 {
         "deploy",
         args.lock_wait,
         async |lock| {
-            let report = pipeline::deploy_locked(&ctx, &env, &options, lock).await?;
+            let report = pipeline::deploy_sending_pending(&ctx, &env, &options, lock).await?;
             let written = write_outcome(&ctx, &env, &report, lock, started_at, started);
             Ok((report, written))
         },
@@ -309,7 +309,10 @@ fn print_report(report: &DeployReport) {
     };
     println!("{}: {summary}", report.environment);
     // A dry run's lines, and the waves of a per-service deploy that went ahead in parts.
-    if matches!(report.outcome, Outcome::DryRun | Outcome::Deployed) {
+    if matches!(
+        report.outcome,
+        Outcome::DryRun | Outcome::Deployed | Outcome::UpToDate
+    ) {
         for line in &report.hints {
             println!("{line}");
         }

@@ -45,8 +45,8 @@ pub use brokers::FakeBrokers;
 pub use brokers::{HttpBrokers, auth_of};
 pub use flows::{
     MAX_RESUMES, ManualRollback, PruneReport, Recovery, RollbackReport, deploy, deploy_locked,
-    heal, prunable_environment, prune, recover, recover_said, rollback_override_commands,
-    rollback_to_snapshot, settle, verify,
+    deploy_sending_pending, heal, prunable_environment, prune, recover, recover_said,
+    rollback_override_commands, rollback_to_snapshot, settle, verify,
 };
 pub use outcome::{DeployReport, Outcome, RecordItem, RecordStatus, StepTiming};
 pub use steps::observe::{applied_state, try_applied_state};

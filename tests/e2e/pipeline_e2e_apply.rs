@@ -70,7 +70,17 @@ async fn pull_failure_changes_nothing_and_record_failure_keeps_v2() {
     world.write_manifest(&spec);
     let record = world.deploy(&[]).await;
     report_time("record failure (broker 503 at record)", record.elapsed);
+    // A re-run while the broker still refuses: still exit 6, never "up to date" (issue 19).
+    let still = world.deploy(&[]).await;
     broker.clear_faults();
+    assert_eq!(still.code, 6, "{}", still.text());
+    assert!(
+        still
+            .text()
+            .contains("sent 0 of 1 pending record(s) from the outbox first"),
+        "{}",
+        still.text()
+    );
     assert_eq!(record.code, 6, "{}", record.text());
     assert!(
         record.stderr.contains("record shop-web 2: FAILED"),
@@ -93,8 +103,8 @@ async fn pull_failure_changes_nothing_and_record_failure_keeps_v2() {
         .collect();
     assert_eq!(
         new_reports.len(),
-        rollbacks_before + 1,
-        "only a deploy report: {new_reports:?}"
+        rollbacks_before + 2,
+        "only deploy reports (the deploy and its re-run): {new_reports:?}"
     );
     assert!(
         !record.stderr.contains("rollback report"),
@@ -113,10 +123,19 @@ async fn pull_failure_changes_nothing_and_record_failure_keeps_v2() {
     let report = world.latest_report("deploy").expect("report");
     assert_eq!(report["outcome"]["outcome"], "recordFailed", "{report:#}");
     assert_eq!(report["records"][0]["status"], "failed", "{report:#}");
-    // The release is applied: the next run is up to date.
+    // The release is applied: the next run sends the pending record first, then is up to date.
     let again = world.deploy(&[]).await;
     assert_eq!(again.code, 0, "{}", again.text());
+    assert!(
+        again
+            .stdout
+            .contains("sent 1 of 1 pending record(s) from the outbox first"),
+        "{}",
+        again.text()
+    );
     assert!(again.stdout.contains("up to date"), "{}", again.text());
+    assert_eq!(deployed(&broker), vec![("shop-web".into(), "2".into())]);
+    assert!(world.files_in("outbox").is_empty());
     report_time("scenario pull+record failure (total)", started.elapsed());
     broker.shutdown().await;
 }

@@ -66,6 +66,60 @@ pub async fn deploy_locked<C: Compose, B: Brokers, S: Smoke>(
     }
 }
 
+/// `c2quay deploy`: the outbox's pending records are sent first (whatever their retry time: a
+/// person or CI asked now), then [`deploy_locked`]. While any record is still pending after it,
+/// the outcome is `RecordFailed` (exit 6) even when nothing else had to change: a CI re-run
+/// never says "up to date" while the broker still calls an older version current.
+pub async fn deploy_sending_pending<C: Compose, B: Brokers, S: Smoke>(
+    ctx: &Context<C, B, S>,
+    env: &Environment,
+    options: &DeployOptions,
+    lock: &EnvLock,
+) -> Result<DeployReport> {
+    let name = env.name().to_string();
+    let state_err = |source| Error::State {
+        environment: name.clone(),
+        source,
+    };
+    let mut sent: Vec<super::super::RecordItem> = Vec::new();
+    if !options.dry_run {
+        let (pending, _) = ctx.state.outbox_list(&name).map_err(state_err)?;
+        if !pending.is_empty() {
+            sent = Run::new(ctx, env).record(&pending).await;
+        }
+    }
+    let mut report = deploy_locked(ctx, env, options, lock).await?;
+    let sent_any = !sent.is_empty();
+    if sent_any {
+        let ok = (sent.iter()).filter(|r| r.status == super::super::RecordStatus::Recorded);
+        report.hints.insert(
+            0,
+            format!(
+                "sent {} of {} pending record(s) from the outbox first",
+                ok.count(),
+                sent.len()
+            ),
+        );
+        // Records this deploy made again are already in its report.
+        sent.retain(|r| !report.records.contains(r));
+        sent.append(&mut report.records);
+        report.records = sent;
+    }
+    let (still, _) = ctx.state.outbox_list(&name).map_err(state_err)?;
+    let pending =
+        !still.is_empty() && matches!(report.outcome, Outcome::UpToDate | Outcome::Deployed);
+    if pending {
+        report.outcome = Outcome::RecordFailed;
+    }
+    // The report file says what this command did, pending records included.
+    if (pending || sent_any)
+        && let Some(path) = &report.report_path
+    {
+        crate::state::atomic::write_json_atomic(path, &report).map_err(state_err)?;
+    }
+    Ok(report)
+}
+
 /// At most this many waves of one deploy (each records at least one release).
 const MAX_WAVES: usize = 32;
 

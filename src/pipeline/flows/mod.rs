@@ -22,7 +22,7 @@ use crate::events::{PipelineEvent, StepName};
 use crate::smoke::Smoke;
 use crate::state::{EnvLock, Intent, Step};
 
-pub use deploy::{deploy, deploy_locked};
+pub use deploy::{deploy, deploy_locked, deploy_sending_pending};
 pub use heal::heal;
 pub use prune::{PruneReport, prunable_environment, prune};
 pub use recover::{MAX_RESUMES, Recovery, recover, recover_said, settle};
