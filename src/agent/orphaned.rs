@@ -4,29 +4,45 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::warn;
+
+use super::{DesiredEnv, Shared};
 use crate::docker::Compose;
 use crate::error_chain;
+use crate::manifest::{Environment, PruneMode};
 use crate::pipeline::{self, Brokers, Context};
 use crate::smoke::Smoke;
-use crate::state::{EnvLock, EnvironmentStatus};
+use crate::state::{EnvLock, EnvironmentStatus, PendingRecord};
 use crate::status::{Cause, TRANSIENT_RETRY, transition};
 
 /// A status without a manifest: `Orphaned`, after a prune when the last applied manifest asked
 /// for `policy.prune: onRemove`. Returns (action, reason, result, requeue).
 pub(super) async fn orphaned<C: Compose, B: Brokers, S: Smoke>(
     ctx: &Arc<Context<C, B, S>>,
+    shared: &Arc<Shared>,
     name: &str,
     status: &mut EnvironmentStatus,
     lock: &EnvLock,
 ) -> (String, String, String, Option<Duration>) {
-    let Some(saved) = pipeline::prunable_environment(&ctx.state, name) else {
-        transition(
-            status,
-            Cause::Orphaned { environment: name },
-            ctx.clock.now(),
-        );
-        let message = status.message.clone();
-        return ("orphaned".into(), message, "orphaned".into(), None);
+    let saved = match pipeline::saved_environment(&ctx.state, name) {
+        Some(env) if env.manifest.spec.policy.prune == PruneMode::OnRemove => env,
+        saved => {
+            let project = saved.as_ref().map(|env| env.project.as_str());
+            transition(
+                status,
+                Cause::Orphaned {
+                    environment: name,
+                    project,
+                },
+                ctx.clock.now(),
+            );
+            let requeue = match &saved {
+                Some(saved) => send_pending(ctx, shared, saved, status).await,
+                None => None,
+            };
+            let message = status.message.clone();
+            return ("orphaned".into(), message, "orphaned".into(), requeue);
+        }
     };
     let (result, requeue) = match pipeline::prune(ctx, &saved, lock).await {
         Ok(report) => {
@@ -60,4 +76,58 @@ pub(super) async fn orphaned<C: Compose, B: Brokers, S: Smoke>(
     };
     let message = status.message.clone();
     ("prune".into(), message, result.into(), requeue)
+}
+
+/// Sends the pending records of the removed environment `saved` (issue 19: a renamed or
+/// deleted manifest never strands a record), dropping those another desired environment
+/// records now; says in `status` what is left. Returns when to try again, if ever.
+async fn send_pending<C: Compose, B: Brokers, S: Smoke>(
+    ctx: &Arc<Context<C, B, S>>,
+    shared: &Arc<Shared>,
+    saved: &Environment,
+    status: &mut EnvironmentStatus,
+) -> Option<Duration> {
+    let desired = super::read(&shared.desired).clone();
+    let superseded = |record: &PendingRecord| {
+        desired.entries.values().any(|entry| match entry {
+            DesiredEnv::Valid(env) => env.name() != saved.name() && records_there(env, record),
+            DesiredEnv::Invalid { .. } => false,
+        })
+    };
+    match pipeline::send_orphan_records(ctx, saved, superseded).await {
+        Ok(records) => {
+            status.pending_records = records.pending;
+            if !records.superseded.is_empty() {
+                let dropped: Vec<String> = (records.superseded.iter())
+                    .map(|r| format!("{} {}", r.pacticipant, r.version))
+                    .collect();
+                status.message = format!(
+                    "{}; dropped the pending record(s) of {} (another environment records them now)",
+                    status.message,
+                    dropped.join(", ")
+                );
+            }
+            if records.pending == 0 {
+                return None;
+            }
+            status.message = format!(
+                "{}; {} broker record(s) pending, retried",
+                status.message, records.pending
+            );
+            Some(pipeline::record_retry_delay(1))
+        }
+        Err(error) => {
+            warn!(error = %error_chain(&error), "cannot send the pending records of a removed manifest");
+            Some(TRANSIENT_RETRY)
+        }
+    }
+}
+
+/// Whether `env` gates and records `record`'s pacticipant into the same broker environment.
+fn records_there(env: &Environment, record: &PendingRecord) -> bool {
+    let Some(broker) = &env.manifest.spec.broker else {
+        return false;
+    };
+    broker.environment == record.broker_environment
+        && (env.gated_services().iter()).any(|s| env.pacticipant(s) == record.pacticipant)
 }

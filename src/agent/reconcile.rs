@@ -96,7 +96,7 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
             }
         };
         let (action, mut reason, result, requeue_after) = match entry {
-            None => super::orphaned::orphaned(ctx, name, &mut status, lock).await,
+            None => super::orphaned::orphaned(ctx, shared, name, &mut status, lock).await,
             Some(DesiredEnv::Invalid { message, .. }) => {
                 let now = ctx.clock.now();
                 transition(&mut status, Cause::Invalid { message: &message }, now);

@@ -44,9 +44,10 @@ pub use crate::status::{applied_state_of, block_gate, record_applied, status_aft
 pub use brokers::FakeBrokers;
 pub use brokers::{HttpBrokers, auth_of};
 pub use flows::{
-    MAX_RESUMES, ManualRollback, PruneReport, Recovery, RollbackReport, deploy, deploy_locked,
-    deploy_sending_pending, heal, prunable_environment, prune, recover, recover_said,
-    rollback_override_commands, rollback_to_snapshot, settle, verify,
+    MAX_RESUMES, ManualRollback, OrphanRecords, PruneReport, Recovery, RollbackReport, deploy,
+    deploy_locked, deploy_sending_pending, heal, prunable_environment, prune, recover,
+    recover_said, rollback_override_commands, rollback_to_snapshot, saved_environment,
+    send_orphan_records, settle, verify,
 };
 pub use outcome::{DeployReport, Outcome, RecordItem, RecordStatus, StepTiming};
 pub use steps::observe::{applied_state, try_applied_state};

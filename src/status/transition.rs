@@ -26,6 +26,8 @@ pub enum Cause<'a> {
     Orphaned {
         /// Environment name.
         environment: &'a str,
+        /// Its Compose project, when the last applied manifest is known.
+        project: Option<&'a str>,
     },
     /// The manifest was removed and its project pruned (`policy.prune: onRemove`).
     Pruned {
@@ -104,11 +106,15 @@ pub fn transition(
             status.message = message.to_string();
             None
         }
-        Cause::Orphaned { environment } => {
+        Cause::Orphaned {
+            environment,
+            project,
+        } => {
             status.phase = Phase::Orphaned;
             status.message = format!(
                 "the manifest of {environment} was removed: no longer managed; its containers keep running. \
-                 To take it down: docker compose -p <project> down (see the last snapshot under the state directory)"
+                 To take it down: docker compose -p {} down (volumes are kept without -v)",
+                project.unwrap_or("<project, see the last snapshot under the state directory>")
             );
             None
         }
@@ -362,10 +368,16 @@ mod tests {
             &mut status,
             Cause::Orphaned {
                 environment: "shop",
+                project: Some("shop-prod"),
             },
             SystemTime::UNIX_EPOCH,
         );
         assert_eq!(status.phase, Phase::Orphaned);
         assert!(status.message.contains("shop was removed"));
+        assert!(
+            status.message.contains("docker compose -p shop-prod down"),
+            "{}",
+            status.message
+        );
     }
 }

@@ -22,6 +22,7 @@ mod doctor_cli;
 mod endpoints;
 mod gate_waves_e2e;
 mod kill_loop;
+mod orphan_records_e2e;
 mod pipeline_e2e;
 mod pipeline_e2e_apply;
 mod pipeline_e2e_lock;

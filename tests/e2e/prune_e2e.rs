@@ -80,5 +80,14 @@ fn a_removed_manifest_without_prune_keeps_running_and_deployed() {
         .collect();
     assert_eq!(running, vec!["running"]);
     assert_eq!(broker.current(&spec.pacticipant), vec!["1"]);
-    assert_eq!(status(&world, "kept")["phase"], "Orphaned");
+    let orphaned = status(&world, "kept");
+    assert_eq!(orphaned["phase"], "Orphaned");
+    let hint = format!("docker compose -p {} down", spec.project);
+    assert!(
+        orphaned["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&hint),
+        "the hint names the real project: {orphaned:#}"
+    );
 }

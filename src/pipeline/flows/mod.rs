@@ -24,7 +24,9 @@ use crate::state::{EnvLock, Intent, Step};
 
 pub use deploy::{deploy, deploy_locked, deploy_sending_pending};
 pub use heal::heal;
-pub use prune::{PruneReport, prunable_environment, prune};
+pub use prune::{
+    OrphanRecords, PruneReport, prunable_environment, prune, saved_environment, send_orphan_records,
+};
 pub use recover::{MAX_RESUMES, Recovery, recover, recover_said, settle};
 pub use rollback::{
     ManualRollback, RollbackReport, rollback_override_commands, rollback_to_snapshot,

@@ -16,7 +16,7 @@ use crate::docker::Compose;
 use crate::error_chain;
 use crate::manifest::{Environment, Manifest, PruneMode};
 use crate::smoke::Smoke;
-use crate::state::{self, EnvLock, RecordKind, StateDir};
+use crate::state::{self, EnvLock, PendingRecord, RecordKind, StateDir};
 
 /// What the state directory keeps of the manifest of the last successful deploy.
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,10 +51,10 @@ pub(in crate::pipeline) fn save_manifest(
     state.write_applied_manifest(env.name(), &text)
 }
 
-/// The environment `name` as its last successful deploy saved it, when that manifest asked for
-/// `policy.prune: onRemove`. `None` otherwise, or when the saved copy is unreadable (warned:
-/// the environment is then only `Orphaned`, its containers left running).
-pub fn prunable_environment(state: &StateDir, name: &str) -> Option<Environment> {
+/// The environment `name` as its last successful deploy saved it (its manifest may be gone).
+/// `None` when nothing was saved, or when the saved copy is unreadable (warned: the
+/// environment is then only `Orphaned`, its containers left running, its records kept).
+pub fn saved_environment(state: &StateDir, name: &str) -> Option<Environment> {
     let path = state.applied_manifest_file(name);
     let text = std::fs::read_to_string(&path).ok()?;
     let saved: SavedManifest = match serde_json::from_str(&text) {
@@ -64,7 +64,7 @@ pub fn prunable_environment(state: &StateDir, name: &str) -> Option<Environment>
             return None;
         }
     };
-    (saved.manifest.spec.policy.prune == PruneMode::OnRemove).then(|| Environment {
+    Some(Environment {
         source: saved.source,
         manifest: saved.manifest,
         project: saved.project,
@@ -73,6 +73,74 @@ pub fn prunable_environment(state: &StateDir, name: &str) -> Option<Environment>
         generation: saved.generation,
         warnings: Vec::new(),
     })
+}
+
+/// [`saved_environment`] when that manifest asked for `policy.prune: onRemove`.
+pub fn prunable_environment(state: &StateDir, name: &str) -> Option<Environment> {
+    saved_environment(state, name)
+        .filter(|env| env.manifest.spec.policy.prune == PruneMode::OnRemove)
+}
+
+/// What became of a removed environment's pending records.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrphanRecords {
+    /// The records sent (oldest first), when the oldest was due.
+    pub sent: Vec<RecordItem>,
+    /// Records dropped because another environment now records the same pacticipant there.
+    pub superseded: Vec<PendingRecord>,
+    /// Records still pending.
+    pub pending: usize,
+}
+
+/// Sends the pending records of the removed environment `env` (from [`saved_environment`]),
+/// whatever happened to its manifest: a record is never lost because the file was renamed or
+/// deleted. A record that `superseded` says another environment records now (a renamed
+/// manifest deploys and records the same pacticipant again) is dropped with an audit line
+/// instead: sent late, it would make the broker call an older version current.
+pub async fn send_orphan_records<C, B: Brokers, S>(
+    ctx: &Context<C, B, S>,
+    env: &Environment,
+    superseded: impl Fn(&PendingRecord) -> bool,
+) -> Result<OrphanRecords> {
+    let name = env.name().to_string();
+    let state_err = |source| Error::State {
+        environment: name.clone(),
+        source,
+    };
+    let (pending, _) = ctx.state.outbox_list(&name).map_err(state_err)?;
+    let mut out = OrphanRecords::default();
+    let mut rest = Vec::new();
+    for record in pending {
+        if superseded(&record) {
+            ctx.state
+                .outbox_remove(&name, &record.id)
+                .map_err(state_err)?;
+            let message = format!(
+                "dropped the pending record of {} {} in {}: the manifest was removed and another environment records {} there now",
+                record.pacticipant, record.version, record.broker_environment, record.pacticipant
+            );
+            if let Err(error) = (ctx.state).audit(
+                &name,
+                Some(&record.generation),
+                "record",
+                "superseded",
+                &message,
+            ) {
+                warn!(environment = %name, error = %error_chain(&error), "cannot write the audit line");
+            }
+            out.superseded.push(record);
+        } else {
+            rest.push(record);
+        }
+    }
+    if rest
+        .first()
+        .is_some_and(|oldest| oldest.is_due(ctx.clock.now()))
+    {
+        out.sent = Run::new(ctx, env).record(&rest).await;
+    }
+    out.pending = ctx.state.outbox_list(&name).map_err(state_err)?.0.len();
+    Ok(out)
 }
 
 /// What a prune did.
