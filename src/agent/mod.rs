@@ -95,6 +95,8 @@ pub enum Event {
     Requeue(String),
     /// The periodic resync.
     Resync,
+    /// A resync's container pass finished: these environments need a reconcile.
+    Resynced(Vec<String>),
 }
 
 /// What `--once` prints and returns.
@@ -149,6 +151,8 @@ pub struct Shared {
     pub models: models::Models,
     /// The status files as the resync last parsed them.
     pub statuses: resync::StatusCache,
+    /// A resync's container pass is running (its Docker call never blocks the main loop).
+    pub resync_running: AtomicBool,
 }
 
 /// Runs the agent until `shutdown` completes (or, with `--once`, until everything reconciled).
@@ -168,6 +172,7 @@ where
         docker_ok: AtomicBool::new(false),
         models: models::Models::default(),
         statuses: resync::StatusCache::default(),
+        resync_running: AtomicBool::new(false),
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     if let Some(addr) = config.listen {
@@ -246,8 +251,8 @@ where
                     Err(error) => warn!(error = %error, "a reconcile task panicked or was cancelled"),
                 }
             }
-            Some(event) = rx.recv() => handle_event(event, &config, &ctx, &shared, &mut queue).await,
-            _ = resync.tick(), if !config.once => handle_event(Event::Resync, &config, &ctx, &shared, &mut queue).await,
+            Some(event) = rx.recv() => handle_event(event, &config, &ctx, &shared, &tx, &mut queue),
+            _ = resync.tick(), if !config.once => handle_event(Event::Resync, &config, &ctx, &shared, &tx, &mut queue),
             _ = watchdog.tick() => {
                 let status = format!("{} environments, {} running, {} queued", read(&shared.desired).entries.len(), running.len(), queue.queued_len());
                 notify_systemd(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
@@ -269,12 +274,15 @@ where
     Ok(summary)
 }
 
-/// Turns one event into queued environments.
-async fn handle_event<C: Compose, B: Brokers, S: Smoke>(
+/// Turns one event into queued environments. Never awaits: the main loop (and with it the
+/// systemd watchdog ping) never waits for Docker; the resync's Docker call runs in a task
+/// whose answer comes back as [`Event::Resynced`].
+fn handle_event<C: Compose + 'static, B: Brokers + 'static, S: Smoke + 'static>(
     event: Event,
     config: &Config,
-    ctx: &Context<C, B, S>,
-    shared: &Shared,
+    ctx: &Arc<Context<C, B, S>>,
+    shared: &Arc<Shared>,
+    tx: &mpsc::UnboundedSender<Event>,
     queue: &mut WorkQueue,
 ) {
     match event {
@@ -317,41 +325,52 @@ async fn handle_event<C: Compose, B: Brokers, S: Smoke>(
         }
         Event::Resync => {
             // Reload when anything in the directory changed (notify can miss events), then one
-            // container list for all projects decides
-            // which environments need a reconcile: idle environments cost no process and no
-            // broker request.
+            // container list for all projects decides which environments need a reconcile:
+            // idle environments cost no process and no broker request.
             let started = std::time::Instant::now();
             let previous = read(&shared.desired).clone();
             let next = DesiredSet::reload_if_changed(&config.desired, &config.host, &previous);
-            let mut queued = changed_names(&previous, &next);
+            let changed = changed_names(&previous, &next);
             *write(&shared.desired) = next.clone();
-            match ctx.compose.ps_all().await {
-                Ok(containers) => {
-                    shared.docker_ok.store(true, Ordering::SeqCst);
-                    queued.extend(resync::needing_reconcile(
-                        ctx,
-                        &next,
-                        &shared.models,
-                        &shared.statuses,
-                        containers,
-                    ));
-                    for name in &queued {
-                        queue.enqueue(name);
+            for name in &changed {
+                queue.enqueue(name);
+            }
+            if shared.resync_running.swap(true, Ordering::SeqCst) {
+                debug!("the previous resync's container pass is still running");
+                return;
+            }
+            let (ctx, shared, tx) = (ctx.clone(), shared.clone(), tx.clone());
+            tokio::spawn(async move {
+                let needing = match ctx.compose.ps_all().await {
+                    Ok(containers) => {
+                        shared.docker_ok.store(true, Ordering::SeqCst);
+                        resync::needing_reconcile(
+                            &ctx,
+                            &next,
+                            &shared.models,
+                            &shared.statuses,
+                            containers,
+                        )
                     }
-                    debug!(
-                        environments = next.entries.len(),
-                        queued = queued.len(),
-                        micros = started.elapsed().as_micros() as u64,
-                        "resync done"
-                    );
-                }
-                Err(error) => {
-                    for name in &queued {
-                        queue.enqueue(name);
+                    Err(error) => {
+                        shared.docker_ok.store(false, Ordering::SeqCst);
+                        warn!(error = %crate::error_chain(&error), "resync: docker is not reachable");
+                        Vec::new()
                     }
-                    shared.docker_ok.store(false, Ordering::SeqCst);
-                    warn!(error = %crate::error_chain(&error), "resync: docker is not reachable");
-                }
+                };
+                shared.resync_running.store(false, Ordering::SeqCst);
+                debug!(
+                    environments = next.entries.len(),
+                    queued = changed.len() + needing.len(),
+                    micros = started.elapsed().as_micros() as u64,
+                    "resync done"
+                );
+                let _ = tx.send(Event::Resynced(needing));
+            });
+        }
+        Event::Resynced(names) => {
+            for name in &names {
+                queue.enqueue(name);
             }
         }
     }

@@ -32,3 +32,4 @@ mod rollback_cli_e2e;
 mod secrets_sweep;
 mod serving_e2e;
 mod state_faults;
+mod watchdog_e2e;
