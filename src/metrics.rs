@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod docker;
 mod labels;
 mod register;
 mod sink;
@@ -54,6 +55,8 @@ pub const DOCUMENTED_METRICS: &[(&str, &str)] = &[
     ("c2quay_last_success_timestamp_seconds", "gauge"),
     ("c2quay_manifest_errors", "gauge"),
     ("c2quay_build_info", "gauge"),
+    ("c2quay_docker_up", "gauge"),
+    ("c2quay_docker_list_duration_seconds", "gauge"),
     ("process_cpu_seconds_total", "counter"),
     ("process_open_fds", "gauge"),
     ("process_max_fds", "gauge"),
@@ -129,6 +132,7 @@ pub struct Metrics {
     broker_request_duration_seconds: HistogramVec,
     last_success_timestamp_seconds: IntGaugeVec,
     manifest_errors: IntGaugeVec,
+    docker: docker::DockerMetrics,
 }
 
 impl Metrics {
@@ -264,6 +268,7 @@ impl Metrics {
                 "Problems found in the manifest of the environment at its last load; 0 when valid.",
                 env,
             )?,
+            docker: docker::DockerMetrics::register(r)?,
             known_environments: Mutex::new(BTreeSet::new()),
             registry,
             process_registry,

@@ -155,6 +155,22 @@ pub struct Shared {
     pub resync_running: AtomicBool,
 }
 
+impl Shared {
+    /// Records whether Docker answered a container list and how fast: the flag `/readyz`
+    /// reads and the `c2quay_docker_*` gauges.
+    pub fn docker_answered(
+        &self,
+        metrics: Option<&crate::metrics::Metrics>,
+        answered: bool,
+        took: Duration,
+    ) {
+        self.docker_ok.store(answered, Ordering::SeqCst);
+        if let Some(metrics) = metrics {
+            metrics.observe_docker(answered, took);
+        }
+    }
+}
+
 /// Runs the agent until `shutdown` completes (or, with `--once`, until everything reconciled).
 pub async fn run<C, B, S>(
     config: Config,
@@ -206,8 +222,9 @@ where
         queue.enqueue(&name);
     }
     *write(&shared.desired) = initial;
+    let listed = std::time::Instant::now();
     let docker_ok = ctx.compose.ps_all().await.is_ok();
-    shared.docker_ok.store(docker_ok, Ordering::SeqCst);
+    shared.docker_answered(ctx.metrics.as_deref(), docker_ok, listed.elapsed());
     shared.scanned.store(true, Ordering::SeqCst);
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     info!(
@@ -341,19 +358,18 @@ fn handle_event<C: Compose + 'static, B: Brokers + 'static, S: Smoke + 'static>(
             }
             let (ctx, shared, tx) = (ctx.clone(), shared.clone(), tx.clone());
             tokio::spawn(async move {
-                let needing = match ctx.compose.ps_all().await {
-                    Ok(containers) => {
-                        shared.docker_ok.store(true, Ordering::SeqCst);
-                        resync::needing_reconcile(
-                            &ctx,
-                            &next,
-                            &shared.models,
-                            &shared.statuses,
-                            containers,
-                        )
-                    }
+                let listed = std::time::Instant::now();
+                let list = ctx.compose.ps_all().await;
+                shared.docker_answered(ctx.metrics.as_deref(), list.is_ok(), listed.elapsed());
+                let needing = match list {
+                    Ok(containers) => resync::needing_reconcile(
+                        &ctx,
+                        &next,
+                        &shared.models,
+                        &shared.statuses,
+                        containers,
+                    ),
                     Err(error) => {
-                        shared.docker_ok.store(false, Ordering::SeqCst);
                         warn!(error = %crate::error_chain(&error), "resync: docker is not reachable");
                         Vec::new()
                     }

@@ -271,19 +271,12 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
     }
     // 3. Observe and plan.
     let project = pipeline::project_of(env);
-    let observed = match ctx.compose.ps(&project).await {
-        Ok(containers) => {
-            shared
-                .docker_ok
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            containers
-        }
-        Err(error) => {
-            shared
-                .docker_ok
-                .store(false, std::sync::atomic::Ordering::SeqCst);
-            return transient(status, "observe", &error_chain(&error), ctx.clock.now());
-        }
+    let listed = Instant::now();
+    let observed = ctx.compose.ps(&project).await;
+    shared.docker_answered(ctx.metrics.as_deref(), observed.is_ok(), listed.elapsed());
+    let observed = match observed {
+        Ok(containers) => containers,
+        Err(error) => return transient(status, "observe", &error_chain(&error), ctx.clock.now()),
     };
     // The rendered Compose model is desired state too: rendered again only when an input
     // file changed. Compose files that do not render change nothing on the host.

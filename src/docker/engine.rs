@@ -46,8 +46,6 @@ impl Default for EngineConfig {
 /// The Docker Engine API client. Clones share the connection pool and the negotiated version.
 #[derive(Debug, Clone)]
 pub struct DockerEngine {
-    /// The client as configured (API version not negotiated yet).
-    base: Docker,
     /// The client after version negotiation; `None` until the daemon answered once.
     negotiated: std::sync::Arc<Mutex<Option<Docker>>>,
     config: EngineConfig,
@@ -56,12 +54,12 @@ pub struct DockerEngine {
 impl DockerEngine {
     /// A client for `DOCKER_HOST` (unix socket, or tcp/http), else `/var/run/docker.sock`.
     /// Does no IO: the daemon may be down now and come up later.
+    ///
+    /// The client itself is made on first use, so a daemon whose socket does not exist yet
+    /// (Docker stopped, or starting after the agent) is an error of that call, reported as
+    /// `c2quay_docker_up 0`, not a failure to start.
     pub fn connect(config: EngineConfig) -> Result<DockerEngine> {
-        let base = Docker::connect_with_defaults()
-            .map_err(|e| Error::engine("connect to the Docker daemon", e))?
-            .with_timeout(config.request_timeout);
         Ok(DockerEngine {
-            base,
             negotiated: Default::default(),
             config,
         })
@@ -78,9 +76,9 @@ impl DockerEngine {
         if let Some(docker) = slot.as_ref() {
             return Ok(docker.clone());
         }
-        let docker = self
-            .base
-            .clone()
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| Error::engine("connect to the Docker daemon", e))?
+            .with_timeout(self.config.request_timeout)
             .negotiate_version()
             .await
             .map_err(|e| Error::engine("negotiate the API version (GET /version)", e))?;

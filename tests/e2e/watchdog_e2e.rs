@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::docker::require_docker;
+use support::docker::{free_port, http_get, require_docker, wait_for_http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -61,6 +61,20 @@ async fn slow_docker_proxy(
             tokio::join!(to_docker, to_client);
         });
     }
+}
+
+/// `agent --resync 1s --listen 127.0.0.1:PORT` on `root`'s empty desired directory and state
+/// directory, output discarded.
+fn agent_args<'a>(command: &'a mut Command, root: &std::path::Path, port: u16) -> &'a mut Command {
+    command
+        .args(["agent", "--resync", "1s", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--desired")
+        .arg(root.join("desired"))
+        .arg("--state-dir")
+        .arg(root.join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
 }
 
 /// Kills the agent when the test ends, whatever happens.
@@ -115,18 +129,15 @@ async fn the_watchdog_is_pinged_while_a_docker_call_hangs() {
     }
 
     // systemd names the watched pid; `exec` keeps the shell's pid for the agent.
-    let agent = Command::new("sh")
+    let port = free_port();
+    let mut command = Command::new("sh");
+    command
         .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_c2quay"))
-        .args(["agent", "--no-http", "--resync", "1s", "--desired"])
-        .arg(&desired)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
+        .arg(env!("CARGO_BIN_EXE_c2quay"));
+    let agent = agent_args(&mut command, dir.path(), port)
         .env("NOTIFY_SOCKET", dir.path().join("notify.sock"))
         .env("WATCHDOG_USEC", WATCHDOG.as_micros().to_string())
         .env("DOCKER_HOST", format!("unix://{}", proxy.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("start the agent");
     let _agent = KillOnDrop(agent);
@@ -142,6 +153,14 @@ async fn the_watchdog_is_pinged_while_a_docker_call_hangs() {
     assert!(
         held.load(Ordering::SeqCst) >= 1,
         "the slow daemon held no request"
+    );
+    // The slow daemon shows in the metrics (issue 14): answered, but slowly.
+    let (_, metrics) = http_get(&format!("http://127.0.0.1:{port}/metrics"));
+    assert_eq!(gauge(&metrics, "c2quay_docker_up"), Some(1.0), "{metrics}");
+    let took = gauge(&metrics, "c2quay_docker_list_duration_seconds").unwrap_or_default();
+    assert!(
+        took >= HOLD.as_secs_f64() - 0.5,
+        "list took {took} s: {metrics}"
     );
     let pings = pings.lock().expect("pings").clone();
     let in_window: Vec<Instant> = pings
@@ -165,4 +184,40 @@ async fn the_watchdog_is_pinged_while_a_docker_call_hangs() {
         window_end - window_start,
         held.load(Ordering::SeqCst)
     );
+}
+
+/// The value of the unlabelled gauge `name` in a Prometheus text exposition.
+fn gauge(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[test]
+fn an_unreachable_docker_daemon_is_docker_up_0() {
+    if !require_docker() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let desired = dir.path().join("desired");
+    std::fs::create_dir_all(&desired).expect("desired dir");
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_c2quay"));
+    let no_docker = dir.path().join("no-docker.sock");
+    let agent = agent_args(&mut command, dir.path(), port)
+        .env("DOCKER_HOST", format!("unix://{}", no_docker.display()))
+        .spawn()
+        .expect("start the agent");
+    let _agent = KillOnDrop(agent);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let (_, metrics) = wait_for_http(&url, Duration::from_secs(20), |status, body| {
+        status == 200 && body.contains("c2quay_docker_up")
+    })
+    .expect("/metrics answers");
+
+    assert_eq!(gauge(&metrics, "c2quay_docker_up"), Some(0.0), "{metrics}");
 }

@@ -29,6 +29,8 @@ const EXPECTED_ALERTS: &[&str] = &[
     "C2quayRecordPending",
     "C2quayManifestInvalid",
     "C2quayDrift",
+    "C2quayDockerUnreachable",
+    "C2quayDockerSlow",
     "C2quayAgentDown",
     "C2quayAgentAbsent",
     "C2quayBrokerErrors",
@@ -82,6 +84,7 @@ fn every_alert_has_a_firing_and_a_silent_promtool_test() {
 #[test]
 fn alert_rules_are_complete_and_use_documented_metrics() {
     let rules = yaml(&repo("grafana/alerts.yaml"));
+    let runbook_text = std::fs::read_to_string(repo("docs/runbook.md")).expect("docs/runbook.md");
     let mut names = Vec::new();
     for group in seq(&rules["groups"]) {
         for rule in seq(&group["rules"]) {
@@ -99,7 +102,21 @@ fn alert_rules_are_complete_and_use_documented_metrics() {
                 .as_str()
                 .expect("description");
             assert!(!summary.is_empty(), "{name}: empty summary");
-            if expr.contains("c2quay_") && !expr.contains("broker_requests") {
+            // Every alert links its runbook section, and the section exists (issue 14).
+            let runbook = rule["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: no runbook_url"));
+            assert_eq!(
+                runbook,
+                format!("docs/runbook.md#{}", name.to_lowercase()),
+                "{name}: runbook_url"
+            );
+            assert!(
+                runbook_text.contains(&format!("\n## {name}\n")),
+                "{name}: docs/runbook.md has no section `## {name}`"
+            );
+            let host_wide = expr.contains("broker_requests") || expr.contains("c2quay_docker_");
+            if expr.contains("c2quay_") && !host_wide {
                 // Environment alerts name the environment and the next command to run.
                 assert!(
                     description.contains("{{ $labels.environment }}"),
