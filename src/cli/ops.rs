@@ -172,6 +172,12 @@ pub fn status(args: StatusArgs) -> i32 {
     let (mut statuses, errors) = state.list_statuses();
     if let Some(name) = &args.environment {
         statuses.retain(|s| &s.name == name);
+        let file = state.status_file(name);
+        if let Some(error) = errors.iter().find(|e| e.path() == Some(file.as_path())) {
+            // Unreadable, or written by a newer c2quay: say so, not "no status".
+            eprintln!("error: {}", error_chain(error));
+            return 1;
+        }
         if statuses.is_empty() {
             eprintln!(
                 "error: no status for environment {name} in {}",
