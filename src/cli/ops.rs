@@ -407,6 +407,18 @@ pub fn retry(args: RetryArgs) -> i32 {
                 eprintln!("error: {}", error_chain(&error));
                 return 1;
             }
+            // The audit log is what a status rebuilt after corruption takes a failed
+            // generation from: the retry forgets it there too.
+            let said = "c2quay retry: the failed generation is forgotten, the gate backoff reset";
+            if let Err(error) = state.audit(
+                &args.environment,
+                failed.as_deref(),
+                "retry",
+                "requested",
+                said,
+            ) {
+                eprintln!("warning: {}", error_chain(&error));
+            }
             match failed {
                 Some(generation) => println!(
                     "{}: generation {generation} will be tried again at the agent's next reconcile",

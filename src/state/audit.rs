@@ -158,22 +158,23 @@ const FAILED: [(&str, &str); 5] = [
     ("recover", "failed"),
 ];
 
-/// Audit lines after which no generation is failed: a deploy that ended applied (`result`) or a
-/// recovery that finished one (`recover`), as `status::status_after` clears it.
-const APPLIED: [(&str, &str); 5] = [
+/// Audit lines after which no generation is failed: a deploy that ended applied (`result`), a
+/// recovery that finished one (`recover`), as `status::status_after` clears it, and
+/// `c2quay retry`.
+const APPLIED: [(&str, &str); 6] = [
     ("result", "deployed"),
     ("result", "up_to_date"),
     ("result", "record_failed"),
     ("recover", "resumed"),
     ("recover", "finished"),
+    ("retry", "requested"),
 ];
 
 impl StateDir {
     /// The generation the audit log of `env` leaves failed: the one of the last failure line
     /// ([`FAILED`]) with no applied line ([`APPLIED`]) after it. Read leniently (a line that
     /// does not parse is skipped and counted in a warning): this is what keeps a known-bad
-    /// release held when the status file itself was unreadable. `c2quay retry` writes no audit
-    /// line, so a generation retried and not deployed since stays failed (the safe side).
+    /// release held when the status file itself was unreadable.
     pub fn failed_generation_in_audit(&self, env: &str) -> Option<String> {
         self.validate_env_name(env).ok()?;
         let path = self.audit_file(env);
@@ -360,6 +361,9 @@ mod tests {
         assert_eq!(s.failed_generation_in_audit("shop"), None);
         line("g4", "recover", "rolled_back");
         assert_eq!(s.failed_generation_in_audit("shop").as_deref(), Some("g4"));
+        line("g4", "retry", "requested");
+        assert_eq!(s.failed_generation_in_audit("shop"), None);
+        line("g4", "result", "rollback_failed");
         let rebuilt = s.rebuilt_status("shop");
         assert_eq!(rebuilt.failed_generation.as_deref(), Some("g4"));
         assert_eq!(rebuilt.phase, crate::state::Phase::Pending);

@@ -10,6 +10,8 @@
 //!   audit log;
 //! - written by a newer c2quay (`schemaVersion` 3): refused naming the file and both versions,
 //!   the file byte for byte as it was.
+//!
+//! After `c2quay retry`, a status rebuilt from the audit log lets the generation be tried again.
 
 use std::path::Path;
 
@@ -157,4 +159,33 @@ fn a_failed_generation_stays_held_across_old_unreadable_and_newer_status_files()
     );
     assert_eq!(project_container_ids(&spec.project), containers);
     assert_eq!(failed_smokes(&world, "held"), 1);
+
+    // `c2quay retry` forgets the failed generation in the audit log too: rebuilt after that,
+    // the status lets the generation be tried again (it fails and rolls back once more).
+    let current = status_text_without_future(&newer);
+    write_status(&world, "held", &current);
+    let state = world.state.to_str().expect("utf-8 path");
+    let (code, out, err) = world.c2quay(&["retry", "held", "--state-dir", state]);
+    assert_eq!(code, 0, "retry: {out}{err}");
+    write_status(&world, "held", "{\"name\": \"held\", \"pha");
+    let (_, out) = agent_once(&world);
+    assert_eq!(set_aside_count(&env_dir), 2, "{out}");
+    assert_eq!(
+        failed_smokes(&world, "held"),
+        2,
+        "the retried generation was not tried: {out}"
+    );
+    assert_eq!(status(&world, "held")["phase"], "RolledBack");
+    assert_eq!(spec.served_version().as_deref(), Some("1"));
+}
+
+/// The newer status back as this c2quay writes it.
+fn status_text_without_future(newer: &Value) -> String {
+    let mut current = newer.clone();
+    current["schemaVersion"] = 2.into();
+    current
+        .as_object_mut()
+        .expect("object")
+        .remove("fieldOfTheFuture");
+    serde_json::to_string_pretty(&current).expect("json")
 }
