@@ -79,14 +79,16 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
         let mut status = match ctx.state.read_status(name) {
             Ok(Some(status)) => status,
             Ok(None) => EnvironmentStatus::new(name),
-            // A corrupt status is moved aside (never overwritten) and rebuilt from observation.
+            // A corrupt status is moved aside (never overwritten) and rebuilt from observation;
+            // a generation the audit log records as failed stays failed.
             Err(error)
                 if error.kind() == "corrupt" && set_aside(ctx, &error, "status").is_some() =>
             {
-                EnvironmentStatus::new(name)
+                ctx.state.rebuilt_status(name)
             }
             Err(error) => {
-                // Never overwrite a status we cannot read with a fresh one: report and retry.
+                // Never overwrite a status we cannot read with a fresh one (one written by a
+                // newer c2quay included): report and retry.
                 warn!(error = %error_chain(&error), "status file unreadable; leaving it as is");
                 return ReconcileOutcome {
                     phase: "Unknown".into(),

@@ -172,6 +172,12 @@ pub fn status(args: StatusArgs) -> i32 {
     let (mut statuses, errors) = state.list_statuses();
     if let Some(name) = &args.environment {
         statuses.retain(|s| &s.name == name);
+        let file = state.status_file(name);
+        if let Some(error) = errors.iter().find(|e| e.path() == Some(file.as_path())) {
+            // Unreadable, or written by a newer c2quay: say so, not "no status".
+            eprintln!("error: {}", error_chain(error));
+            return 1;
+        }
         if statuses.is_empty() {
             eprintln!(
                 "error: no status for environment {name} in {}",
@@ -400,6 +406,18 @@ pub fn retry(args: RetryArgs) -> i32 {
             if let Err(error) = crate::status::replace(&state, &lock, &status) {
                 eprintln!("error: {}", error_chain(&error));
                 return 1;
+            }
+            // The audit log is what a status rebuilt after corruption takes a failed
+            // generation from: the retry forgets it there too.
+            let said = "c2quay retry: the failed generation is forgotten, the gate backoff reset";
+            if let Err(error) = state.audit(
+                &args.environment,
+                failed.as_deref(),
+                "retry",
+                "requested",
+                said,
+            ) {
+                eprintln!("warning: {}", error_chain(&error));
             }
             match failed {
                 Some(generation) => println!(

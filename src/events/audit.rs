@@ -59,6 +59,13 @@ impl EventSink for AuditSink {
         let Some((step, outcome, message)) = audit_line(event) else {
             return;
         };
+        // A recovery is about the interrupted operation's generation, which may no longer be
+        // the desired one the run is scoped to: the line names the generation it rolled back
+        // (what a rebuilt status holds as failed, `StateDir::failed_generation_in_audit`).
+        let generation = match event {
+            PipelineEvent::Recovered { generation, .. } => generation,
+            _ => &scope.generation,
+        };
         let line = AuditEvent::new(
             self.clock.now(),
             &scope.environment,
@@ -66,7 +73,7 @@ impl EventSink for AuditSink {
             &outcome,
             &message,
         )
-        .with_generation(scope.generation.clone());
+        .with_generation(generation.clone());
         if let Err(error) = self.state.append_audit(&scope.environment, &line) {
             warn!(environment = %scope.environment, error = %crate::error_chain(&error), "cannot append to the audit log");
         }
@@ -117,6 +124,37 @@ mod tests {
             recorded: true,
         };
         assert_eq!(audit_line(&record), None);
+    }
+
+    #[test]
+    fn a_recovery_line_names_the_interrupted_generation() {
+        let (_d, state) = crate::state::test_state_dir(0);
+        let sink = AuditSink::new(
+            state.clone(),
+            Arc::new(crate::state::FixedClock::at_unix(0)),
+        );
+        let scope = Scope {
+            environment: "shop".into(),
+            generation: "desired".into(),
+        };
+        sink.emit(
+            &scope,
+            &PipelineEvent::Recovered {
+                result: super::super::RecoveryResult::RolledBack,
+                generation: "interrupted".into(),
+                step: StepName::Up,
+                message: "rolled back".into(),
+            },
+        );
+        sink.emit(
+            &scope,
+            &PipelineEvent::Planned {
+                plan: "web 1 -> 2".into(),
+            },
+        );
+        let lines = state.read_audit("shop").unwrap();
+        let generations: Vec<_> = lines.iter().map(|l| l.generation.as_deref()).collect();
+        assert_eq!(generations, [Some("interrupted"), Some("desired")]);
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_slice(&bytes).map_err(|source| Error::Corrupt {
         path: path.to_path_buf(),
         line: None,
+        field: None,
         source,
     })
 }

@@ -137,12 +137,74 @@ impl StateDir {
                 let event = serde_json::from_str(line).map_err(|source| Error::Corrupt {
                     path: p.clone(),
                     line: Some(i + 1),
+                    field: None,
                     source,
                 })?;
                 events.push(event);
             }
         }
         Ok(events)
+    }
+}
+
+/// Audit lines that leave a generation failed: `(step, outcome)`. A deploy that rolled back or
+/// whose rollback failed (`result`), `c2quay rollback` (`rollback succeeded`, which holds the
+/// generation it restored from), a recovery that rolled back or failed (`recover`).
+const FAILED: [(&str, &str); 5] = [
+    ("result", "rolled_back"),
+    ("result", "rollback_failed"),
+    ("rollback", "succeeded"),
+    ("recover", "rolled_back"),
+    ("recover", "failed"),
+];
+
+/// Audit lines after which no generation is failed: a deploy that ended applied (`result`), a
+/// recovery that finished one (`recover`), as `status::status_after` clears it, and
+/// `c2quay retry`.
+const APPLIED: [(&str, &str); 6] = [
+    ("result", "deployed"),
+    ("result", "up_to_date"),
+    ("result", "record_failed"),
+    ("recover", "resumed"),
+    ("recover", "finished"),
+    ("retry", "requested"),
+];
+
+impl StateDir {
+    /// The generation the audit log of `env` leaves failed: the one of the last failure line
+    /// ([`FAILED`]) with no applied line ([`APPLIED`]) after it. Read leniently (a line that
+    /// does not parse is skipped and counted in a warning): this is what keeps a known-bad
+    /// release held when the status file itself was unreadable.
+    pub fn failed_generation_in_audit(&self, env: &str) -> Option<String> {
+        self.validate_env_name(env).ok()?;
+        let path = self.audit_file(env);
+        let mut failed = None;
+        let mut skipped = 0usize;
+        for p in [rotated_path(&path), path] {
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let Ok(event) = serde_json::from_str::<AuditEvent>(line) else {
+                    skipped += 1;
+                    continue;
+                };
+                let key = (event.step.as_str(), event.outcome.as_str());
+                if FAILED.contains(&key) && event.generation.is_some() {
+                    failed = event.generation;
+                } else if APPLIED.contains(&key) {
+                    failed = None;
+                }
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                environment = env,
+                skipped,
+                "audit lines that do not parse were skipped while looking for a failed generation"
+            );
+        }
+        failed
     }
 }
 
@@ -273,6 +335,38 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(s.read_audit("shop").unwrap().len(), 100);
+    }
+
+    #[test]
+    fn the_failed_generation_is_the_last_failure_not_followed_by_a_deploy() {
+        let (_d, s) = state();
+        assert_eq!(s.failed_generation_in_audit("shop"), None);
+        let line = |g: &str, step: &str, outcome: &str| {
+            s.audit("shop", Some(g), step, outcome, "").unwrap();
+        };
+        line("g1", "result", "deployed");
+        line("g2", "smoke", "failed");
+        line("g2", "rollback", "succeeded");
+        line("g2", "result", "rolled_back");
+        line("g2", "result", "up_to_date_is_not_an_outcome");
+        assert_eq!(s.failed_generation_in_audit("shop").as_deref(), Some("g2"));
+        // A torn line is skipped, not the end of the search.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(s.audit_file("shop"))
+            .unwrap();
+        f.write_all(b"{\"ts\":\"2026\n").unwrap();
+        assert_eq!(s.failed_generation_in_audit("shop").as_deref(), Some("g2"));
+        line("g3", "result", "deployed");
+        assert_eq!(s.failed_generation_in_audit("shop"), None);
+        line("g4", "recover", "rolled_back");
+        assert_eq!(s.failed_generation_in_audit("shop").as_deref(), Some("g4"));
+        line("g4", "retry", "requested");
+        assert_eq!(s.failed_generation_in_audit("shop"), None);
+        line("g4", "result", "rollback_failed");
+        let rebuilt = s.rebuilt_status("shop");
+        assert_eq!(rebuilt.failed_generation.as_deref(), Some("g4"));
+        assert_eq!(rebuilt.phase, crate::state::Phase::Pending);
     }
 
     #[test]

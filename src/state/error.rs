@@ -1,7 +1,7 @@
 //! The state directory's error type: every variant names the file (or environment) involved.
 //!
-//! `kind()` is a bounded label for metrics (`io`, `full`, `permissions`, `corrupt`, `locked`,
-//! `invalid`); the cause is exposed as `source()` and never repeated in the message.
+//! `kind()` is a bounded label for metrics (`io`, `full`, `permissions`, `corrupt`, `newer_schema`,
+//! `locked`, `invalid`); the cause is exposed as `source()` and never repeated in the message.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,16 +45,31 @@ pub enum Error {
         /// Its permission bits.
         mode: u32,
     },
-    /// A JSON file is truncated or is not what c2quay wrote.
-    #[error("state file {path}{} is corrupt (truncated or not valid JSON); it was left in place: inspect it, then remove or move it aside", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    /// A JSON file is truncated, is not valid JSON, or has a field of the wrong shape.
+    #[error("state file {path}{} is corrupt ({}); it was left in place: inspect it, then remove or move it aside", line.map(|l| format!(":{l}")).unwrap_or_default(), field.as_ref().map(|f| format!("field `{f}`")).unwrap_or_else(|| "truncated or not valid JSON".to_string()))]
     Corrupt {
         /// The file.
         path: PathBuf,
         /// The line, for JSON-lines files.
         line: Option<usize>,
+        /// The field whose value does not fit (`releases.web.image`), when the JSON parsed.
+        field: Option<Box<str>>,
         /// The parse error.
         #[source]
         source: serde_json::Error,
+    },
+    /// A file written by a newer c2quay (a downgrade): left exactly as it is, and so is the
+    /// environment, until the newer c2quay runs again or an operator moves the file aside.
+    #[error(
+        "state file {path} has schemaVersion {found}, but this c2quay supports {supported} at most: it was written by a newer c2quay (a downgrade?); the file and its environment are left untouched: run the newer c2quay again, or move the file aside to have it rebuilt"
+    )]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u64,
+        /// The newest version this binary reads ([`super::schema::SCHEMA_VERSION`]).
+        supported: u32,
     },
     /// Another process holds the environment lock and did not release it in time.
     #[error("environment {environment} is locked by {} (lock file {path}); gave up after {}", holder_text(holder), humantime::format_duration(*waited))]
@@ -130,6 +145,7 @@ impl Error {
             Error::DiskFull { .. } => "full",
             Error::Permissions { .. } => "permissions",
             Error::Corrupt { .. } => "corrupt",
+            Error::NewerSchema { .. } => "newer_schema",
             Error::Locked { .. } => "locked",
             Error::InvalidName { .. } | Error::Serialize { .. } | Error::NoIntent { .. } => {
                 "invalid"
@@ -162,6 +178,7 @@ impl Error {
             | Error::DiskFull { path, .. }
             | Error::Permissions { path, .. }
             | Error::Corrupt { path, .. }
+            | Error::NewerSchema { path, .. }
             | Error::Locked { path, .. }
             | Error::Serialize { path, .. }
             | Error::NoIntent { path } => Some(path),

@@ -12,9 +12,10 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::StateDir;
-use super::atomic::{read_json_opt, remove_durable, write_json_atomic};
+use super::atomic::remove_durable;
 use super::error::{Error, Result};
 use super::outbox::PendingRecord;
+use super::schema::{read_versioned_opt, write_versioned};
 
 /// What kind of operation an intent describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,7 +98,7 @@ impl StateDir {
     /// side effect of a deploy, rollback or heal.
     pub fn write_intent(&self, env: &str, intent: &Intent) -> Result<()> {
         self.ensure_env(env)?;
-        write_json_atomic(&self.intent_file(env), intent)
+        write_versioned(&self.intent_file(env), intent)
     }
 
     /// Advances the open intent of `env` to `step` and returns it. Fails with
@@ -115,7 +116,7 @@ impl StateDir {
     /// recovery must not guess.
     pub fn read_intent(&self, env: &str) -> Result<Option<Intent>> {
         self.validate_env_name(env)?;
-        read_json_opt(&self.intent_file(env))
+        read_versioned_opt(&self.intent_file(env))
     }
 
     /// Removes the intent of `env` (idempotent). Call when the operation is fully done.

@@ -21,6 +21,8 @@
 //!
 //! Every file is written with mode 0600 through [`atomic::write_atomic`] (or appended with
 //! fsync for the audit log); every timestamp comes from the [`Clock`] given to [`StateDir`].
+//! Status, intent, outbox entries, snapshots and reports carry a `schemaVersion` and are read
+//! through [`schema`]: older versions migrate, a newer one is refused and left untouched.
 
 pub mod atomic;
 pub mod audit;
@@ -30,6 +32,7 @@ pub mod journal;
 pub mod lock;
 pub mod outbox;
 pub mod records;
+pub mod schema;
 pub mod status;
 
 use std::os::unix::fs::PermissionsExt;
@@ -46,6 +49,7 @@ pub use journal::{Intent, Operation, Step};
 pub use lock::{EnvLock, LockHolder};
 pub use outbox::{PendingRecord, RecordKind, record_id};
 pub use records::KEEP_PER_KIND;
+pub use schema::SCHEMA_VERSION;
 pub use status::{
     Condition, ConditionStatus, ConditionType, EnvironmentStatus, HISTORY_LIMIT, HistoryEntry,
     Phase, Release,

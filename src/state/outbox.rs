@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::StateDir;
-use super::atomic::{create_dir_private, read_json, remove_durable, write_json_atomic};
+use super::atomic::{create_dir_private, remove_durable};
 use super::error::{Error, Result};
+use super::schema::{read_versioned, write_versioned};
 
 /// What a pending record tells the broker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -210,7 +211,7 @@ impl StateDir {
     /// record is not lost behind an unreadable file, and the bad bytes are kept for inspection.
     pub fn outbox_put(&self, env: &str, record: &PendingRecord) -> Result<bool> {
         let path = self.outbox_path(env, &record.id)?;
-        match read_json::<PendingRecord>(&path) {
+        match read_versioned::<PendingRecord>(&path) {
             Ok(_) => return Ok(false),
             Err(error) if error.is_not_found() => {}
             Err(error) if error.kind() == "corrupt" => {
@@ -224,14 +225,14 @@ impl StateDir {
             }
             Err(error) => return Err(error),
         }
-        write_json_atomic(&path, record)?;
+        write_versioned(&path, record)?;
         Ok(true)
     }
 
     /// Replaces a queued record (after a failed attempt).
     pub fn outbox_update(&self, env: &str, record: &PendingRecord) -> Result<()> {
         let path = self.outbox_path(env, &record.id)?;
-        write_json_atomic(&path, record)
+        write_versioned(&path, record)
     }
 
     /// Removes a record once the broker accepted it (idempotent).
@@ -248,7 +249,7 @@ impl StateDir {
         let mut records = Vec::new();
         let mut problems = Vec::new();
         for path in json_files(&dir)? {
-            match read_json::<PendingRecord>(&path) {
+            match read_versioned::<PendingRecord>(&path) {
                 Ok(r) => records.push(r),
                 Err(e) => problems.push(e),
             }

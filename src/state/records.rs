@@ -11,9 +11,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::StateDir;
-use super::atomic::{self, write_json_atomic};
+use super::atomic;
 use super::clock::file_timestamp;
 use super::error::{Error, Result};
+use super::schema::{read_versioned, write_versioned};
 
 /// How many snapshots of each label and reports of each kind are kept.
 pub const KEEP_PER_KIND: usize = 20;
@@ -69,7 +70,7 @@ impl StateDir {
 
     /// Reads a snapshot or report file (any path, e.g. from `--from-snapshot`).
     pub fn read_snapshot<T: DeserializeOwned>(&self, path: &Path) -> Result<T> {
-        atomic::read_json(path)
+        read_versioned(path)
     }
 
     fn write_timestamped<T: Serialize + ?Sized>(
@@ -87,7 +88,7 @@ impl StateDir {
             path = dir.join(format!("{ts}-{label}.{n}.json"));
             n += 1;
         }
-        write_json_atomic(&path, value)?;
+        write_versioned(&path, value)?;
         Ok(path)
     }
 

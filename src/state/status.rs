@@ -10,8 +10,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::StateDir;
-use super::atomic::{read_json_opt, write_json_atomic};
 use super::error::{Error, Result};
+use super::schema::{read_versioned_opt, write_versioned};
 
 /// How many reconciles [`EnvironmentStatus::history`] keeps.
 pub const HISTORY_LIMIT: usize = 10;
@@ -157,6 +157,9 @@ pub struct HistoryEntry {
 }
 
 /// The status of one environment.
+///
+/// Every field but `name` and `phase` defaults when missing, so a file written before a field
+/// existed loads (see [`super::schema`]); a field added later must default too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentStatus {
@@ -165,6 +168,7 @@ pub struct EnvironmentStatus {
     /// Current phase.
     pub phase: Phase,
     /// One line saying why the environment is in this phase.
+    #[serde(default)]
     pub message: String,
     /// Generation of the manifest last seen.
     pub observed_generation: Option<String>,
@@ -177,33 +181,38 @@ pub struct EnvironmentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_model: Option<String>,
     /// Conditions, at most one per type.
+    #[serde(default)]
     pub conditions: Vec<Condition>,
     /// Service -> what runs (the applied state the planner compares against).
+    #[serde(default)]
     pub releases: BTreeMap<String, Release>,
     /// Service -> the configuration applied (hashes only: values may be secrets).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub configs: BTreeMap<String, crate::plan::AppliedConfig>,
     /// When the last reconcile ended.
-    #[serde(with = "super::clock::rfc3339_opt")]
+    #[serde(default, with = "super::clock::rfc3339_opt")]
     pub last_reconcile_at: Option<SystemTime>,
     /// The last reconcile's result.
     pub last_result: Option<String>,
     /// The last reconcile's action.
     pub last_action: Option<String>,
     /// Records waiting in the outbox.
+    #[serde(default)]
     pub pending_records: usize,
     /// Consecutive blocked gate checks (for backoff); 0 when not blocked.
+    #[serde(default)]
     pub gate_checks: u32,
     /// When the gate may be asked again.
-    #[serde(with = "super::clock::rfc3339_opt")]
+    #[serde(default, with = "super::clock::rfc3339_opt")]
     pub next_gate_check_at: Option<SystemTime>,
     /// The generation whose gate is blocked (a new generation resets the backoff).
     #[serde(default)]
     pub gate_blocked_generation: Option<String>,
     /// Times of recent heals (for the heal cap).
-    #[serde(with = "super::clock::rfc3339_vec")]
+    #[serde(default, with = "super::clock::rfc3339_vec")]
     pub heals: Vec<SystemTime>,
     /// The last [`HISTORY_LIMIT`] reconciles, oldest first.
+    #[serde(default)]
     pub history: VecDeque<HistoryEntry>,
 }
 
@@ -280,14 +289,32 @@ impl StateDir {
     /// Writes the status of `env` atomically (0600). A failure leaves the previous file intact.
     pub fn write_status(&self, env: &str, status: &EnvironmentStatus) -> Result<()> {
         self.ensure_env(env)?;
-        write_json_atomic(&self.status_file(env), status)
+        write_versioned(&self.status_file(env), status)
     }
 
-    /// The status of `env`; `None` when never written. A corrupt file is [`Error::Corrupt`]
-    /// naming it, and is left in place.
+    /// The status of `env`; `None` when never written. An older schema is migrated; a corrupt
+    /// file is [`Error::Corrupt`] naming it (and the field), one from a newer c2quay is
+    /// [`Error::NewerSchema`]; either is left in place.
     pub fn read_status(&self, env: &str) -> Result<Option<EnvironmentStatus>> {
         self.validate_env_name(env)?;
-        read_json_opt(&self.status_file(env))
+        read_versioned_opt(&self.status_file(env))
+    }
+
+    /// The status to start from after `env`'s unreadable status file was moved aside: a new
+    /// one, except that a generation the audit log records as failed (and not deployed since)
+    /// stays failed, so the known-bad release is not deployed again
+    /// ([`StateDir::failed_generation_in_audit`]).
+    pub fn rebuilt_status(&self, env: &str) -> EnvironmentStatus {
+        let mut status = EnvironmentStatus::new(env);
+        if let Some(failed) = self.failed_generation_in_audit(env) {
+            tracing::warn!(
+                environment = env,
+                generation = %failed,
+                "the audit log records generation {failed} as failed: it stays failed in the rebuilt status (`c2quay retry {env}` tries it again)"
+            );
+            status.failed_generation = Some(failed);
+        }
+        status
     }
 
     /// Every environment's status, by name, plus the ones that could not be read.

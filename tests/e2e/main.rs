@@ -32,4 +32,5 @@ mod rollback_cli_e2e;
 mod secrets_sweep;
 mod serving_e2e;
 mod state_faults;
+mod state_schema_e2e;
 mod watchdog_e2e;

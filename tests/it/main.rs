@@ -9,6 +9,7 @@ mod support;
 
 mod broker_client;
 mod broker_fidelity;
+mod closed_stdout;
 mod config_fakes;
 mod gate_waves;
 mod hostile_desired;

@@ -1,5 +1,6 @@
 //! The state directory as other processes and a full disk see it: lock contention between two
-//! processes, file modes, corrupt files, bounded history, and ENOSPC on a tiny tmpfs.
+//! processes, file modes, corrupt files, bounded history, ENOSPC on a tiny tmpfs, and status
+//! files of every released schema (and a newer one) through `c2quay status`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -187,6 +188,72 @@ fn a_truncated_status_is_an_error_naming_the_file_and_is_left_alone() {
     );
     state.write_status("shop", &good).unwrap();
     assert_eq!(state.read_status("shop").unwrap(), Some(good));
+}
+
+/// `c2quay status NAME -o json` on `root`: (exit code, stdout, stderr).
+fn c2quay_status(root: &Path, name: &str) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_c2quay"))
+        .args(["status", name, "-o", "json", "--state-dir"])
+        .arg(root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+#[test]
+fn status_reads_every_released_status_shape_and_refuses_a_newer_one_untouched() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state");
+    let mut shapes: Vec<PathBuf> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("status.v")
+        })
+        .collect();
+    shapes.sort();
+    assert!(shapes.len() >= 3, "{shapes:?}");
+    for shape in &shapes {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&dir.path().join("state")).unwrap();
+        state.ensure_env("shop").unwrap();
+        std::fs::copy(shape, state.status_file("shop")).unwrap();
+        let (code, stdout, stderr) = c2quay_status(state.root(), "shop");
+        assert_eq!(code, 0, "{}: {stderr}", shape.display());
+        let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(listed[0]["phase"], "RolledBack", "{}", shape.display());
+        assert_eq!(listed[0]["failedGeneration"], "9f2c1e0a7b3d4c55");
+        assert_eq!(
+            std::fs::read(state.status_file("shop")).unwrap(),
+            std::fs::read(shape).unwrap(),
+            "reading changed the file"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(&dir.path().join("state")).unwrap();
+    state.ensure_env("shop").unwrap();
+    let current = std::fs::read_to_string(fixtures.join("status.v2.json")).unwrap();
+    let newer = current.replace("\"schemaVersion\": 2", "\"schemaVersion\": 9");
+    std::fs::write(state.status_file("shop"), &newer).unwrap();
+    let (code, _, stderr) = c2quay_status(state.root(), "shop");
+    assert_eq!(code, 1, "{stderr}");
+    let file = state.status_file("shop").display().to_string();
+    for part in [file.as_str(), "schemaVersion 9", "supports 2"] {
+        assert!(stderr.contains(part), "{part} in {stderr}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(state.status_file("shop")).unwrap(),
+        newer
+    );
 }
 
 #[test]
