@@ -45,6 +45,26 @@ pub enum Error {
         /// Its permission bits.
         mode: u32,
     },
+    /// The state directory belongs to another user than the one running this command: files
+    /// it wrote would be unreadable by the directory's owner (the agent).
+    #[error(
+        "state directory {path} belongs to uid {owner}{}, but this command runs as uid {user}{}: files it writes would be unreadable by the agent; run it as the owner (sudo -u {} c2quay ...)",
+        owner_name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default(),
+        user_name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default(),
+        owner_name.clone().unwrap_or_else(|| format!("'#{owner}'"))
+    )]
+    ForeignOwner {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// The owner's user name, when known.
+        owner_name: Option<String>,
+        /// The uid running this command.
+        user: u32,
+        /// Its user name, when known.
+        user_name: Option<String>,
+    },
     /// A JSON file is truncated, is not valid JSON, or has a field of the wrong shape.
     #[error("state file {path}{} is corrupt ({}); it was left in place: inspect it, then remove or move it aside", line.map(|l| format!(":{l}")).unwrap_or_default(), field.as_ref().map(|f| format!("field `{f}`")).unwrap_or_else(|| "truncated or not valid JSON".to_string()))]
     Corrupt {
@@ -143,7 +163,7 @@ impl Error {
         match self {
             Error::Io { .. } => "io",
             Error::DiskFull { .. } => "full",
-            Error::Permissions { .. } => "permissions",
+            Error::Permissions { .. } | Error::ForeignOwner { .. } => "permissions",
             Error::Corrupt { .. } => "corrupt",
             Error::NewerSchema { .. } => "newer_schema",
             Error::Locked { .. } => "locked",
@@ -177,6 +197,7 @@ impl Error {
             Error::Io { path, .. }
             | Error::DiskFull { path, .. }
             | Error::Permissions { path, .. }
+            | Error::ForeignOwner { path, .. }
             | Error::Corrupt { path, .. }
             | Error::NewerSchema { path, .. }
             | Error::Locked { path, .. }

@@ -74,6 +74,7 @@ impl StateDir {
     /// elapsed, then fails with [`Error::Locked`] naming the holder's pid, command and start time.
     /// Blocks the thread: from async code use [`lock_environment_async`](Self::lock_environment_async).
     pub fn lock_environment(&self, name: &str, command: &str, wait: Duration) -> Result<EnvLock> {
+        self.check_owner()?;
         let (file, path) = self.open_lock_file(name)?;
         let deadline = Instant::now() + wait;
         loop {

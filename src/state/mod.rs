@@ -171,6 +171,7 @@ impl StateDir {
     /// Validates `name` and creates its environment directory (0700); returns the directory.
     pub fn ensure_env(&self, name: &str) -> Result<PathBuf> {
         self.validate_env_name(name)?;
+        self.check_owner()?;
         let dir = self.env_dir(name);
         atomic::create_dir_private(&dir)?;
         Ok(dir)
@@ -218,6 +219,38 @@ fn valid_name(name: &str) -> bool {
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
         && name.len() <= 128
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl StateDir {
+    /// Refuses to write into a state directory another user owns (like git's "dubious
+    /// ownership"): `sudo c2quay deploy` on the agent's directory would leave root-owned 0600
+    /// files the agent can no longer read. Reading needs no such check.
+    pub fn check_owner(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&self.root).map_err(|e| Error::io("stat", &self.root, e))?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let user = unsafe { libc::geteuid() };
+        if meta.uid() == user {
+            return Ok(());
+        }
+        Err(Error::ForeignOwner {
+            path: self.root.clone(),
+            owner: meta.uid(),
+            owner_name: user_name(meta.uid()),
+            user,
+            user_name: user_name(user),
+        })
+    }
+}
+
+/// The name `/etc/passwd` gives `uid`, if any.
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+    })
 }
 
 fn check_private(root: &Path) -> Result<()> {

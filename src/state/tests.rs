@@ -95,3 +95,35 @@ fn quarantine_uses_the_clock() {
     assert_eq!(moved, s.env_dir("shop").join("status.json.corrupt-42"));
     assert_eq!(s.read_status("shop").unwrap(), None);
 }
+
+/// Issue 19 item 3: a command run by another user than the state directory's owner (`sudo
+/// c2quay deploy` on the agent's directory) writes nothing and says who owns it; reading works.
+#[test]
+fn another_users_state_directory_is_read_but_never_written() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: changing a directory's owner needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = StateDir::open(&dir.path().join("s")).unwrap();
+    s.ensure_env("shop").unwrap();
+    let nobody = 65534;
+    std::os::unix::fs::chown(s.root(), Some(nobody), Some(nobody)).unwrap();
+
+    let lock = s.lock_environment("shop", "deploy", std::time::Duration::ZERO);
+    let write = s.ensure_env("other");
+
+    for err in [
+        lock.map(|_| ()).unwrap_err(),
+        write.map(|_| ()).unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), "permissions");
+        let text = err.to_string();
+        assert!(text.contains("belongs to uid 65534"), "{text}");
+        assert!(text.contains("runs as uid 0"), "{text}");
+        assert!(text.contains("run it as the owner (sudo -u"), "{text}");
+    }
+    assert!(!s.env_dir("other").exists(), "nothing written");
+    assert_eq!(s.read_status("shop").unwrap(), None, "reading still works");
+}

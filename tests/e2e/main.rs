@@ -20,6 +20,7 @@ mod docker_faults;
 mod docker_world;
 mod doctor_cli;
 mod endpoints;
+mod foreign_owner_e2e;
 mod gate_waves_e2e;
 mod kill_loop;
 mod orphan_records_e2e;
