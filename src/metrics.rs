@@ -22,6 +22,7 @@ mod docker;
 mod labels;
 mod register;
 mod sink;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -56,6 +57,7 @@ pub const DOCUMENTED_METRICS: &[(&str, &str)] = &[
     ("c2quay_manifest_errors", "gauge"),
     ("c2quay_build_info", "gauge"),
     ("c2quay_docker_up", "gauge"),
+    ("c2quay_state_error", "gauge"),
     ("c2quay_docker_list_duration_seconds", "gauge"),
     ("process_cpu_seconds_total", "counter"),
     ("process_open_fds", "gauge"),
@@ -133,6 +135,7 @@ pub struct Metrics {
     last_success_timestamp_seconds: IntGaugeVec,
     manifest_errors: IntGaugeVec,
     docker: docker::DockerMetrics,
+    state_error: IntGaugeVec,
 }
 
 impl Metrics {
@@ -269,6 +272,7 @@ impl Metrics {
                 env,
             )?,
             docker: docker::DockerMetrics::register(r)?,
+            state_error: state::register(r)?,
             known_environments: Mutex::new(BTreeSet::new()),
             registry,
             process_registry,
@@ -344,6 +348,7 @@ impl Metrics {
             &self.drift_detected,
             &self.pending_records,
             &self.manifest_errors,
+            &self.state_error,
         ] {
             gauge.with_label_values(&[env]).set(0);
         }
@@ -394,6 +399,7 @@ impl Metrics {
             &self.pending_records,
             &self.manifest_errors,
             &self.last_success_timestamp_seconds,
+            &self.state_error,
         ] {
             let _ = gauge.remove_label_values(&[env]);
         }

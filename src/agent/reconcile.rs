@@ -90,6 +90,9 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
                 // Never overwrite a status we cannot read with a fresh one (one written by a
                 // newer c2quay included): report and retry.
                 warn!(error = %error_chain(&error), "status file unreadable; leaving it as is");
+                if let Some(metrics) = &ctx.metrics {
+                    metrics.set_state_error(name, true);
+                }
                 return ReconcileOutcome {
                     phase: "Unknown".into(),
                     result: "state_error".into(),
@@ -128,8 +131,9 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
             result: result.clone(),
             duration_ms: elapsed.as_millis() as u64,
         });
-        if let Err(error) = crate::status::replace(&ctx.state, lock, &status) {
-            warn!(error = %error_chain(&error), "cannot write status");
+        let written = crate::status::replace(&ctx.state, lock, &status);
+        if let Err(error) = &written {
+            warn!(error = %error_chain(error), "cannot write status");
         }
         if let Some(metrics) = &ctx.metrics
             && status.phase == Phase::Orphaned
@@ -150,9 +154,11 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
             metrics.set_gate_blocked_since(name, blocked_since);
             metrics.set_drift_detected(name, status.phase == Phase::Drifted);
             metrics.set_manifest_errors(name, usize::from(status.phase == Phase::Invalid));
-            if status.phase == Phase::Ready {
+            if status.phase == Phase::Ready && written.is_ok() {
                 metrics.set_last_success(name, now);
             }
+            // A status the agent cannot write is not Ready, whatever the phase says.
+            metrics.set_state_error(name, written.is_err());
         }
         ReconcileOutcome {
             phase: status.phase.as_str().to_string(),

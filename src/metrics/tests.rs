@@ -501,3 +501,28 @@ fn a_recovery_event_counts_by_result_from_zero() {
         Some(0.0)
     );
 }
+
+#[test]
+fn a_state_error_is_never_ready_and_clears_when_the_state_is_written_again() {
+    let metrics = Metrics::new().unwrap();
+    let env = [("environment", "shop")];
+    metrics.set_phase("shop", "Ready");
+    metrics.set_state_error("shop", true);
+    let text = metrics.render();
+    assert_eq!(value(&text, "c2quay_state_error", &env), Some(1.0));
+    assert_eq!(value(&text, "c2quay_environment_ready", &env), Some(0.0));
+
+    metrics.set_phase("shop", "Ready");
+    metrics.set_state_error("shop", false);
+    let text = metrics.render();
+    assert_eq!(value(&text, "c2quay_state_error", &env), Some(0.0));
+    assert_eq!(value(&text, "c2quay_environment_ready", &env), Some(1.0));
+
+    metrics.observe_docker(false, Duration::from_millis(1500));
+    let text = metrics.render();
+    assert_eq!(value(&text, "c2quay_docker_up", &[]), Some(0.0));
+    assert_eq!(
+        value(&text, "c2quay_docker_list_duration_seconds", &[]),
+        Some(1.5)
+    );
+}

@@ -29,6 +29,7 @@ const EXPECTED_ALERTS: &[&str] = &[
     "C2quayRecordPending",
     "C2quayManifestInvalid",
     "C2quayDrift",
+    "C2quayStateError",
     "C2quayDockerUnreachable",
     "C2quayDockerSlow",
     "C2quayAgentDown",
