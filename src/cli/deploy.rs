@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::common::{RealContext, load_environment, print_json, real_context};
+use super::interrupt::{Interrupted, signal_name, until_interrupted};
 use super::{Dirs, EXIT_CODES, Output};
 use crate::manifest::{Environment, RollbackMode};
 use crate::pipeline::{self, DeployOptions, DeployReport, Outcome, RecordStatus, error_chain};
@@ -30,6 +31,10 @@ pub struct DeployArgs {
     /// How long to wait for the environment lock held by another run.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub lock_wait: Duration,
+    /// After SIGINT or SIGTERM, how long the deploy may go on to finish its step (or its
+    /// rollback) before it is abandoned to the journal; a second signal abandons it at once.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -97,7 +102,7 @@ pub async fn deploy(args: DeployArgs) -> i32 {
     let started_at = ctx.clock.now();
     // The deploy and its status write happen under one hold of the environment lock: nothing
     // (the agent, a `retry`) can write the status in between.
-    let deployed = pipeline::with_env_lock(
+    let deploying = pipeline::with_env_lock(
         &ctx.state,
         env.name(),
         "deploy",
@@ -107,8 +112,50 @@ pub async fn deploy(args: DeployArgs) -> i32 {
             let written = write_outcome(&ctx, &env, &report, lock, started_at, started);
             Ok((report, written))
         },
-    )
-    .await;
+    );
+    let what = format!("the deploy of {}", env.name());
+    let (deployed, signalled) = match until_interrupted(deploying, args.grace, &what).await {
+        Interrupted::No(deployed) => (deployed, None),
+        Interrupted::Finished(deployed, code) => (deployed, Some(code)),
+        Interrupted::Abandoned(code) => return abandoned(&ctx, &env, code),
+    };
+    let code = deploy_exit(deployed, &args);
+    match signalled {
+        Some(signal) => {
+            eprintln!(
+                "c2quay: interrupted by {}; the deploy of {} finished first (exit {code} without the signal)",
+                signal_name(signal),
+                env.name()
+            );
+            signal
+        }
+        None => code,
+    }
+}
+
+/// What an abandoned deploy left, on stderr; the exit code of the signal.
+fn abandoned(ctx: &RealContext, env: &Environment, code: i32) -> i32 {
+    let name = env.name();
+    match ctx.state.read_intent(name) {
+        Ok(Some(intent)) => eprintln!(
+            "c2quay: abandoned the deploy of {name} ({}) after step {:?}: the journal keeps it; \
+             `c2quay deploy {name}` or the agent resumes it from there",
+            signal_name(code),
+            intent.step
+        ),
+        _ => eprintln!(
+            "c2quay: abandoned the deploy of {name} ({}) before it changed anything on the host",
+            signal_name(code)
+        ),
+    }
+    code
+}
+
+/// Prints a finished deploy's report (or error) and returns its exit code.
+fn deploy_exit(
+    deployed: pipeline::Result<(DeployReport, Result<(), String>)>,
+    args: &DeployArgs,
+) -> i32 {
     match deployed {
         Ok((report, written)) => {
             // Keep the status in step for `c2quay status` and the agent (the agent does the same
@@ -116,7 +163,7 @@ pub async fn deploy(args: DeployArgs) -> i32 {
             if let Err(message) = written {
                 eprintln!(
                     "warning: the status of {} was not updated: {message}",
-                    env.name()
+                    args.environment
                 );
             }
             match args.output {

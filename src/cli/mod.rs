@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod common;
 mod deploy;
 mod doctor;
+mod interrupt;
 mod ops;
 pub mod validate;
 
@@ -22,7 +23,8 @@ Exit codes:
   3  gate blocked: the broker said no or unknown, or could not be asked; nothing on the host changed
   4  deploy failed and was rolled back to the previous images
   5  deploy failed and the rollback failed, or was off / dry-run
-  6  deployed and healthy, but a broker record failed (it waits in the outbox)";
+  6  deployed and healthy, but a broker record failed (it waits in the outbox)
+  130/143  interrupted by SIGINT/SIGTERM: the deploy finished within --grace, or was left to the journal (the next run resumes it)";
 
 /// c2quay: a reconciling agent for Docker Compose hosts, gated by a Pact Broker.
 #[derive(Debug, Parser)]
