@@ -59,6 +59,7 @@ pub fn load_dir(dir: &Path) -> Result<LoadReport> {
         texts.insert(path, text);
     }
     reject_duplicate_names(&mut report, &texts);
+    reject_shared_projects(&mut report, &texts);
     report
         .problems
         .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
@@ -212,6 +213,52 @@ fn reject_duplicate_names(report: &mut LoadReport, texts: &BTreeMap<PathBuf, Str
             });
             rejected.push(file.clone());
         }
+    }
+    report
+        .environments
+        .retain(|env| !rejected.contains(&env.source));
+}
+
+/// A Compose project has one owning environment per host: a manifest naming the project of an
+/// earlier one (in file-name order) for a host they share (no `hosts` means every host) is
+/// refused, naming both files; the first keeps it. Two owners would deploy the same containers
+/// and record the same releases twice.
+fn reject_shared_projects(report: &mut LoadReport, texts: &BTreeMap<PathBuf, String>) {
+    let share_a_host = |a: &Environment, b: &Environment| {
+        let (a, b) = (&a.manifest.spec.hosts, &b.manifest.spec.hosts);
+        a.is_empty() || b.is_empty() || a.iter().any(|host| b.contains(host))
+    };
+    let mut rejected = Vec::new();
+    for (i, env) in report.environments.iter().enumerate() {
+        let Some(owner) = (report.environments[..i].iter())
+            .filter(|earlier| !rejected.contains(&earlier.source))
+            .find(|earlier| earlier.project == env.project && share_a_host(earlier, env))
+        else {
+            continue;
+        };
+        let field = match env.manifest.spec.compose.project {
+            Some(_) => FieldPath::parse("spec.compose.project"),
+            None => FieldPath::parse("metadata.name"),
+        };
+        let location = texts
+            .get(&env.source)
+            .and_then(|text| line_of(text, &field));
+        report.problems.push(Problem {
+            file: env.source.clone(),
+            line: location.map(|l| l.0),
+            column: location.map(|l| l.1),
+            field: Some(field.to_string()),
+            message: format!(
+                "Compose project {:?} already belongs to environment {:?} ({}): one environment \
+                 owns a project on a host; give this one its own `spec.compose.project`, or limit \
+                 both with `spec.hosts`",
+                env.project,
+                owner.name(),
+                owner.source.display()
+            ),
+            severity: Severity::Error,
+        });
+        rejected.push(env.source.clone());
     }
     report
         .environments

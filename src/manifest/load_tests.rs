@@ -161,3 +161,37 @@ fn manifest_names() {
         assert_eq!(is_manifest_name(name), loaded, "{name}");
     }
 }
+
+/// Issue 14 item 1: two manifests owning one Compose project on a shared host; the first (file
+/// name order) keeps it, the second is refused naming both; disjoint `hosts` may share it.
+#[test]
+fn a_project_has_one_owning_environment_per_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_project = |name: &str, project: &str, hosts: &str| {
+        format!(
+            "apiVersion: c2quay.dev/v1\nkind: Environment\nmetadata:\n  name: {name}\nspec:\n  \
+             hosts: [{hosts}]\n  compose:\n    project: {project}\n    directory: .\n"
+        )
+    };
+    let d = dir.path();
+    std::fs::write(d.join("a.yaml"), with_project("shop", "shop", "")).unwrap();
+    std::fs::write(d.join("b.yaml"), with_project("shop-copy", "shop", "")).unwrap();
+    std::fs::write(d.join("c.yaml"), with_project("eu", "edge", "eu-1")).unwrap();
+    std::fs::write(d.join("d.yaml"), with_project("us", "edge", "us-1")).unwrap();
+
+    let report = load_dir(d).unwrap();
+
+    let names: Vec<&str> = report.environments.iter().map(Environment::name).collect();
+    assert_eq!(names, ["shop", "eu", "us"]);
+    let errors: Vec<String> = (report.problems.iter())
+        .filter(|p| p.is_error())
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].contains("b.yaml:8:5: spec.compose.project: Compose project \"shop\" already belongs to environment \"shop\""), "{}", errors[0]);
+    assert!(
+        errors[0].contains("a.yaml"),
+        "names the owner's file: {}",
+        errors[0]
+    );
+}

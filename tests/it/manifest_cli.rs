@@ -306,3 +306,28 @@ fn usage_errors_exit_2_and_help_shows_examples() {
         format!("c2quay {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// Issue 14 item 1: a copy of a manifest under another name owns the same Compose project;
+/// `validate` refuses the copy and names the file that owns the project.
+#[test]
+fn a_second_owner_of_a_compose_project_is_invalid_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let desired = std::fs::read_to_string(root().join("desired/shop-staging.yaml")).unwrap();
+    std::fs::write(dir.path().join("shop-staging.yaml"), &desired).unwrap();
+    std::fs::write(
+        dir.path().join("zz-copy.yaml"),
+        desired.replace("name: shop-staging", "name: shop-staging-copy"),
+    )
+    .unwrap();
+
+    let output = c2quay(&["validate", dir.path().to_str().unwrap()]);
+
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("zz-copy.yaml")
+            && text.contains("already belongs to environment \"shop-staging\""),
+        "{text}"
+    );
+    assert!(text.contains("1 valid, 1 invalid"), "{text}");
+}
