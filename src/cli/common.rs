@@ -30,6 +30,18 @@ pub fn block_on(future: impl Future<Output = i32>) -> i32 {
     }
 }
 
+/// For read-only commands (`status`, `plan`, `verify`): `Err` naming `state_dir` when it does
+/// not exist, so a mistyped `--state-dir` is said, not created and shown as an empty table.
+pub fn existing_state_dir(state_dir: &Path) -> Result<(), String> {
+    if state_dir.is_dir() {
+        return Ok(());
+    }
+    Err(format!(
+        "state directory {} does not exist (nothing was created); check --state-dir, or deploy first",
+        state_dir.display()
+    ))
+}
+
 /// Builds the real adapters on `state_dir`; `metrics` is given to the agent only.
 pub async fn real_context(
     state_dir: &Path,

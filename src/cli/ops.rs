@@ -162,6 +162,10 @@ async fn shutdown_signal() {
 
 /// Runs `status` from the state directory (works with the agent stopped).
 pub fn status(args: StatusArgs) -> i32 {
+    if let Err(message) = super::common::existing_state_dir(&args.state_dir) {
+        eprintln!("error: {message}");
+        return 1;
+    }
     let state = match StateDir::open(&args.state_dir) {
         Ok(state) => state,
         Err(error) => {
@@ -235,6 +239,10 @@ pub fn status(args: StatusArgs) -> i32 {
 
 /// Runs `plan`: what the agent would do now, with the broker's current answers. Read-only.
 pub async fn plan(args: PlanArgs) -> i32 {
+    if let Err(message) = super::common::existing_state_dir(&args.dirs.state_dir) {
+        eprintln!("error: {message}");
+        return 1;
+    }
     let ctx = match real_context(&args.dirs.state_dir, None).await {
         Ok(ctx) => ctx,
         Err(message) => {

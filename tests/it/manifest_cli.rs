@@ -331,3 +331,34 @@ fn a_second_owner_of_a_compose_project_is_invalid_naming_the_first() {
     );
     assert!(text.contains("1 valid, 1 invalid"), "{text}");
 }
+
+/// Issue 14 item 5: read-only commands never create a mistyped state directory; they say it
+/// does not exist.
+#[test]
+fn status_and_plan_never_create_a_missing_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo");
+    let typo_arg = typo.to_str().unwrap();
+    for args in [
+        vec!["status", "--state-dir", typo_arg],
+        vec![
+            "plan",
+            "shop-staging",
+            "--desired",
+            "desired",
+            "--state-dir",
+            typo_arg,
+        ],
+    ] {
+        let output = c2quay(&args);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {text}");
+        assert!(
+            text.contains(&format!(
+                "state directory {typo_arg} does not exist (nothing was created)"
+            )),
+            "{args:?}: {text}"
+        );
+        assert!(!typo.exists(), "{args:?} created {typo_arg}");
+    }
+}
