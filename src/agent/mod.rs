@@ -6,6 +6,7 @@
 //! (the Engine API event stream), and requeue timers from backoff. Each reconcile re-reads manifest, state and
 //! containers, so a restart changes nothing: the journal and the outbox carry what must survive.
 
+pub mod claims;
 mod desired;
 mod http;
 pub mod models;
@@ -63,6 +64,10 @@ pub struct Config {
     pub debounce: Duration,
     /// Whether to follow the Engine API container events.
     pub container_events: bool,
+    /// Where this agent claims its Compose projects ([`claims`]); `None`: claims are off.
+    pub claims_dir: Option<PathBuf>,
+    /// Manage projects another live agent claims (`--take-over`).
+    pub take_over: bool,
 }
 
 impl Config {
@@ -78,6 +83,8 @@ impl Config {
             grace: DEFAULT_GRACE,
             debounce: DEFAULT_DEBOUNCE,
             container_events: true,
+            claims_dir: None,
+            take_over: false,
         }
     }
 }
@@ -153,6 +160,8 @@ pub struct Shared {
     pub statuses: resync::StatusCache,
     /// A resync's container pass is running (its Docker call never blocks the main loop).
     pub resync_running: AtomicBool,
+    /// The Compose projects this agent claimed.
+    pub claims: claims::Claims,
 }
 
 impl Shared {
@@ -189,6 +198,16 @@ where
         models: models::Models::default(),
         statuses: resync::StatusCache::default(),
         resync_running: AtomicBool::new(false),
+        claims: claims::Claims::new(
+            config.claims_dir.clone(),
+            format!(
+                "c2quay agent pid {} (state directory {}) since {}",
+                std::process::id(),
+                ctx.state.root().display(),
+                humantime::format_rfc3339_seconds(ctx.clock.now())
+            ),
+            config.take_over,
+        ),
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     if let Some(addr) = config.listen {

@@ -215,6 +215,20 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
 ) -> Step {
     let name = env.name();
     status.observed_generation = Some(env.generation.clone());
+    // 0. One agent per Compose project on a host: a live foreign claim means standing back.
+    if let Err(owner) = shared.claims.claim(&env.project) {
+        let cause = Cause::ClaimedElsewhere {
+            project: &env.project,
+            owner: &owner,
+        };
+        let delay = transition(status, cause, ctx.clock.now());
+        return (
+            "standby".into(),
+            status.message.clone(),
+            "standby".into(),
+            delay,
+        );
+    }
     // 1. An interrupted operation is recovered before anything else (resumed, finished or
     // rolled back; interrupted is not failed), and the history says which.
     let started = Instant::now();

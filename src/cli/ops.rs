@@ -49,6 +49,15 @@ pub struct AgentArgs {
     /// Reconcile every environment once, print a summary and exit (0 when all are Ready).
     #[arg(long)]
     pub once: bool,
+    /// Where agents claim their Compose projects, one agent per project on a host (the
+    /// shipped unit sets /run/lock/c2quay; without it claims are off). Every agent of the host
+    /// must use the same directory.
+    #[arg(long, env = "C2QUAY_CLAIMS_DIR")]
+    pub claims_dir: Option<std::path::PathBuf>,
+    /// Manage projects even when another live agent claims them (after moving an agent to a
+    /// new state directory while the old one still runs, say).
+    #[arg(long)]
+    pub take_over: bool,
 }
 
 /// Arguments of `c2quay status`.
@@ -123,6 +132,8 @@ pub async fn agent(args: AgentArgs) -> i32 {
     config.once = args.once;
     config.grace = args.grace;
     config.debounce = args.debounce;
+    config.claims_dir = args.claims_dir.clone();
+    config.take_over = args.take_over;
     let once = args.once;
     match agent::run(config, ctx, shutdown_signal()).await {
         Ok(summary) => {

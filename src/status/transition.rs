@@ -40,6 +40,13 @@ pub enum Cause<'a> {
         /// Why the prune failed, if it did (the containers may still run).
         error: Option<&'a str>,
     },
+    /// Another live agent claims the environment's Compose project: this one stands back.
+    ClaimedElsewhere {
+        /// The Compose project.
+        project: &'a str,
+        /// Who claims it, as its claim says.
+        owner: &'a str,
+    },
     /// `spec.suspend` is true.
     Suspended,
     /// The planner's action, for actions that run no flow (everything but `Deploy` and `Heal`).
@@ -139,6 +146,14 @@ pub fn transition(
                 ),
             };
             None
+        }
+        Cause::ClaimedElsewhere { project, owner } => {
+            status.phase = Phase::Pending;
+            status.message = format!(
+                "Compose project {project} is managed by {owner}: this agent stands back until \
+                 that agent stops (or is started with --take-over)"
+            );
+            Some(TRANSIENT_RETRY)
         }
         Cause::Suspended => {
             status.phase = Phase::Suspended;
