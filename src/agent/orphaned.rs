@@ -40,6 +40,14 @@ pub(super) async fn orphaned<C: Compose, B: Brokers, S: Smoke>(
                 Some(saved) => send_pending(ctx, shared, saved, status).await,
                 None => None,
             };
+            // Nothing pending and no journal left to recover: a renamed manifest's old name goes.
+            if let Some(saved) = &saved
+                && requeue.is_none()
+                && !ctx.state.intent_file(name).exists()
+                && let Some(owner) = renamed_to(shared, saved)
+            {
+                return forget(ctx, name, &owner, &saved.project);
+            }
             let message = status.message.clone();
             return ("orphaned".into(), message, "orphaned".into(), requeue);
         }
@@ -130,4 +138,51 @@ fn records_there(env: &Environment, record: &PendingRecord) -> bool {
     };
     broker.environment == record.broker_environment
         && (env.gated_services().iter()).any(|s| env.pacticipant(s) == record.pacticipant)
+}
+
+/// The result of a reconcile that forgot its environment ([`forget`]): nothing is written.
+pub(super) const FORGOTTEN: &str = "forgotten";
+
+/// The desired environment that now owns `saved`'s Compose project under another name (a
+/// renamed manifest), if any.
+fn renamed_to(shared: &Arc<Shared>, saved: &Environment) -> Option<String> {
+    let desired = super::read(&shared.desired);
+    desired.entries.values().find_map(|entry| match entry {
+        DesiredEnv::Valid(env) if env.name() != saved.name() && env.project == saved.project => {
+            Some(env.name().to_string())
+        }
+        _ => None,
+    })
+}
+
+/// Forgets the removed environment `name` whose project `owner` now manages and which has
+/// nothing pending (issue 19: a renamed manifest leaves no `Orphaned` ghost): its status and
+/// saved manifest go; its audit log, reports and snapshots stay for the record. The caller
+/// writes nothing more for it ([`FORGOTTEN`]).
+fn forget<C, B, S>(
+    ctx: &Arc<Context<C, B, S>>,
+    name: &str,
+    owner: &str,
+    project: &str,
+) -> (String, String, String, Option<Duration>) {
+    let message = format!(
+        "the manifest of {name} was removed and environment {owner} manages project {project} now, \
+         with nothing pending: forgot {name} (its audit log and reports stay)"
+    );
+    if let Err(error) = (ctx.state).audit(name, None, "orphan", "forgotten", &message) {
+        warn!(error = %error_chain(&error), "cannot write the audit line");
+    }
+    for file in [
+        ctx.state.applied_manifest_file(name),
+        ctx.state.applied_model_file(name),
+        ctx.state.status_file(name),
+    ] {
+        if let Err(error) = std::fs::remove_file(&file)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            warn!(file = %file.display(), %error, "cannot remove a file of a forgotten environment");
+        }
+    }
+    tracing::info!(owner, project, "{message}");
+    ("forget".into(), message, FORGOTTEN.into(), None)
 }

@@ -111,6 +111,16 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
                 reconcile_valid(ctx, shared, &env, &mut status, lock).await
             }
         };
+        if result == super::orphaned::FORGOTTEN {
+            if let Some(metrics) = &ctx.metrics {
+                metrics.forget_environment(name);
+            }
+            return ReconcileOutcome {
+                phase: Phase::Orphaned.as_str().to_string(),
+                result,
+                requeue_after: None,
+            };
+        }
         if let Some(note) = parked_intent(ctx, name, &status) {
             // Recovery needs the manifest (project files, smoke checks, broker): until a valid
             // one returns, the journal and the containers are left exactly as they are.

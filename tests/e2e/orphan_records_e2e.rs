@@ -91,17 +91,19 @@ fn a_renamed_manifest_records_itself_and_the_old_names_record_is_dropped_once() 
     );
     assert_eq!(world.outbox_len("old-name"), 0);
     assert_eq!(status(&world, "new-name")["phase"], "Ready");
-    let old = status(&world, "old-name");
-    assert!(
-        old["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("another environment records them now"),
-        "{old:#}"
-    );
+    // Nothing is pending and new-name owns the project: the old name is forgotten (no
+    // `Orphaned` ghost), its audit log kept.
+    assert!(!world.env_state("old-name").join("status.json").exists());
     assert!(
         world.audit_has("old-name", 0, "record", "superseded"),
         "{:?}",
         world.audit("old-name")
     );
+    assert!(
+        world.audit_has("old-name", 0, "orphan", "forgotten"),
+        "{:?}",
+        world.audit("old-name")
+    );
+    let (_, listed) = agent_once(&world);
+    assert!(!listed.contains("old-name"), "{listed}");
 }
