@@ -3,14 +3,13 @@
 use std::time::Instant;
 
 use super::super::run::Run;
-use super::super::steps::record::{pending_record, pending_record_of};
+use super::super::steps::record::{pending_record, pending_record_of, undeployments};
 use super::super::{
     Brokers, Context, DeployOptions, DeployReport, Error, Outcome, Result, candidates,
     check_services_exist, desired_pins, project_of, wave_pins, with_env_lock,
 };
 use super::apply_release;
 use super::rollback::{pins_that_ran, roll_back};
-use crate::broker::Candidate;
 use crate::docker::{Compose, Container, ImagePins, Project, RenderedModel};
 use crate::events::{PipelineEvent, StepName};
 use crate::manifest::Environment;
@@ -81,13 +80,10 @@ pub async fn deploy_sending_pending<C: Compose, B: Brokers, S: Smoke>(
         environment: name.clone(),
         source,
     };
-    let mut sent: Vec<super::super::RecordItem> = Vec::new();
-    if !options.dry_run {
-        let (pending, _) = ctx.state.outbox_list(&name).map_err(state_err)?;
-        if !pending.is_empty() {
-            sent = Run::new(ctx, env).record(&pending).await;
-        }
-    }
+    let mut sent = match options.dry_run {
+        true => Vec::new(),
+        false => Run::new(ctx, env).record_outbox().await?,
+    };
     let mut report = deploy_locked(ctx, env, options, lock).await?;
     let sent_any = !sent.is_empty();
     if sent_any {
@@ -261,7 +257,7 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
         .collect();
     if removing {
         records.extend(
-            undeployments(&applied, &changes.removed)
+            undeployments(env, &applied, &changes.removed)
                 .iter()
                 .map(|candidate| pending_record_of(RecordKind::Undeployment, ctx, env, candidate)),
         );
@@ -395,8 +391,8 @@ fn describe_plan(env: &Environment, changes: &plan::Changes) -> String {
 }
 
 /// The services among `releases` whose new release the gate did not allow, when it was asked
-/// per service (one answer per gated release, in order). Empty for an all-or-nothing answer:
-/// one query decides for the whole set.
+/// per service (one answer per gated release, in order). Every release for an all-or-nothing
+/// answer: one query decides for the whole set.
 fn held_by_gate(
     env: &Environment,
     releases: &[String],
@@ -429,24 +425,6 @@ fn running_services(model: &RenderedModel, observed: &[Container]) -> Vec<String
                 .any(|c| c.service == **s && c.state == "running")
         })
         .cloned()
-        .collect()
-}
-
-/// The undeployments to record for `removed` services: those applied with a version (gated),
-/// under the pacticipant they were recorded as.
-fn undeployments(applied: &plan::AppliedState, removed: &[String]) -> Vec<Candidate> {
-    removed
-        .iter()
-        .filter_map(|service| {
-            let release = applied.releases.get(service)?;
-            Some(Candidate {
-                pacticipant: release
-                    .pacticipant
-                    .clone()
-                    .unwrap_or_else(|| service.clone()),
-                version: release.version.clone()?,
-            })
-        })
         .collect()
 }
 

@@ -9,9 +9,8 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use super::super::run::Run;
-use super::super::steps::record::pending_record_of;
+use super::super::steps::record::{pending_record_of, undeployments};
 use super::super::{Brokers, Context, Error, RecordItem, RecordStatus, Result};
-use crate::broker::Candidate;
 use crate::docker::Compose;
 use crate::error_chain;
 use crate::manifest::{Environment, Manifest, PruneMode};
@@ -176,22 +175,8 @@ pub async fn prune<C: Compose, B: Brokers, S: Smoke>(
         environment: name.clone(),
         source,
     };
-    let status = ctx.state.read_status(&name).map_err(state_err)?;
-    let gated = env.gated_services();
-    let undeploy: Vec<Candidate> = (status.iter())
-        .flat_map(|s| s.releases.iter())
-        .filter(|(service, _)| gated.contains(service))
-        .filter_map(|(service, release)| {
-            Some(Candidate {
-                pacticipant: release
-                    .pacticipant
-                    .clone()
-                    .unwrap_or_else(|| env.pacticipant(service)),
-                version: release.version.clone()?,
-            })
-        })
-        .collect();
-    for candidate in &undeploy {
+    let applied = super::super::try_applied_state(&ctx.state, &name).map_err(state_err)?;
+    for candidate in &undeployments(env, &applied, &env.gated_services()) {
         let record = pending_record_of(RecordKind::Undeployment, ctx, env, candidate);
         ctx.state.outbox_put(&name, &record).map_err(state_err)?;
     }
@@ -208,9 +193,7 @@ pub async fn prune<C: Compose, B: Brokers, S: Smoke>(
             project: env.project.clone(),
             source,
         })?;
-    let (queued, _) = ctx.state.outbox_list(&name).map_err(state_err)?;
-    let mut run = Run::new(ctx, env);
-    let records = run.record(&queued).await;
+    let records = Run::new(ctx, env).record_outbox().await?;
     let report = PruneReport {
         project: env.project.clone(),
         records,

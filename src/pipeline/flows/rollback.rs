@@ -441,8 +441,7 @@ pub async fn rollback_to_snapshot<C: Compose, B: Brokers, S: Smoke>(
             let record = super::super::steps::record::pending_record(ctx, env, &candidate);
             ctx.state.outbox_put(&name, &record).map_err(state_err)?;
         }
-        let (queued, _) = ctx.state.outbox_list(&name).map_err(state_err)?;
-        let records = run.record(&queued).await;
+        let records = run.record_outbox().await?;
         Ok(ManualRollback {
             restored: images,
             records,

@@ -16,6 +16,24 @@ use crate::manifest::Environment;
 use crate::state::{PendingRecord, RecordKind};
 
 impl<C, B: Brokers, S> Run<'_, C, B, S> {
+    /// Sends the whole outbox of the run's environment, oldest first, now (whatever the retry
+    /// times); [`Run::record`] of it. Empty when nothing is pending.
+    pub(in crate::pipeline) async fn record_outbox(&mut self) -> Result<Vec<RecordItem>> {
+        let name = self.env.name();
+        let (queued, _) = self
+            .ctx
+            .state
+            .outbox_list(name)
+            .map_err(|source| Error::State {
+                environment: name.to_string(),
+                source,
+            })?;
+        if queued.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.record(&queued).await)
+    }
+
     /// Records every one of `records`; failures stay in the outbox. Items in input order.
     pub(in crate::pipeline) async fn record(
         &mut self,
@@ -150,6 +168,26 @@ pub(in crate::pipeline) fn pending_record_of<C, B, S>(
         broker.and_then(|b| b.application_instance.as_deref()),
         ctx.clock.now(),
     )
+}
+
+/// The undeployments to record for `services` of `env`: those applied with a version, under
+/// the pacticipant they were recorded as.
+pub(in crate::pipeline) fn undeployments(
+    env: &Environment,
+    applied: &crate::plan::AppliedState,
+    services: &[String],
+) -> Vec<Candidate> {
+    services
+        .iter()
+        .filter_map(|service| {
+            let release = applied.releases.get(service)?;
+            Some(Candidate {
+                pacticipant: (release.pacticipant.clone())
+                    .unwrap_or_else(|| env.pacticipant(service)),
+                version: release.version.clone()?,
+            })
+        })
+        .collect()
 }
 
 /// Logs what an accepted undeployment found: nothing currently deployed is success (a retry
