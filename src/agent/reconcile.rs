@@ -90,6 +90,7 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
                 // Never overwrite a status we cannot read with a fresh one (one written by a
                 // newer c2quay included): report and retry.
                 warn!(error = %error_chain(&error), "status file unreadable; leaving it as is");
+                shared.statuses.set_failing(name, true);
                 if let Some(metrics) = &ctx.metrics {
                     metrics.set_state_error(name, true);
                 }
@@ -145,6 +146,7 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
         if let Err(error) = &written {
             warn!(error = %error_chain(error), "cannot write status");
         }
+        shared.statuses.set_failing(name, written.is_err());
         if let Some(metrics) = &ctx.metrics
             && status.phase == Phase::Orphaned
         {

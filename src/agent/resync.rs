@@ -15,10 +15,13 @@ use crate::state::{EnvironmentStatus, Phase, StateDir};
 
 /// The status files as last parsed, by environment, keyed by the file's size, mtime and inode
 /// (every write is a rename, so a new status is a new inode): a no-op resync stats each status
-/// file instead of parsing it again, and reuses the planner's view of it.
+/// file instead of parsing it again, and reuses the planner's view of it. It also remembers
+/// which environments' last reconcile could not read or write their status: the next resync
+/// reconciles those again, so a state file that is readable again is noticed at once.
 #[derive(Debug, Default)]
 pub struct StatusCache {
     entries: Mutex<HashMap<String, (FileStamp, Arc<CachedStatus>)>>,
+    failing: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// One parsed status file and the applied state the planner reads from it.
@@ -34,6 +37,27 @@ pub struct CachedStatus {
 type FileStamp = (u64, SystemTime, u64);
 
 impl StatusCache {
+    /// Notes whether the last reconcile of `name` could read and write its status.
+    pub fn set_failing(&self, name: &str, failing: bool) {
+        let mut set = self
+            .failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failing {
+            set.insert(name.to_string());
+        } else {
+            set.remove(name);
+        }
+    }
+
+    /// Whether the last reconcile of `name` could not read or write its status.
+    pub fn is_failing(&self, name: &str) -> bool {
+        self.failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(name)
+    }
+
     /// The status of `name` (`None`: none, or unreadable; the reconcile reports those).
     pub fn get(&self, state: &StateDir, name: &str) -> Option<Arc<CachedStatus>> {
         let meta = std::fs::metadata(state.status_file(name)).ok()?;
@@ -80,6 +104,10 @@ pub fn needing_reconcile<C, B, S>(
         by_project.insert(group[0].project.as_str(), group);
     }
     for (name, entry) in &desired.entries {
+        if statuses.is_failing(name) {
+            names.push(name.clone());
+            continue;
+        }
         let cached = statuses.get(&ctx.state, name);
         let needs = match entry {
             DesiredEnv::Invalid { .. } => cached
