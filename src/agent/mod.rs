@@ -390,7 +390,7 @@ fn handle_event<C: Compose + 'static, B: Brokers + 'static, S: Smoke + 'static>(
                     ),
                     Err(error) => {
                         warn!(error = %crate::error_chain(&error), "resync: docker is not reachable");
-                        Vec::new()
+                        resync::not_yet_unknown(&ctx, &next, &shared.statuses)
                     }
                 };
                 shared.resync_running.store(false, Ordering::SeqCst);

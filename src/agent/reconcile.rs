@@ -142,7 +142,7 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
             result: result.clone(),
             duration_ms: elapsed.as_millis() as u64,
         });
-        let written = crate::status::replace(&ctx.state, lock, &status);
+        let written = crate::status::replace(&ctx.state, lock, &mut status);
         if let Err(error) = &written {
             warn!(error = %error_chain(error), "cannot write status");
         }
@@ -309,8 +309,21 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
     let observed = ctx.compose.ps(&project).await;
     shared.docker_answered(ctx.metrics.as_deref(), observed.is_ok(), listed.elapsed());
     let observed = match observed {
-        Ok(containers) => containers,
-        Err(error) => return transient(status, "observe", &error_chain(&error), ctx.clock.now()),
+        Ok(containers) => {
+            crate::status::docker_answered(status, ctx.clock.now());
+            containers
+        }
+        Err(error) => {
+            let message = error_chain(&error);
+            let cause = Cause::DockerUnreachable { message: &message };
+            let delay = transition(status, cause, ctx.clock.now());
+            return (
+                "observe".into(),
+                status.message.clone(),
+                "docker_unreachable".into(),
+                delay,
+            );
+        }
     };
     // The rendered Compose model is desired state too: rendered again only when an input
     // file changed. Compose files that do not render change nothing on the host.

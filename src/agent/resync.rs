@@ -156,3 +156,24 @@ pub fn needing_reconcile<C, B, S>(
     }
     names
 }
+
+/// With Docker unreachable: the valid environments whose status does not say `Unknown` yet,
+/// so that one reconcile each marks them (none is left claiming `Ready` while nothing can be
+/// observed); those already `Unknown` wait for Docker to answer again.
+pub fn not_yet_unknown<C, B, S>(
+    ctx: &Context<C, B, S>,
+    desired: &DesiredSet,
+    statuses: &StatusCache,
+) -> Vec<String> {
+    desired
+        .entries
+        .iter()
+        .filter(|(_, entry)| matches!(entry, DesiredEnv::Valid(_)))
+        .filter(|(name, _)| {
+            statuses
+                .get(&ctx.state, name)
+                .is_none_or(|cached| cached.status.phase != Phase::Unknown)
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}

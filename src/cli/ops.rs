@@ -422,7 +422,7 @@ pub fn retry(args: RetryArgs) -> i32 {
             status.gate_checks = 0;
             status.next_gate_check_at = None;
             status.gate_blocked_generation = None;
-            if let Err(error) = crate::status::replace(&state, &lock, &status) {
+            if let Err(error) = crate::status::replace(&state, &lock, &mut status) {
                 eprintln!("error: {}", error_chain(&error));
                 return 1;
             }

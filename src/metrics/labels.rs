@@ -16,6 +16,7 @@ pub const PHASES: &[&str] = &[
     "Invalid",
     "Suspended",
     "Orphaned",
+    "Unknown",
 ];
 
 /// One step of the reconcile pipeline, the `step` label of `c2quay_step_duration_seconds`:

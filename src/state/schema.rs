@@ -3,7 +3,7 @@
 //!
 //! Version 1 is every file written before the field existed (no `schemaVersion`): each shape a
 //! released c2quay wrote is kept as a fixture under `tests/fixtures/state/` and must keep
-//! loading. Version 2 ([`SCHEMA_VERSION`]) is what this code writes. Reading a file goes:
+//! loading. Version 3 ([`SCHEMA_VERSION`]) is what this code writes. Reading a file goes:
 //! parse the JSON (failure: [`Error::Corrupt`]), read its version, refuse a version newer than
 //! [`SCHEMA_VERSION`] ([`Error::NewerSchema`]: a downgrade; the file is neither moved aside nor
 //! overwritten), apply the migrations from its version up, then deserialize, where a field
@@ -12,7 +12,8 @@
 //!
 //! The rule for a new field: give it `#[serde(default)]` (and a default that means what the
 //! older code did). Bump [`SCHEMA_VERSION`] and add a migration only when a field is renamed,
-//! removed or changes meaning; the audit log, the lock file and `applied-model.json` are not
+//! removed or changes meaning, or when a file may hold an enum value an older reader does not
+//! know (it would take the file for corrupt); the audit log, the lock file and `applied-model.json` are not
 //! versioned (the first is advisory and read leniently, the others are not c2quay's shapes).
 
 use std::path::Path;
@@ -25,7 +26,7 @@ use super::atomic::write_atomic;
 use super::error::{Error, Result};
 
 /// The schema version this c2quay writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The name of the version field, first in every versioned file.
 pub const SCHEMA_VERSION_FIELD: &str = "schemaVersion";
@@ -37,13 +38,19 @@ pub const UNVERSIONED: u32 = 1;
 type Migration = fn(&mut Map<String, Value>);
 
 /// `MIGRATIONS[n - 1]` takes version `n` to `n + 1`; its length is `SCHEMA_VERSION - 1`.
-const MIGRATIONS: [Migration; SCHEMA_VERSION as usize - 1] = [v1_to_v2];
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize - 1] = [v1_to_v2, v2_to_v3];
 
 /// Version 1 to 2: nothing is renamed or removed. Every field added while files had no version
 /// (`failedModel`, `configs`, `pacticipant`, `resumes`, `previousImageIds`, `restoreModel`,
 /// `modelHash`, `held`, `kind`, `versions`, the container's `restartPolicy`, `oomKilled`,
 /// `configHash`) defaults when missing, so the object is taken as it is.
 fn v1_to_v2(_object: &mut Map<String, Value>) {}
+
+/// Version 2 to 3: nothing is renamed or removed, but `status.json` may hold values a version 2
+/// reader does not know (the phase `Unknown`, the conditions `Ready` and `DockerReachable`):
+/// such a reader would take the file for corrupt, so version 3 makes it refuse the file as
+/// newer instead. A version 2 object is a valid version 3 object.
+fn v2_to_v3(_object: &mut Map<String, Value>) {}
 
 /// Serializes `value` as pretty JSON with `schemaVersion` first and writes it atomically (0600).
 /// Every state file is a JSON object; a value that serializes as anything else is written
@@ -160,7 +167,9 @@ mod tests {
         write_versioned(&path, &value).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.starts_with("{\n  \"schemaVersion\": 2,\n  \"name\""),
+            text.starts_with(&format!(
+                "{{\n  \"schemaVersion\": {SCHEMA_VERSION},\n  \"name\""
+            )),
             "{text}"
         );
         assert_eq!(read_versioned::<Shape>(&path).unwrap(), value);
@@ -180,7 +189,11 @@ mod tests {
         let err = read_versioned::<Shape>(&path).unwrap_err();
         assert_eq!(err.kind(), "newer_schema");
         let message = err.to_string();
-        for part in [path.to_str().unwrap(), "schemaVersion 7", "supports 2"] {
+        for part in [
+            path.to_str().unwrap(),
+            "schemaVersion 7",
+            &format!("supports {SCHEMA_VERSION}"),
+        ] {
             assert!(message.contains(part), "{part} in {message}");
         }
         assert!(!err.is_transient());

@@ -144,8 +144,9 @@ fn every_released_snapshot_shape_loads() {
 fn a_status_from_a_newer_c2quay_is_refused_and_left_as_it_is() {
     let (_d, s) = state();
     s.ensure_env("shop").unwrap();
-    let mut newer = json(&fixtures().join("status.v2.json"));
-    newer["schemaVersion"] = 3.into();
+    let mut newer = json(&fixtures().join(format!("status.v{}.json", super::SCHEMA_VERSION)));
+    let future = super::SCHEMA_VERSION + 1;
+    newer["schemaVersion"] = future.into();
     newer["fieldOfTheFuture"] = "x".into();
     let text = serde_json::to_string_pretty(&newer).unwrap();
     std::fs::write(s.status_file("shop"), &text).unwrap();
@@ -153,7 +154,8 @@ fn a_status_from_a_newer_c2quay_is_refused_and_left_as_it_is() {
     assert_eq!(err.kind(), "newer_schema");
     let message = err.to_string();
     assert!(
-        message.contains("envs/shop/status.json") && message.contains("schemaVersion 3"),
+        message.contains("envs/shop/status.json")
+            && message.contains(&format!("schemaVersion {future}")),
         "{message}"
     );
     let (listed, errors) = s.list_statuses();

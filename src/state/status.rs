@@ -39,11 +39,14 @@ pub enum Phase {
     Suspended,
     /// The manifest was removed; containers keep running unmanaged.
     Orphaned,
+    /// The agent cannot observe the environment now (the Docker engine does not answer): what
+    /// runs is not known, so it is not Ready. The `DockerReachable` condition says why.
+    Unknown,
 }
 
 impl Phase {
     /// Every phase, for one-hot metrics.
-    pub const ALL: [Phase; 10] = [
+    pub const ALL: [Phase; 11] = [
         Phase::Pending,
         Phase::Ready,
         Phase::Progressing,
@@ -54,6 +57,7 @@ impl Phase {
         Phase::Invalid,
         Phase::Suspended,
         Phase::Orphaned,
+        Phase::Unknown,
     ];
 
     /// The phase's name as written in status files and metric labels.
@@ -69,6 +73,7 @@ impl Phase {
             Phase::Invalid => "Invalid",
             Phase::Suspended => "Suspended",
             Phase::Orphaned => "Orphaned",
+            Phase::Unknown => "Unknown",
         }
     }
 }
@@ -90,6 +95,11 @@ pub enum ConditionType {
     SmokePassed,
     /// Every deployment is recorded in the broker (no pending records).
     Recorded,
+    /// The phase is `Ready`; otherwise the reason is the phase. Refreshed on every write, so
+    /// it never contradicts the phase.
+    Ready,
+    /// The Docker engine answered the environment's last observation.
+    DockerReachable,
 }
 
 /// Kubernetes-style condition status.

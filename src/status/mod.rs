@@ -33,6 +33,7 @@ pub fn update(
         .read_status(environment)?
         .unwrap_or_else(|| EnvironmentStatus::new(environment));
     change(&mut status);
+    refresh_conditions(&mut status, SystemTime::now());
     state.write_status(environment, &status)
 }
 
@@ -41,9 +42,64 @@ pub fn update(
 pub fn replace(
     state: &StateDir,
     lock: &EnvLock,
-    status: &EnvironmentStatus,
+    status: &mut EnvironmentStatus,
 ) -> Result<(), state::Error> {
+    refresh_conditions(status, SystemTime::now());
     state.write_status(lock.environment(), status)
+}
+
+/// Makes the conditions agree with the phase, before every write: `Ready` mirrors the phase
+/// (its reason is the phase when it is not `Ready`), and a `Ready` environment passed its gate,
+/// runs as applied and passed its smoke checks, whatever an earlier failure left in those
+/// conditions (a revert to the release that runs is `Ready` without a deploy). Pure.
+pub fn refresh_conditions(status: &mut EnvironmentStatus, now: SystemTime) {
+    let message = status.message.clone();
+    if status.phase != Phase::Ready {
+        let reason = status.phase.as_str();
+        status.set_condition(
+            ConditionType::Ready,
+            ConditionStatus::False,
+            reason,
+            &message,
+            now,
+        );
+        return;
+    }
+    status.set_condition(
+        ConditionType::Ready,
+        ConditionStatus::True,
+        "Ready",
+        &message,
+        now,
+    );
+    let runs = match &status.applied_generation {
+        Some(generation) => format!("generation {generation} runs as applied"),
+        None => "runs as applied".to_string(),
+    };
+    for type_ in [
+        ConditionType::Gated,
+        ConditionType::Applied,
+        ConditionType::SmokePassed,
+    ] {
+        if status
+            .condition(type_)
+            .is_some_and(|c| c.status != ConditionStatus::True)
+        {
+            status.set_condition(type_, ConditionStatus::True, "Ready", &runs, now);
+        }
+    }
+}
+
+/// Notes whether the Docker engine answered the environment's observation: the
+/// `DockerReachable` condition. An unanswered observation is [`Cause::DockerUnreachable`].
+pub fn docker_answered(status: &mut EnvironmentStatus, now: SystemTime) {
+    status.set_condition(
+        ConditionType::DockerReachable,
+        ConditionStatus::True,
+        "Answered",
+        "the Docker engine answered",
+        now,
+    );
 }
 
 /// The planner's view of what was applied, from an environment's status.

@@ -91,7 +91,12 @@ pub enum Cause<'a> {
         /// Why the smoke checks failed after the restore, if they did.
         smoke_failed: Option<&'a str>,
     },
-    /// A step failed transiently (observe, recover, heal); the phase stays.
+    /// The Docker engine did not answer the observation: what runs is not known.
+    DockerUnreachable {
+        /// The error chain.
+        message: &'a str,
+    },
+    /// A step failed transiently (recover, render, heal); the phase stays.
     TransientError {
         /// The step.
         step: &'a str,
@@ -229,6 +234,20 @@ pub fn transition(
             status.set_condition(ConditionType::SmokePassed, smoke, reason, &message, now);
             None
         }
+        Cause::DockerUnreachable { message } => {
+            status.phase = Phase::Unknown;
+            status.message = format!(
+                "the Docker engine does not answer, so what runs is not known (nothing was changed): {message}"
+            );
+            status.set_condition(
+                ConditionType::DockerReachable,
+                ConditionStatus::False,
+                "DockerUnreachable",
+                message,
+                now,
+            );
+            Some(TRANSIENT_RETRY)
+        }
         Cause::TransientError { step, message } => {
             status.message = format!("{step}: {message}");
             Some(TRANSIENT_RETRY)
@@ -356,6 +375,95 @@ mod tests {
         assert_eq!(status.phase, Phase::Ready);
         assert_eq!(status.message, "observe: docker is down");
         assert_eq!(delay, Some(TRANSIENT_RETRY));
+    }
+
+    #[test]
+    fn an_unanswered_observation_is_unknown_never_ready_and_requeues() {
+        let mut status = EnvironmentStatus::new("shop");
+        status.phase = Phase::Ready;
+        let delay = transition(
+            &mut status,
+            Cause::DockerUnreachable {
+                message: "connection refused",
+            },
+            SystemTime::UNIX_EPOCH,
+        );
+        assert_eq!(status.phase, Phase::Unknown);
+        assert!(
+            status.message.contains("connection refused"),
+            "{}",
+            status.message
+        );
+        let docker = status.condition(ConditionType::DockerReachable).unwrap();
+        assert_eq!(docker.status, ConditionStatus::False);
+        assert_eq!(docker.reason, "DockerUnreachable");
+        assert_eq!(delay, Some(TRANSIENT_RETRY));
+        crate::status::refresh_conditions(&mut status, SystemTime::UNIX_EPOCH);
+        let ready = status.condition(ConditionType::Ready).unwrap();
+        assert_eq!(
+            (ready.status, ready.reason.as_str()),
+            (ConditionStatus::False, "Unknown")
+        );
+    }
+
+    #[test]
+    fn a_ready_environment_has_no_condition_left_from_an_earlier_failure() {
+        let mut status = EnvironmentStatus::new("shop");
+        let failed_at = SystemTime::UNIX_EPOCH;
+        let ready_at = failed_at + Duration::from_secs(60);
+        status.applied_generation = Some("g1".into());
+        status.set_condition(
+            ConditionType::Gated,
+            ConditionStatus::True,
+            "Deployable",
+            "",
+            failed_at,
+        );
+        status.set_condition(
+            ConditionType::Applied,
+            ConditionStatus::False,
+            "RolledBack",
+            "smoke failed",
+            failed_at,
+        );
+        status.set_condition(
+            ConditionType::SmokePassed,
+            ConditionStatus::False,
+            "SmokeFailed",
+            "smoke failed",
+            failed_at,
+        );
+        // A revert to the release that runs: the plan is a no-op, no deploy sets conditions.
+        transition(
+            &mut status,
+            Cause::Planned {
+                action: &Action::Noop,
+                reason: "generation g1 is applied and every service runs",
+            },
+            ready_at,
+        );
+        crate::status::refresh_conditions(&mut status, ready_at);
+        for type_ in [
+            ConditionType::Ready,
+            ConditionType::Applied,
+            ConditionType::SmokePassed,
+        ] {
+            let condition = status.condition(type_).unwrap();
+            assert_eq!(condition.status, ConditionStatus::True, "{type_:?}");
+            assert_eq!(condition.last_transition_time, ready_at, "{type_:?}");
+        }
+        let gated = status.condition(ConditionType::Gated).unwrap();
+        assert_eq!(
+            (gated.reason.as_str(), gated.last_transition_time),
+            ("Deployable", failed_at)
+        );
+        assert!(
+            status
+                .condition(ConditionType::Applied)
+                .unwrap()
+                .message
+                .contains("g1")
+        );
     }
 
     #[test]

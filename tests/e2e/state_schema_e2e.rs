@@ -8,7 +8,7 @@
 //! - written by an older c2quay (no `schemaVersion`): read as version 1, not moved aside;
 //! - unreadable (truncated): moved aside and rebuilt, the failed generation taken from the
 //!   audit log;
-//! - written by a newer c2quay (`schemaVersion` 3): refused naming the file and both versions,
+//! - written by a newer c2quay (`schemaVersion` one above this binary's): refused naming the file and both versions,
 //!   the file byte for byte as it was.
 //!
 //! After `c2quay retry`, a status rebuilt from the audit log lets the generation be tried again.
@@ -66,7 +66,8 @@ fn assert_held(world: &World, spec: &EnvSpec, failed: &Value, containers: &[Stri
     );
     assert_eq!(s["phase"], "RolledBack", "{when}: {s}");
     assert_eq!(
-        s["schemaVersion"], 2,
+        s["schemaVersion"],
+        c2quay::state::SCHEMA_VERSION,
         "{when}: written as the current schema: {s}"
     );
     assert_eq!(
@@ -138,13 +139,18 @@ fn a_failed_generation_stays_held_across_old_unreadable_and_newer_status_files()
 
     // Written by a newer c2quay: refused, untouched.
     let mut newer = status(&world, "held");
-    newer["schemaVersion"] = 3.into();
+    let future = c2quay::state::SCHEMA_VERSION + 1;
+    newer["schemaVersion"] = future.into();
     newer["fieldOfTheFuture"] = true.into();
     let text = serde_json::to_string_pretty(&newer).expect("json");
     write_status(&world, "held", &text);
     let (code, out) = agent_once(&world);
     assert_ne!(code, 0, "{out}");
-    for part in ["held/status.json", "schemaVersion 3", "supports 2"] {
+    let (named, supported) = (
+        format!("schemaVersion {future}"),
+        format!("supports {}", c2quay::state::SCHEMA_VERSION),
+    );
+    for part in ["held/status.json", named.as_str(), supported.as_str()] {
         assert!(
             out.contains(part),
             "the refusal does not say {part:?}: {out}"
@@ -182,7 +188,7 @@ fn a_failed_generation_stays_held_across_old_unreadable_and_newer_status_files()
 /// The newer status back as this c2quay writes it.
 fn status_text_without_future(newer: &Value) -> String {
     let mut current = newer.clone();
-    current["schemaVersion"] = 2.into();
+    current["schemaVersion"] = c2quay::state::SCHEMA_VERSION.into();
     current
         .as_object_mut()
         .expect("object")

@@ -221,3 +221,69 @@ fn an_unreachable_docker_daemon_is_docker_up_0() {
 
     assert_eq!(gauge(&metrics, "c2quay_docker_up"), Some(0.0), "{metrics}");
 }
+
+/// Issue 14 item 3: an environment whose Docker engine does not answer is `Unknown`, never
+/// `Ready` (`c2quay_environment_ready 0`, condition `DockerReachable=False` naming the error),
+/// and nothing on the host changes; once the engine answers again it is `Ready` again. The
+/// agent restarts on the same state directory with `DOCKER_HOST` on a dead socket, as after a
+/// daemon that stopped under it.
+#[test]
+fn an_environment_whose_docker_does_not_answer_is_unknown_until_it_answers_again() {
+    use support::agent::{Agent, World};
+    if !require_docker() {
+        return;
+    }
+    let world = World::new();
+    let (spec, _guard) = world.env("dark", None);
+    spec.write(&world.desired);
+    let mut agent = Agent::start(&world, &[]);
+    agent.wait_phase("dark", "Ready", Duration::from_secs(60));
+    agent.kill9();
+
+    let blind = Agent::start_without_docker(&world, &[]);
+    let status = blind.wait_phase("dark", "Unknown", Duration::from_secs(30));
+    let condition = |status: &serde_json::Value, type_: &str| {
+        status["conditions"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["type"] == type_).cloned())
+            .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+    };
+    let docker = condition(&status, "DockerReachable");
+    assert_eq!(docker["status"], "False", "{status}");
+    assert!(
+        docker["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no-docker.sock"),
+        "the error names the socket: {status}"
+    );
+    let ready = condition(&status, "Ready");
+    assert_eq!(
+        (&ready["status"], &ready["reason"]),
+        (&"False".into(), &"Unknown".into()),
+        "{status}"
+    );
+    let (_, metrics) = blind.get("/metrics").expect("/metrics");
+    for line in [
+        "c2quay_environment_ready{environment=\"dark\"} 0",
+        "c2quay_environment_phase{environment=\"dark\",phase=\"Unknown\"} 1",
+        "c2quay_docker_up 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    assert_eq!(
+        spec.served_version().as_deref(),
+        Some("1"),
+        "nothing changed"
+    );
+    drop(blind);
+
+    let agent = Agent::start(&world, &[]);
+    let status = agent.wait_phase("dark", "Ready", Duration::from_secs(60));
+    assert_eq!(
+        condition(&status, "DockerReachable")["status"],
+        "True",
+        "{status}"
+    );
+    assert_eq!(condition(&status, "Ready")["status"], "True", "{status}");
+}

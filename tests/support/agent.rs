@@ -365,7 +365,29 @@ impl Agent {
         panic!("the agent found no free port in 3 tries");
     }
 
+    /// Spawns the agent on `world` with `DOCKER_HOST` on a socket where nothing listens (a
+    /// stopped daemon) and waits until it serves `/metrics` (`/readyz` says 503 then).
+    pub fn start_without_docker(world: &World, extra: &[&str]) -> Agent {
+        let nowhere = world.root.path().join("no-docker.sock");
+        let docker_host = format!("unix://{}", nowhere.display());
+        let agent = Agent::spawn_with(world, extra, free_port(), &[("DOCKER_HOST", &docker_host)]);
+        let serving = wait_until(Duration::from_secs(30), || {
+            agent.log_text().contains("serving /metrics")
+                && matches!(agent.get("/metrics"), Ok((200, _)))
+        });
+        assert!(
+            serving,
+            "the agent never served /metrics:\n{}",
+            agent.log_text()
+        );
+        agent
+    }
+
     fn spawn(world: &World, extra: &[&str], port: u16) -> Agent {
+        Agent::spawn_with(world, extra, port, &[])
+    }
+
+    fn spawn_with(world: &World, extra: &[&str], port: u16, envs: &[(&str, &str)]) -> Agent {
         let log = world
             .root
             .path()
@@ -387,6 +409,7 @@ impl Agent {
             .args(extra)
             .env_clear_c2quay()
             .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             // Its own process group, like a systemd unit's cgroup: `kill9` takes the children
             // (`docker compose up`, `docker events`) with it, as a unit restart would.
