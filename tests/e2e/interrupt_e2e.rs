@@ -27,13 +27,15 @@ fn at_1_asking_for_2(name: &str) -> (World, Broker, EnvSpec, ComposeProjectGuard
     (world, broker, spec, guard)
 }
 
-/// Runs `c2quay deploy NAME` with `extra`, sends `signal` after `after`; (exit code, stderr).
+/// Runs `c2quay deploy NAME` with `extra`, runs `during` after `after`, then sends `signal`;
+/// (exit code, stderr).
 fn deploy_signalled(
     world: &World,
     name: &str,
     extra: &[&str],
     signal: i32,
     after: Duration,
+    during: impl FnOnce(),
 ) -> (i32, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_c2quay"))
         .args(["deploy", name, "--desired"])
@@ -47,6 +49,7 @@ fn deploy_signalled(
         .spawn()
         .expect("start deploy");
     std::thread::sleep(after);
+    during();
     // SAFETY: signalling our own child by pid.
     unsafe { libc::kill(child.id() as i32, signal) };
     let out = child.wait_with_output().expect("deploy ends");
@@ -63,13 +66,18 @@ fn a_sigterm_during_up_lets_the_deploy_finish_then_exits_143() {
     }
     let (world, broker, spec, _guard) = at_1_asking_for_2("int-finish");
 
+    // Issue 14 item 4: while a CLI deploy runs, `c2quay status` says Progressing.
+    let phase_meanwhile = std::cell::RefCell::new(String::new());
     let (code, stderr) = deploy_signalled(
         &world,
         "int-finish",
         &[],
         libc::SIGTERM,
         Duration::from_secs(3),
+        || *phase_meanwhile.borrow_mut() = cli_phase(&world, "int-finish"),
     );
+    assert_eq!(phase_meanwhile.into_inner(), "Progressing");
+    assert_eq!(cli_phase(&world, "int-finish"), "Ready", "after the deploy");
 
     assert_eq!(code, 143, "{stderr}");
     assert!(
@@ -95,6 +103,7 @@ fn past_the_grace_the_deploy_is_abandoned_to_the_journal_and_the_next_run_resume
         &["--grace", "1s"],
         libc::SIGINT,
         Duration::from_secs(3),
+        || {},
     );
 
     assert_eq!(code, 130, "{stderr}");
@@ -112,4 +121,18 @@ fn past_the_grace_the_deploy_is_abandoned_to_the_journal_and_the_next_run_resume
         "{:?}",
         broker.records(&spec.pacticipant)
     );
+}
+
+/// The phase `c2quay status NAME -o json` prints.
+fn cli_phase(world: &World, name: &str) -> String {
+    let state = world.state.to_str().expect("utf-8 path");
+    let (code, out, err) = world.c2quay(&["status", name, "--state-dir", state, "-o", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let parsed: serde_json::Value = serde_json::from_str(&out).expect("status json");
+    let status = if parsed.is_array() {
+        &parsed[0]
+    } else {
+        &parsed
+    };
+    status["phase"].as_str().unwrap_or_default().to_string()
 }

@@ -217,6 +217,16 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
         return Ok(run.report);
     }
 
+    // Whoever deploys (the agent or a CLI run), `c2quay status` shows the deploy in flight.
+    let now = ctx.clock.now();
+    let progressing = crate::status::Cause::Progressing {
+        reason: &run.report.plan,
+    };
+    crate::status::update(&ctx.state, lock, |status| {
+        crate::status::transition(status, progressing, now);
+    })
+    .map_err(state_err)?;
+
     // 3. gate: only new releases; a configuration change alone is neither gated nor recorded.
     let mut to_record = candidates(env, &changes.releases);
     if let Some(spec) = &env.manifest.spec.broker
