@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod docker;
+mod host;
 mod labels;
 mod register;
 mod sink;
@@ -58,6 +59,7 @@ pub const DOCUMENTED_METRICS: &[(&str, &str)] = &[
     ("c2quay_build_info", "gauge"),
     ("c2quay_docker_up", "gauge"),
     ("c2quay_state_error", "gauge"),
+    ("c2quay_host_blocked", "gauge"),
     ("c2quay_docker_list_duration_seconds", "gauge"),
     ("process_cpu_seconds_total", "counter"),
     ("process_open_fds", "gauge"),
@@ -136,6 +138,7 @@ pub struct Metrics {
     manifest_errors: IntGaugeVec,
     docker: docker::DockerMetrics,
     state_error: IntGaugeVec,
+    host_blocked: IntGaugeVec,
 }
 
 impl Metrics {
@@ -273,6 +276,7 @@ impl Metrics {
             )?,
             docker: docker::DockerMetrics::register(r)?,
             state_error: state::register(r)?,
+            host_blocked: host::register(r)?,
             known_environments: Mutex::new(BTreeSet::new()),
             registry,
             process_registry,
@@ -352,6 +356,7 @@ impl Metrics {
         ] {
             gauge.with_label_values(&[env]).set(0);
         }
+        self.init_host_blocked(env);
     }
 
     /// Removes every series of an environment whose manifest was deleted, so dashboards and
@@ -403,6 +408,7 @@ impl Metrics {
         ] {
             let _ = gauge.remove_label_values(&[env]);
         }
+        self.forget_host_blocked(env);
     }
 
     /// Sets the one-hot phase of an environment (every other phase to 0) and

@@ -38,6 +38,9 @@ pub struct AppliedState {
     pub releases: BTreeMap<String, AppliedRelease>,
     /// Generation whose gate is blocked, and when the gate may be asked again.
     pub gate_blocked: Option<GateBlock>,
+    /// Generation (and rendered model) the host refused to apply, and when to try again.
+    #[serde(default)]
+    pub host_blocked: Option<HostBlocked>,
     /// Times of the recent heals (for the heal cap).
     pub heals: Vec<SystemTime>,
     /// Service -> the configuration that was applied (every service of the rendered model).
@@ -87,6 +90,20 @@ pub struct GateBlock {
     pub next_check_at: SystemTime,
 }
 
+/// An apply the host refused: which generation and model, why, and when to try again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostBlocked {
+    /// The generation refused.
+    pub generation: String,
+    /// [`model_hash`] of its rendered model, when known.
+    pub model: Option<String>,
+    /// What refused it.
+    pub cause: crate::docker::HostCause,
+    /// Do not try before this time.
+    pub next_attempt_at: SystemTime,
+}
+
 /// The desired side of a plan: a valid environment, or why its manifest is invalid.
 #[derive(Debug, Clone, Copy)]
 pub enum Desired<'a> {
@@ -125,6 +142,11 @@ pub enum Action {
         /// Drifted services.
         services: Vec<String>,
     },
+    /// The host refused this generation's apply; wait until the next attempt.
+    WaitForHost {
+        /// When the apply is tried again.
+        next_attempt_at: SystemTime,
+    },
     /// The gate was blocked for this generation; wait until the next check.
     WaitForGate {
         /// When the broker may be asked again.
@@ -148,6 +170,7 @@ impl Action {
             Action::ReportDrift { .. } => "report-drift",
             Action::HealCapReached { .. } => "heal-cap-reached",
             Action::WaitForGate { .. } => "wait-for-gate",
+            Action::WaitForHost { .. } => "wait-for-host",
             Action::AwaitChange => "await-change",
             Action::Suspended => "suspended",
             Action::Invalid => "invalid",
@@ -279,6 +302,25 @@ pub fn plan(
     }
     let changes = changes(env, rendered, applied, observed);
     if !changes.is_empty() {
+        if let Some(block) = &applied.host_blocked
+            && block.generation == generation
+            && match (rendered, &block.model) {
+                (Some(model), Some(refused)) => model_hash(model) == *refused,
+                _ => true,
+            }
+            && now < block.next_attempt_at
+        {
+            return Plan {
+                action: Action::WaitForHost {
+                    next_attempt_at: block.next_attempt_at,
+                },
+                reason: format!(
+                    "the host refused generation {generation} ({}); next attempt at {}",
+                    block.cause.as_str(),
+                    humantime::format_rfc3339_seconds(block.next_attempt_at)
+                ),
+            };
+        }
         if let Some(block) = &applied.gate_blocked
             && !changes.releases.is_empty()
             && block.generation == generation

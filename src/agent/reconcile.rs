@@ -165,6 +165,10 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
                 .flatten();
             metrics.set_gate_blocked_since(name, blocked_since);
             metrics.set_drift_detected(name, status.phase == Phase::Drifted);
+            let host = (status.host_block.as_ref())
+                .filter(|_| status.phase == Phase::HostBlocked)
+                .map(|block| block.cause);
+            metrics.set_host_blocked(name, host);
             metrics.set_manifest_errors(name, usize::from(status.phase == Phase::Invalid));
             if status.phase == Phase::Ready && written.is_ok() {
                 metrics.set_last_success(name, now);
@@ -185,8 +189,8 @@ type Step = (String, String, String, Option<Duration>);
 /// The bounded metric label of a reconcile result.
 fn reconcile_result(result: &str) -> ReconcileResult {
     match result {
-        "noop" | "up_to_date" | "await_change" | "waiting_for_gate" | "drifted" | "suspended"
-        | "orphaned" => ReconcileResult::Noop,
+        "noop" | "up_to_date" | "await_change" | "waiting_for_gate" | "waiting_for_host"
+        | "drifted" | "suspended" | "orphaned" => ReconcileResult::Noop,
         "deployed" | "record_failed" => ReconcileResult::Deployed,
         "healed" => ReconcileResult::Healed,
         "gate_blocked" | "gate_error" => ReconcileResult::GateBlocked,
@@ -446,6 +450,7 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
                 Action::ReportDrift { .. } => "drifted",
                 Action::HealCapReached { .. } => "degraded",
                 Action::WaitForGate { .. } => "waiting_for_gate",
+                Action::WaitForHost { .. } => "waiting_for_host",
                 Action::AwaitChange => "await_change",
                 Action::Suspended => "suspended",
                 _ => "invalid",

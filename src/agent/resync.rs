@@ -138,6 +138,7 @@ pub fn needing_reconcile<C, B, S>(
                     // A timer is already set for these (the gate backoff, the heal window):
                     // reconciling on every resync would only spawn `docker compose ps`.
                     Action::WaitForGate { .. } => status.phase == Phase::GateBlocked,
+                    Action::WaitForHost { .. } => status.phase == Phase::HostBlocked,
                     Action::HealCapReached { .. } => status.phase == Phase::Degraded,
                     _ => false,
                 };

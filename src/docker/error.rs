@@ -231,6 +231,96 @@ impl Error {
     }
 }
 
+/// Why the host, not the release, refused an apply: the same release succeeds once the host
+/// is fixed (or by itself, for a restarting daemon), so it is retried with backoff instead of
+/// being marked failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostCause {
+    /// The daemon's address pools have no room for another network (a default Docker 20.10
+    /// holds about 31 project networks): widen `default-address-pools` in `daemon.json`.
+    AddressPools,
+    /// The disk under the daemon's data root is full.
+    DiskFull,
+    /// The daemon did not answer, or stopped or restarted in the middle of the command.
+    DaemonUnavailable,
+    /// A host port the release publishes is held by a process or container outside it.
+    PortTaken,
+}
+
+impl HostCause {
+    /// Every cause, for metric labels.
+    pub const ALL: [HostCause; 4] = [
+        HostCause::AddressPools,
+        HostCause::DiskFull,
+        HostCause::DaemonUnavailable,
+        HostCause::PortTaken,
+    ];
+
+    /// The cause's name in status files, reports and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostCause::AddressPools => "address_pools",
+            HostCause::DiskFull => "disk_full",
+            HostCause::DaemonUnavailable => "daemon_unavailable",
+            HostCause::PortTaken => "port_taken",
+        }
+    }
+
+    /// What an operator does about it.
+    pub fn fix(self) -> &'static str {
+        match self {
+            HostCause::AddressPools => {
+                "remove unused networks (docker network prune) or widen default-address-pools in /etc/docker/daemon.json"
+            }
+            HostCause::DiskFull => "free space under the Docker data root (docker system df)",
+            HostCause::DaemonUnavailable => "check the daemon: systemctl status docker",
+            HostCause::PortTaken => "stop what holds the port (ss -ltnp) or publish another one",
+        }
+    }
+}
+
+impl Error {
+    /// The host cause of a failed pull or `up`, if the daemon's answer names one. Compose
+    /// relays the daemon's error as text only, so a Compose failure is told apart by the
+    /// daemon's own messages; an Engine API error by its kind (an unreachable socket) first.
+    pub fn host_cause(&self) -> Option<HostCause> {
+        let text = match self {
+            Error::Engine { hint, source, .. } => {
+                if !hint.is_empty() {
+                    return Some(HostCause::DaemonUnavailable);
+                }
+                source.to_string()
+            }
+            Error::Failed { stderr_tail, .. } => stderr_tail.clone(),
+            _ => return None,
+        };
+        host_cause_of(&text)
+    }
+}
+
+/// [`Error::host_cause`] of a daemon message.
+fn host_cause_of(text: &str) -> Option<HostCause> {
+    let text = text.to_ascii_lowercase();
+    let any = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    if any(&["non-overlapping ipv4 address pool", "no available network"]) {
+        Some(HostCause::AddressPools)
+    } else if any(&["no space left on device"]) {
+        Some(HostCause::DiskFull)
+    } else if any(&["port is already allocated", "bind: address already in use"]) {
+        Some(HostCause::PortTaken)
+    } else if any(&[
+        "cannot connect to the docker daemon",
+        "is the docker daemon running",
+        "error during connect",
+        "daemon is restarting",
+    ]) {
+        Some(HostCause::DaemonUnavailable)
+    } else {
+        None
+    }
+}
+
 /// Result alias of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -255,6 +345,73 @@ mod tests {
         assert!(msg.contains("after 3s:\n"), "{msg}");
         assert_eq!(e.kind(), "not_ready");
         assert!(!e.is_transient());
+    }
+
+    fn compose_failed(stderr_tail: &str) -> Error {
+        Error::Failed {
+            command: "docker compose up -d".into(),
+            status: "exit code 1".into(),
+            stderr_tail: stderr_tail.into(),
+        }
+    }
+
+    /// The daemon's answers as Compose v2.40 printed them on Docker 20.10 (captured).
+    #[test]
+    fn host_refusals_are_told_apart_from_the_release_s_own_failures() {
+        let cases = [
+            (
+                "failed to create network shop_default: Error response from daemon: could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network",
+                Some(HostCause::AddressPools),
+            ),
+            (
+                "Error response from daemon: driver failed programming external connectivity on endpoint capport-web-1 (9202c517a73a): Error starting userland proxy: listen tcp4 127.0.0.1:18999: bind: address already in use",
+                Some(HostCause::PortTaken),
+            ),
+            (
+                "Error response from daemon: driver failed programming external connectivity on endpoint capb-web-1 (d29defe08c63): Bind for 127.0.0.1:18999 failed: port is already allocated",
+                Some(HostCause::PortTaken),
+            ),
+            (
+                "unable to get image 'c2quay-test/web:1': Cannot connect to the Docker daemon at unix:///tmp/cap/none.sock. Is the docker daemon running?",
+                Some(HostCause::DaemonUnavailable),
+            ),
+            (
+                "Error response from daemon: failed to create shim: write /var/lib/docker/overlay2/x/merged/etc/hosts: no space left on device",
+                Some(HostCause::DiskFull),
+            ),
+            // The release's own faults: a bad image, a bad command, a missing tag.
+            (
+                "Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: \"/no-such-binary\": stat /no-such-binary: no such file or directory: unknown",
+                None,
+            ),
+            (
+                "Error response from daemon: manifest for 127.0.0.1:5999/web:9 not found: manifest unknown",
+                None,
+            ),
+            (
+                "dependency failed to start: container shop-db-1 is unhealthy",
+                None,
+            ),
+        ];
+        for (message, cause) in cases {
+            assert_eq!(compose_failed(message).host_cause(), cause, "{message}");
+        }
+        let refused = Error::engine(
+            "create network",
+            bollard::errors::Error::IOError {
+                err: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            },
+        );
+        assert_eq!(refused.host_cause(), Some(HostCause::DaemonUnavailable));
+        let pools = Error::engine(
+            "create network",
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
+            },
+        );
+        assert_eq!(pools.host_cause(), Some(HostCause::AddressPools));
+        assert_eq!(Error::Invalid("x".into()).host_cause(), None);
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub mod wait;
 
 pub use cli::{CliCompose, CliConfig};
 pub use engine::{DockerEngine, EngineConfig};
-pub use error::{Error, Result, ServiceFailure};
+pub use error::{Error, HostCause, Result, ServiceFailure};
 pub use events::ContainerEvent;
 pub use model::{RenderedModel, RenderedService, ServiceConfig};
 pub use readiness::{ReadinessVerdict, evaluate};

@@ -17,6 +17,7 @@ pub const PHASES: &[&str] = &[
     "Suspended",
     "Orphaned",
     "Unknown",
+    "HostBlocked",
 ];
 
 /// One step of the reconcile pipeline, the `step` label of `c2quay_step_duration_seconds`:

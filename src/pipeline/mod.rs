@@ -273,6 +273,14 @@ pub struct StepFailure {
     /// Why, as an error chain.
     #[serde(rename = "cause")]
     pub error: String,
+    /// Set when the host, not the release, refused the step (address pools, disk, daemon, a
+    /// port held outside the project): the release is retried, not marked failed.
+    #[serde(
+        default,
+        rename = "host_cause",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub host: Option<crate::docker::HostCause>,
 }
 
 impl StepFailure {
@@ -281,7 +289,14 @@ impl StepFailure {
         StepFailure {
             step,
             error: error.into(),
+            host: None,
         }
+    }
+
+    /// This failure, refused by the host for `cause` (if any).
+    pub fn with_host(mut self, cause: Option<crate::docker::HostCause>) -> StepFailure {
+        self.host = cause;
+        self
     }
 }
 

@@ -68,6 +68,12 @@ impl Outcome {
             Outcome::DryRun => "dry_run",
             Outcome::Deployed => "deployed",
             Outcome::GateBlocked => "gate_blocked",
+            // The host refused the apply: retried, not a failed release.
+            Outcome::RolledBack { failure } | Outcome::RollbackFailed { failure, .. }
+                if failure.host.is_some() =>
+            {
+                "host_blocked"
+            }
             Outcome::RolledBack { .. } => "rolled_back",
             Outcome::RollbackFailed { .. } => "rollback_failed",
             Outcome::RecordFailed => "record_failed",

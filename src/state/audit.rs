@@ -159,9 +159,10 @@ const FAILED: [(&str, &str); 5] = [
 ];
 
 /// Audit lines after which no generation is failed: a deploy that ended applied (`result`), a
-/// recovery that finished one (`recover`), as `status::status_after` clears it, and
-/// `c2quay retry`.
-const APPLIED: [(&str, &str); 6] = [
+/// recovery that finished one (`recover`), as `status::status_after` clears it, `c2quay retry`,
+/// and an apply the host refused (`result host_blocked`: its rollback is not a failed release).
+const APPLIED: [(&str, &str); 7] = [
+    ("result", "host_blocked"),
     ("result", "deployed"),
     ("result", "up_to_date"),
     ("result", "record_failed"),

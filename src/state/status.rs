@@ -42,11 +42,15 @@ pub enum Phase {
     /// The agent cannot observe the environment now (the Docker engine does not answer): what
     /// runs is not known, so it is not Ready. The `DockerReachable` condition says why.
     Unknown,
+    /// The host refused the desired generation's apply (address pools, disk, daemon, a port
+    /// held outside the project); the previous release was restored and the same generation is
+    /// tried again with backoff. Not a failed release.
+    HostBlocked,
 }
 
 impl Phase {
     /// Every phase, for one-hot metrics.
-    pub const ALL: [Phase; 11] = [
+    pub const ALL: [Phase; 12] = [
         Phase::Pending,
         Phase::Ready,
         Phase::Progressing,
@@ -58,6 +62,7 @@ impl Phase {
         Phase::Suspended,
         Phase::Orphaned,
         Phase::Unknown,
+        Phase::HostBlocked,
     ];
 
     /// The phase's name as written in status files and metric labels.
@@ -74,6 +79,7 @@ impl Phase {
             Phase::Suspended => "Suspended",
             Phase::Orphaned => "Orphaned",
             Phase::Unknown => "Unknown",
+            Phase::HostBlocked => "HostBlocked",
         }
     }
 }
@@ -224,6 +230,28 @@ pub struct EnvironmentStatus {
     /// The last [`HISTORY_LIMIT`] reconciles, oldest first.
     #[serde(default)]
     pub history: VecDeque<HistoryEntry>,
+    /// Set while the host refuses the desired generation's apply: what refused and when the
+    /// apply is tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_block: Option<HostBlock>,
+}
+
+/// The host refused an apply of `generation`: retried with backoff, never marked failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostBlock {
+    /// The generation refused.
+    pub generation: String,
+    /// The rendered model's hash of that apply (a Compose change is another release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_hash: Option<String>,
+    /// What refused it.
+    pub cause: crate::docker::HostCause,
+    /// Consecutive refusals (for backoff).
+    pub attempts: u32,
+    /// When the apply is tried again.
+    #[serde(with = "super::clock::rfc3339")]
+    pub next_attempt_at: SystemTime,
 }
 
 impl EnvironmentStatus {
@@ -249,6 +277,7 @@ impl EnvironmentStatus {
             gate_blocked_generation: None,
             heals: Vec::new(),
             history: VecDeque::new(),
+            host_block: None,
         }
     }
 

@@ -123,6 +123,12 @@ pub fn applied_state_of(status: &EnvironmentStatus) -> AppliedState {
                 )
             })
             .collect(),
+        host_blocked: status.host_block.as_ref().map(|block| plan::HostBlocked {
+            generation: block.generation.clone(),
+            model: block.model_hash.clone(),
+            cause: block.cause,
+            next_attempt_at: block.next_attempt_at,
+        }),
         gate_blocked: match (&status.gate_blocked_generation, status.next_gate_check_at) {
             (Some(generation), Some(next_check_at)) => Some(GateBlock {
                 generation: generation.clone(),
@@ -315,6 +321,7 @@ pub fn status_after(
             status.phase = Phase::Ready;
             status.message = report.plan.clone();
             clear_gate_block(status);
+            status.host_block = None;
             status.failed_generation = None;
             status.failed_model = None;
             status.set_condition(
@@ -344,6 +351,7 @@ pub fn status_after(
             status.phase = Phase::Ready;
             status.message = format!("{}; some broker records are pending", report.plan);
             clear_gate_block(status);
+            status.host_block = None;
             status.failed_generation = None;
             status.failed_model = None;
             status.set_condition(
@@ -381,6 +389,15 @@ pub fn status_after(
             );
             Some(delay)
         }
+        Outcome::RolledBack { failure } | Outcome::RollbackFailed { failure, .. }
+            if failure.host.is_some() =>
+        {
+            let rollback = match &report.outcome {
+                Outcome::RollbackFailed { rollback, .. } => Some(rollback.as_str()),
+                _ => None,
+            };
+            Some(host_refused(status, env, report, failure, rollback, now))
+        }
         Outcome::RolledBack { failure } => {
             status.phase = Phase::RolledBack;
             status.message = format!(
@@ -408,6 +425,71 @@ pub fn status_after(
             Some(REPLAN_AFTER_FAILED_ROLLBACK)
         }
     }
+}
+
+/// The first retry after the host refused an apply; each further refusal doubles it.
+pub const HOST_RETRY_FIRST: Duration = Duration::from_secs(15);
+/// The longest wait between two attempts of an apply the host refused.
+pub const HOST_RETRY_MAX: Duration = Duration::from_secs(5 * 60);
+
+/// The wait before attempt `attempts + 1` of an apply the host refused `attempts` times.
+pub fn host_retry_delay(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(16);
+    HOST_RETRY_FIRST
+        .saturating_mul(1 << doublings)
+        .min(HOST_RETRY_MAX)
+}
+
+/// The host refused the apply of `env`'s generation (`failure.host` is set): `HostBlocked`, the
+/// generation is not failed and is tried again with backoff. Returns the delay.
+fn host_refused(
+    status: &mut EnvironmentStatus,
+    env: &Environment,
+    report: &DeployReport,
+    failure: &StepFailure,
+    rollback: Option<&str>,
+    now: SystemTime,
+) -> Duration {
+    let Some(cause) = failure.host else {
+        return HOST_RETRY_FIRST;
+    };
+    let attempts = match &status.host_block {
+        Some(block) if block.generation == env.generation => block.attempts + 1,
+        _ => 1,
+    };
+    let delay = host_retry_delay(attempts);
+    status.host_block = Some(state::HostBlock {
+        generation: env.generation.clone(),
+        model_hash: report.model_hash.clone(),
+        cause,
+        attempts,
+        next_attempt_at: now + delay,
+    });
+    let restored = match rollback {
+        None => "the previous release was restored".to_string(),
+        Some(why) => format!("not rolled back: {why}"),
+    };
+    status.phase = Phase::HostBlocked;
+    status.message = format!(
+        "the host refused generation {} ({}) at {}: {}; {restored}; not a failed release: \
+         attempt {} failed, next in {}; to fix: {}",
+        env.generation,
+        cause.as_str(),
+        failure.step,
+        failure.error,
+        attempts,
+        humantime::format_duration(delay),
+        cause.fix()
+    );
+    let message = status.message.clone();
+    status.set_condition(
+        ConditionType::Applied,
+        ConditionStatus::False,
+        "HostRefused",
+        &message,
+        now,
+    );
+    delay
 }
 
 /// Conditions after a failed deploy of a new generation: the gate passed, the release is not

@@ -277,6 +277,10 @@ fn planned(
             status.message = reason.to_string();
             Some(plan::HEAL_WINDOW)
         }
+        Action::WaitForHost { next_attempt_at } => {
+            status.phase = Phase::HostBlocked;
+            Some(next_attempt_at.duration_since(now).unwrap_or_default())
+        }
         Action::WaitForGate { next_check_at } => {
             status.phase = Phase::GateBlocked;
             Some(next_check_at.duration_since(now).unwrap_or_default())
@@ -343,6 +347,7 @@ fn not_started(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::DeployReport;
 
     #[test]
     fn a_noop_plan_is_ready_with_its_reason() {
@@ -463,6 +468,91 @@ mod tests {
                 .unwrap()
                 .message
                 .contains("g1")
+        );
+    }
+
+    fn shop() -> Environment {
+        let text = "apiVersion: c2quay.dev/v1\nkind: Environment\nmetadata:\n  name: shop\nspec:\n  compose:\n    directory: /srv/shop\n  services:\n    web:\n      version: \"2\"\n      image: c2quay-test/web:{version}\n";
+        crate::manifest::parse_str(text, std::path::Path::new("/desired/shop.yaml")).unwrap()
+    }
+
+    fn refused(cause: Option<crate::docker::HostCause>) -> DeployReport {
+        let env = shop();
+        let mut report = DeployReport::new(env.name(), &env.generation);
+        report.outcome = Outcome::RolledBack {
+            failure: pipeline::StepFailure::new(
+                crate::events::StepName::Up,
+                "failed to create network shop_default: could not find an available, non-overlapping IPv4 address pool",
+            )
+            .with_host(cause),
+        };
+        report
+    }
+
+    #[test]
+    fn an_apply_the_host_refused_is_host_blocked_with_backoff_never_a_failed_generation() {
+        let env = shop();
+        let mut status = EnvironmentStatus::new("shop");
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let report = refused(Some(crate::docker::HostCause::AddressPools));
+        let first = transition(
+            &mut status,
+            Cause::DeployEnded {
+                env: &env,
+                report: &report,
+            },
+            now,
+        );
+        assert_eq!(status.phase, Phase::HostBlocked);
+        assert_eq!(status.failed_generation, None, "not a failed release");
+        assert_eq!(first, Some(crate::status::HOST_RETRY_FIRST));
+        for part in [
+            "address_pools",
+            "non-overlapping",
+            "default-address-pools",
+            "not a failed release",
+        ] {
+            assert!(
+                status.message.contains(part),
+                "{part} in {}",
+                status.message
+            );
+        }
+        let applied = status.condition(ConditionType::Applied).unwrap();
+        assert_eq!(
+            (applied.status, applied.reason.as_str()),
+            (ConditionStatus::False, "HostRefused")
+        );
+        // Each refusal of the same generation doubles the wait, up to the cap.
+        let second = transition(
+            &mut status,
+            Cause::DeployEnded {
+                env: &env,
+                report: &report,
+            },
+            now,
+        );
+        assert_eq!(second, Some(crate::status::HOST_RETRY_FIRST * 2));
+        assert_eq!(status.host_block.as_ref().unwrap().attempts, 2);
+        assert_eq!(
+            crate::status::host_retry_delay(40),
+            crate::status::HOST_RETRY_MAX
+        );
+        assert_eq!(report.outcome.name(), "host_blocked");
+        // The same failure without a host cause is the release's: rolled back and held.
+        let mut other = EnvironmentStatus::new("shop");
+        transition(
+            &mut other,
+            Cause::DeployEnded {
+                env: &env,
+                report: &refused(None),
+            },
+            now,
+        );
+        assert_eq!(other.phase, Phase::RolledBack);
+        assert_eq!(
+            other.failed_generation.as_deref(),
+            Some(env.generation.as_str())
         );
     }
 

@@ -5,8 +5,9 @@
 //! - a container killed again and again: healed up to the heal cap, then `Degraded` naming the
 //!   cap; a container OOM-killed: `Drifted` (selfHeal off), and `docker inspect` agrees;
 //! - a crash-looping service (`restart: always`, exits 3): never silently `Ready` for long;
-//! - a host port taken before a recreate: `up` fails, the phase names the step and the port,
-//!   and the previous version runs again once the port is free;
+//! - a host port taken before a recreate: `up` fails, the host (not the release) is blamed
+//!   (`HostBlocked`, never a failed generation), the previous version runs again on its port,
+//!   and the release is deployed by itself once the port is free (issue 20 item 4);
 //! - an image that cannot be pulled, or is missing locally with `pull: never`: nothing changes
 //!   (same container ids), the phase says why, and the failed generation is not retried;
 //! - the Docker daemon restarted in the middle of a deploy (`#[ignore]`d in the parallel run
@@ -23,16 +24,17 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use agent::{Agent, Broker, EnvSpec, World, condition, tail, wait_until, write_atomic};
-use docker::{TOOL, WEB_V1, docker, require_docker};
+use docker::{TOOL, WEB_V1, WEB_V2, docker, require_docker};
 use serde_json::Value;
 
-/// Held shared by every test of this file and exclusively by the daemon restart.
+/// Held shared by every test of this file and exclusively by the daemon restart (and
+/// `host_faults`).
 const EXCLUSIVE_LOCK: &str = "/tmp/c2quay-docker-exclusive.lock";
 /// Bound for a phase to be reached after a fault.
-const CONVERGE: Duration = Duration::from_secs(60);
+pub(super) const CONVERGE: Duration = Duration::from_secs(60);
 
 /// A `flock(2)` on [`EXCLUSIVE_LOCK`] (shared or exclusive), released when the file is dropped.
-fn lock_docker(exclusive: bool) -> File {
+pub(super) fn lock_docker(exclusive: bool) -> File {
     use std::os::fd::AsRawFd;
     let file = File::options()
         .create(true)
@@ -57,14 +59,14 @@ fn lock_docker(exclusive: bool) -> File {
 }
 
 /// Prints one `FIGURE docker faults:` line.
-fn figure(case: &str, outcome: &str, to_defined_phase: Duration) {
+pub(super) fn figure(case: &str, outcome: &str, to_defined_phase: Duration) {
     eprintln!(
         "FIGURE docker faults: {case}: {outcome}; defined phase after {to_defined_phase:.1?}"
     );
 }
 
 /// The environment is `Ready` at `version` (applied generation = observed).
-fn ready_at(status: &Value, version: &str) -> bool {
+pub(super) fn ready_at(status: &Value, version: &str) -> bool {
     status["phase"] == "Ready"
         && status["appliedGeneration"] == status["observedGeneration"]
         && status["releases"]["web"]["version"] == version
@@ -72,7 +74,7 @@ fn ready_at(status: &Value, version: &str) -> bool {
 
 /// Rewrites the Compose file of `spec`: `web` (without `pull_policy`, so the pull step decides;
 /// `web_lines` added to it) plus `extra` services, given as YAML lines indented under `services:`.
-fn write_compose(spec: &EnvSpec, web_lines: &str, extra: &str) {
+pub(super) fn write_compose(spec: &EnvSpec, web_lines: &str, extra: &str) {
     let compose = format!(
         "services:\n  web:\n    image: {WEB_V1}\n    init: true\n    stop_grace_period: 2s\n    \
          ports:\n      - \"127.0.0.1:{port}:8080\"\n{web_lines}{extra}",
@@ -83,7 +85,7 @@ fn write_compose(spec: &EnvSpec, web_lines: &str, extra: &str) {
 
 /// Writes the manifest of `spec` with `services` (YAML lines under `spec.services`) added next to
 /// `web`, and `pull` as the pull policy.
-fn write_manifest(world: &World, spec: &EnvSpec, services: &str, pull: &str) {
+pub(super) fn write_manifest(world: &World, spec: &EnvSpec, services: &str, pull: &str) {
     let yaml = spec
         .yaml()
         .replace("    pull: never\n", &format!("    pull: {pull}\n"))
@@ -116,7 +118,7 @@ fn audit_count(world: &World, env: &str, mark: usize, step: &str, outcome: &str)
 
 /// A one-`web` environment gated by `broker`, version 1 deployable; the test writes its
 /// Compose file ([`write_compose`]) and manifest ([`write_manifest`]) before the agent starts.
-fn gated_env(
+pub(super) fn gated_env(
     world: &World,
     broker: &Broker,
     name: &str,
@@ -266,10 +268,12 @@ fn an_oom_killed_service_is_drift_and_a_crash_loop_ends_degraded() {
     );
 }
 
-/// Test (c): the host port is taken before a recreate: `up` fails naming the port, the phase says
-/// so, and the previous version runs again once the port is free.
+/// Test (c): the host port is taken before a recreate: `up` fails naming the port; the host, not
+/// the release, is at fault (issue 20 item 4), so the phase is `HostBlocked`, the generation is
+/// not failed, the previous version runs again on its previous port, and the release is tried
+/// again with backoff: it is deployed once the port is free, with no new commit.
 #[test]
-fn a_taken_host_port_fails_up_and_the_previous_port_and_version_run_again() {
+fn a_taken_host_port_blocks_on_the_host_restores_the_previous_port_and_deploys_once_free() {
     if !require_docker() {
         return;
     }
@@ -292,29 +296,42 @@ fn a_taken_host_port_fails_up_and_the_previous_port_and_version_run_again() {
     broker.seed_deployable(&spec.pacticipant, "2");
     let bumped = Instant::now();
     write_manifest(&world, &spec, "", "never");
-    // The new generation's outcome: the Compose file is written first, so the agent may deploy
-    // (and roll back) the port change alone under the old generation before it sees the bump.
-    let status = agent.wait_status("port", CONVERGE, "a defined phase", |s| {
-        s["failedGeneration"] == s["observedGeneration"]
-            && s["observedGeneration"] != before
-            && ["RolledBack", "Degraded"].contains(&s["phase"].as_str().unwrap_or_default())
+    // The new generation's outcome: the Compose file is written first, so the agent may try
+    // the port change alone under the old generation before it sees the bump.
+    let status = agent.wait_status("port", CONVERGE, "host blocked", |s| {
+        s["observedGeneration"] != before
+            && s["phase"] == "HostBlocked"
+            && s["hostBlock"]["generation"] == s["observedGeneration"]
     });
     let took = bumped.elapsed();
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("at up")
+            && message.contains(&format!("127.0.0.1:{}", spec.port))
+            && message.contains("address already in use")
+            && message.contains("port_taken"),
+        "the phase does not name the step, the port and the cause: {status}"
+    );
+    assert_eq!(
+        status["failedGeneration"],
+        Value::Null,
+        "not a failed release: {status}"
+    );
+    assert_eq!(status["hostBlock"]["cause"], "port_taken", "{status}");
+    let (_, metrics) = agent.get("/metrics").expect("/metrics");
+    let blocked = "c2quay_host_blocked{cause=\"port_taken\",environment=\"port\"} 1";
+    assert!(
+        metrics.lines().any(|l| l == blocked),
+        "{blocked} in\n{metrics}"
+    );
     // The ports are configuration: the rollback restores the previous configuration (the old
     // port) with the previous image, so it does not hit the taken port again (issue 12).
-    let message = status["message"].as_str().unwrap_or_default();
-    assert_eq!(status["phase"], "RolledBack", "{status}");
-    assert!(
-        message.contains("up failed")
-            && message.contains(&format!("127.0.0.1:{}", spec.port))
-            && message.contains("address already in use"),
-        "the phase does not name the step and the port: {status}"
-    );
     assert_eq!(
         spec.web_containers(),
         [(WEB_V1.to_string(), "running".to_string())],
         "{status}"
     );
+    let new_port = spec.port;
     spec.port = old_port;
     assert!(
         wait_until(Duration::from_secs(10), || spec.served_version().as_deref()
@@ -323,13 +340,27 @@ fn a_taken_host_port_fails_up_and_the_previous_port_and_version_run_again() {
     );
     figure(
         "host port taken before a recreate",
-        "RolledBack: up failed (address already in use), the previous port and image restored",
+        "HostBlocked: up failed (address already in use, port_taken), the previous port and image restored, retried",
         took,
     );
     drop(holder);
-    let repaired = agent.wait_status("port", CONVERGE, "rolled back, version 1 running", |s| {
-        s["phase"] == "RolledBack" && s["releases"]["web"]["version"] == "1"
+    let freed = Instant::now();
+    let repaired = agent.wait_status("port", Duration::from_secs(90), "deployed once free", |s| {
+        ready_at(s, "2")
     });
+    assert_eq!(repaired["hostBlock"], Value::Null, "{repaired}");
+    spec.port = new_port;
+    assert_eq!(spec.served_version().as_deref(), Some("2"));
+    assert_eq!(
+        broker.current(&spec.pacticipant),
+        vec!["2"],
+        "recorded once deployed"
+    );
+    figure(
+        "the taken port freed",
+        "Ready at 2 with no new commit (backoff 15 s, doubling)",
+        freed.elapsed(),
+    );
 
     // `docker stop` makes `web` exit 0, like a finished one-shot job; with a long-running restart
     // policy (`unless-stopped`, set here with `docker update`) the agent knows it was stopped,
@@ -349,7 +380,7 @@ fn a_taken_host_port_fails_up_and_the_previous_port_and_version_run_again() {
     });
     assert!(
         wait_until(Duration::from_secs(20), || spec.web_containers()
-            == [(WEB_V1.to_string(), "running".to_string())]),
+            == [(WEB_V2.to_string(), "running".to_string())]),
         "the stopped web was not started again: {healed}"
     );
     figure(

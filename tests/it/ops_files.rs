@@ -30,6 +30,7 @@ const EXPECTED_ALERTS: &[&str] = &[
     "C2quayManifestInvalid",
     "C2quayDrift",
     "C2quayStateError",
+    "C2quayHostBlocked",
     "C2quayDockerUnreachable",
     "C2quayDockerSlow",
     "C2quayAgentDown",

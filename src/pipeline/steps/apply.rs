@@ -32,7 +32,9 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
         let pulled = (self.ctx.compose)
             .pull_with_policy(project, &self.model, &service_pins, services, policy)
             .await;
-        self.check(StepName::Pull, started, pulled.map_err(|e| error_chain(&e)))
+        let host = pulled.as_ref().err().and_then(docker::Error::host_cause);
+        (self.check(StepName::Pull, started, pulled.map_err(|e| error_chain(&e))))
+            .map_err(|failure| failure.with_host(host))
     }
 
     /// Removes leftovers of an interrupted recreate when the last observation shows one (they
@@ -64,7 +66,9 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
         let up = (self.ctx.compose)
             .up(project, &self.model, pins, services, options)
             .await;
-        self.check(step, started, up.map_err(|e| error_chain(&e)))
+        let host = up.as_ref().err().and_then(docker::Error::host_cause);
+        (self.check(step, started, up.map_err(|e| error_chain(&e))))
+            .map_err(|failure| failure.with_host(host))
     }
 
     /// Waits until `services` are ready or `timeout` passes; the containers readiness saw last
