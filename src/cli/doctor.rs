@@ -81,10 +81,13 @@ pub async fn doctor(args: DoctorArgs) -> i32 {
                 listed = compose.ps_all().await;
             }
             match listed {
-                Ok(containers) => report.ok(
-                    "docker",
-                    &format!("reachable, {} Compose containers", containers.len()),
-                ),
+                Ok(containers) => {
+                    report.ok(
+                        "docker",
+                        &format!("reachable, {} Compose containers", containers.len()),
+                    );
+                    check_address_pools(&mut report, compose.engine()).await;
+                }
                 Err(error) => report.fail(
                     "docker",
                     &error_chain(&error),
@@ -142,6 +145,61 @@ pub async fn doctor(args: DoctorArgs) -> i32 {
     } else {
         println!("{} checks failed", report.failures);
         1
+    }
+}
+
+/// Fewer free networks than this in the daemon's address pools is a warning: each Compose
+/// project needs one, and the next first deploy fails at `up` without it.
+const FEW_FREE_NETWORKS: u64 = 5;
+
+/// Room for more project networks in the daemon's address pools (`daemon.json`'s
+/// `default-address-pools`, else Docker's defaults).
+async fn check_address_pools(report: &mut Report, engine: &crate::docker::DockerEngine) {
+    use crate::docker::pools;
+    let daemon_json = std::path::Path::new("/etc/docker/daemon.json");
+    let configured = match std::fs::read_to_string(daemon_json) {
+        Ok(text) => match pools::pools_of_daemon_json(&text) {
+            Ok(configured) => configured,
+            Err(error) => {
+                let detail = format!("{}: {error}", daemon_json.display());
+                report.fail(
+                    "address pools",
+                    &detail,
+                    "fix default-address-pools in daemon.json",
+                );
+                return;
+            }
+        },
+        Err(_) => None,
+    };
+    let source = match configured {
+        Some(_) => "default-address-pools in /etc/docker/daemon.json",
+        None => "Docker's default pools",
+    };
+    let pools = configured.unwrap_or_else(|| pools::DEFAULT_POOLS.to_vec());
+    match engine.network_subnets().await {
+        Ok(subnets) => {
+            let room = pools::pool_room(&pools, &subnets);
+            let detail = format!(
+                "{} of {} networks free ({source}); each Compose project needs one",
+                room.free(),
+                room.capacity
+            );
+            if room.free() < FEW_FREE_NETWORKS {
+                report.fail(
+                    "address pools",
+                    &detail,
+                    "remove unused networks (docker network prune) or widen default-address-pools in /etc/docker/daemon.json, e.g. [{\"base\": \"10.200.0.0/16\", \"size\": 24}] (256 networks), then restart dockerd",
+                );
+            } else {
+                report.ok("address pools", &detail);
+            }
+        }
+        Err(error) => report.fail(
+            "address pools",
+            &error_chain(&error),
+            "start the Docker daemon and add the c2quay user to the docker group",
+        ),
     }
 }
 

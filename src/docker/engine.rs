@@ -71,7 +71,7 @@ impl DockerEngine {
     }
 
     /// The client with a negotiated API version (negotiates on first use).
-    async fn client(&self) -> Result<Docker> {
+    pub(super) async fn client(&self) -> Result<Docker> {
         let mut slot = self.negotiated.lock().await;
         if let Some(docker) = slot.as_ref() {
             return Ok(docker.clone());

@@ -51,6 +51,7 @@ pub mod model;
 pub mod override_file;
 pub mod parse;
 mod plugin;
+pub mod pools;
 pub mod readiness;
 pub mod run;
 mod version;

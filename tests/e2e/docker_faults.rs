@@ -31,7 +31,7 @@ use serde_json::Value;
 /// `host_faults`).
 const EXCLUSIVE_LOCK: &str = "/tmp/c2quay-docker-exclusive.lock";
 /// Bound for a phase to be reached after a fault.
-pub(super) const CONVERGE: Duration = Duration::from_secs(60);
+pub(crate) const CONVERGE: Duration = Duration::from_secs(60);
 
 /// A `flock(2)` on [`EXCLUSIVE_LOCK`] (shared or exclusive), released when the file is dropped.
 pub(super) fn lock_docker(exclusive: bool) -> File {

@@ -23,6 +23,7 @@ mod doctor_cli;
 mod endpoints;
 mod foreign_owner_e2e;
 mod gate_waves_e2e;
+mod host_faults;
 mod interrupt_e2e;
 mod kill_loop;
 mod orphan_records_e2e;
