@@ -248,7 +248,9 @@ where
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     info!(
         environments = queue.queued_len(),
-        docker_ok, "first scan done"
+        docker_ok,
+        parallel = config.parallel.max(1),
+        "first scan done"
     );
 
     let mut summary = Summary::default();
@@ -290,7 +292,7 @@ where
             Some(event) = rx.recv() => handle_event(event, &config, &ctx, &shared, &tx, &mut queue),
             _ = resync.tick(), if !config.once => handle_event(Event::Resync, &config, &ctx, &shared, &tx, &mut queue),
             _ = watchdog.tick() => {
-                let status = format!("{} environments, {} running, {} queued", read(&shared.desired).entries.len(), running.len(), queue.queued_len());
+                let status = format!("{} environments, {} running (at most {}), {} queued", read(&shared.desired).entries.len(), running.len(), config.parallel.max(1), queue.queued_len());
                 notify_systemd(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
             }
             _ = &mut shutdown => {

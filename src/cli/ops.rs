@@ -37,8 +37,11 @@ pub struct AgentArgs {
     /// Periodic resync interval.
     #[arg(long, env = "C2QUAY_RESYNC", default_value = "60s", value_parser = humantime::parse_duration)]
     pub resync: Duration,
-    /// Environments reconciled in parallel.
-    #[arg(long, env = "C2QUAY_PARALLEL", default_value_t = 4)]
+    /// Environments reconciled in parallel. The default is two per CPU core, at least 2 and at
+    /// most 8: a deploy mostly waits (health checks, stop timeouts), so two per core keep the
+    /// CPU busy, while the daemon creates networks and containers one at a time, so more than
+    /// 8 concurrent `up`s only queue inside it.
+    #[arg(long, env = "C2QUAY_PARALLEL", default_value_t = default_parallel())]
     pub parallel: usize,
     /// Grace period for running reconciles at shutdown.
     #[arg(long, env = "C2QUAY_GRACE", default_value = "120s", value_parser = humantime::parse_duration)]
@@ -97,6 +100,12 @@ pub struct RetryArgs {
     /// The state directory.
     #[arg(long, env = "C2QUAY_STATE_DIR", default_value = "/var/lib/c2quay")]
     pub state_dir: std::path::PathBuf,
+}
+
+/// `--parallel`'s default on this machine: two per CPU core, clamped to 2..=8.
+pub fn default_parallel() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (cores * 2).clamp(2, 8)
 }
 
 /// Runs the agent until SIGTERM/SIGINT (or once).
