@@ -41,6 +41,8 @@ pub struct DesiredSet {
     pub entries: BTreeMap<String, DesiredEnv>,
     /// Manifest file -> environment name (kept across reloads for files that break).
     pub names_by_file: BTreeMap<PathBuf, String>,
+    /// Valid environments whose `spec.hosts` does not name this host: name -> those hosts.
+    pub other_hosts: BTreeMap<String, Vec<String>>,
     /// Why the directory itself could not be read, when it could not.
     pub dir_error: Option<String>,
     /// What the directory's entries looked like when this set was loaded (name, size,
@@ -113,6 +115,9 @@ impl DesiredSet {
             if env.owned_by(host) {
                 set.entries
                     .insert(env.name().to_string(), DesiredEnv::Valid(Arc::new(env)));
+            } else {
+                let hosts = env.manifest.spec.hosts.clone();
+                set.other_hosts.insert(env.name().to_string(), hosts);
             }
         }
         let mut errors_by_file: BTreeMap<PathBuf, Vec<&Problem>> = BTreeMap::new();

@@ -80,6 +80,43 @@ impl RequestObserver for MetricsObserver {
     }
 }
 
+/// Which host a command that changes the host runs on, matched against `spec.hosts`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostArgs {
+    /// This host's name, matched against `spec.hosts` (default: the machine's host name).
+    #[arg(long, env = "C2QUAY_HOST")]
+    pub host: Option<String>,
+    /// Act even when the manifest's `spec.hosts` does not name this host.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl HostArgs {
+    /// This host's name: `--host`, else the machine's host name.
+    pub fn name(&self) -> String {
+        self.host.clone().unwrap_or_else(crate::agent::hostname)
+    }
+
+    /// Refuses an environment whose `spec.hosts` does not name this host (unless `--force`),
+    /// with a message naming both and how to go on.
+    pub fn check(&self, env: &Environment) -> Result<(), String> {
+        let host = self.name();
+        if self.force || env.owned_by(&host) {
+            return Ok(());
+        }
+        let source = match &self.host {
+            Some(_) => "given by --host or C2QUAY_HOST",
+            None => "this machine's host name; --host or C2QUAY_HOST to say otherwise",
+        };
+        Err(format!(
+            "environment {} is not for this host: spec.hosts in {} names {}, and this host is {host} ({source}); nothing was changed. Pass --force to act here anyway",
+            env.name(),
+            env.source.display(),
+            env.manifest.spec.hosts.join(", ")
+        ))
+    }
+}
+
 /// Loads the environment `name` from the desired directory, with a message naming the problem.
 pub fn load_environment(desired: &Path, name: &str) -> Result<Environment, String> {
     let report = manifest::load_dir(desired).map_err(|e| error_chain(&e))?;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::common::{RealContext, load_environment, print_json, real_context};
+use super::common::{HostArgs, RealContext, load_environment, print_json, real_context};
 use super::interrupt::{Interrupted, signal_name, until_interrupted};
 use super::{Dirs, EXIT_CODES, Output};
 use crate::manifest::{Environment, RollbackMode};
@@ -19,6 +19,9 @@ pub struct DeployArgs {
     /// Directories.
     #[command(flatten)]
     pub dirs: Dirs,
+    /// The host this runs on.
+    #[command(flatten)]
+    pub host: HostArgs,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -64,6 +67,9 @@ pub struct RollbackArgs {
     /// Directories.
     #[command(flatten)]
     pub dirs: Dirs,
+    /// The host this runs on.
+    #[command(flatten)]
+    pub host: HostArgs,
     /// The snapshot to restore (default: the newest pre-deploy snapshot).
     #[arg(long)]
     pub from_snapshot: Option<PathBuf>,
@@ -87,6 +93,9 @@ pub async fn deploy(args: DeployArgs) -> i32 {
         Ok(env) => env,
         Err(message) => return fail(&message),
     };
+    if let Err(message) = args.host.check(&env) {
+        return fail(&message);
+    }
     let ctx = match real_context(&args.dirs.state_dir, None).await {
         Ok(ctx) => ctx,
         Err(message) => return fail(&message),
@@ -273,6 +282,9 @@ pub async fn rollback(args: RollbackArgs) -> i32 {
         Ok(env) => env,
         Err(message) => return fail(&message),
     };
+    if let Err(message) = args.host.check(&env) {
+        return fail(&message);
+    }
     let ctx = match real_context(&args.dirs.state_dir, None).await {
         Ok(ctx) => ctx,
         Err(message) => return fail(&message),

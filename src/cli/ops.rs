@@ -273,6 +273,18 @@ pub async fn plan(args: PlanArgs) -> i32 {
     let host = args.host.unwrap_or_else(agent::hostname);
     let desired = DesiredSet::load(&args.dirs.desired, &host, &DesiredSet::default());
     let mut rows = Vec::new();
+    for (name, hosts) in &desired.other_hosts {
+        if args.environment.as_ref().is_some_and(|n| n != name) {
+            continue;
+        }
+        let reason = format!(
+            "spec.hosts names {}, not this host ({host}): the agent here leaves it alone; --host to plan as another host",
+            hosts.join(", ")
+        );
+        rows.push(
+            serde_json::json!({"environment": name, "action": "other-host", "reason": reason}),
+        );
+    }
     for (name, entry) in &desired.entries {
         if args.environment.as_ref().is_some_and(|n| n != name) {
             continue;
