@@ -250,11 +250,15 @@ impl Metrics {
         let build_info = gauge(
             &metrics.registry,
             "build_info",
-            "Always 1; the `version` label carries the c2quay version.",
-            &["version"],
+            "Always 1; the labels carry the c2quay version, the git commit and its date.",
+            &["version", "commit", "build_date"],
         )?;
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                env!("C2QUAY_GIT_COMMIT"),
+                env!("C2QUAY_BUILD_DATE"),
+            ])
             .set(1);
         Ok(metrics)
     }

@@ -28,7 +28,7 @@ Exit codes:
 
 /// c2quay: a reconciling agent for Docker Compose hosts, gated by a Pact Broker.
 #[derive(Debug, Parser)]
-#[command(name = "c2quay", version, about, long_about = None, after_help = EXIT_CODES)]
+#[command(name = "c2quay", version = VERSION, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Log format: `text` on a terminal, `json` for journald and log shippers.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "C2QUAY_LOG_FORMAT")]
@@ -66,6 +66,16 @@ pub struct Dirs {
     #[arg(long, env = "C2QUAY_STATE_DIR", default_value = "/var/lib/c2quay")]
     pub state_dir: PathBuf,
 }
+
+/// `--version`: the crate version, the git commit and the commit's date.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("C2QUAY_GIT_COMMIT"),
+    ", ",
+    env!("C2QUAY_BUILD_DATE"),
+    ")"
+);
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]

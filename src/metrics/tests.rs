@@ -175,7 +175,11 @@ fn helpers_set_the_values_they_name() {
         value(
             &text,
             "c2quay_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))]
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("commit", env!("C2QUAY_GIT_COMMIT")),
+                ("build_date", env!("C2QUAY_BUILD_DATE")),
+            ]
         ),
         Some(1.0)
     );

@@ -301,9 +301,10 @@ fn usage_errors_exit_2_and_help_shows_examples() {
 
     let output = c2quay(&["--version"]);
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(
-        stdout(&output).trim(),
-        format!("c2quay {}", env!("CARGO_PKG_VERSION"))
+    assert!(
+        stdout(&output).starts_with(&format!("c2quay {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        stdout(&output)
     );
 }
 
@@ -361,4 +362,40 @@ fn status_and_plan_never_create_a_missing_state_directory() {
         );
         assert!(!typo.exists(), "{args:?} created {typo_arg}");
     }
+}
+
+/// Issue 14 item 8: `--version` names the commit the binary was built from and its date.
+#[test]
+fn version_names_the_commit_and_its_date() {
+    let out = c2quay(&["--version"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let Some(head) = head else {
+        assert!(text.contains("commit unknown"), "{text}");
+        return;
+    };
+    assert!(
+        text.starts_with(&format!(
+            "c2quay {} (commit {head}, ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    let date = text
+        .trim_end()
+        .trim_end_matches(')')
+        .rsplit(", ")
+        .next()
+        .unwrap_or("");
+    assert!(
+        date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-',
+        "a YYYY-MM-DD date: {text}"
+    );
 }
