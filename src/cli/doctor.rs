@@ -1,12 +1,15 @@
 //! `c2quay doctor`: checks what c2quay needs on this host and says how to fix each failure.
 
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-use super::Dirs;
+use serde::Serialize;
+
+use super::{Dirs, Output};
 use crate::broker::HttpBroker;
-use crate::docker::{CliCompose, CliConfig, Engine};
-use crate::manifest;
-use crate::pipeline::{Brokers, HttpBrokers, error_chain};
+use crate::docker::{Applier, CliCompose, CliConfig, Engine};
+use crate::manifest::{self, Environment, PullPolicy};
+use crate::pipeline::{self, Brokers, HttpBrokers, error_chain};
 use crate::state::StateDir;
 
 /// Arguments of `c2quay doctor`.
@@ -18,26 +21,94 @@ pub struct DoctorArgs {
     /// Directories.
     #[command(flatten)]
     pub dirs: Dirs,
+    /// This host's name, matched against `spec.hosts`: only this host's environments are
+    /// checked (default: the machine's host name).
+    #[arg(long, env = "C2QUAY_HOST")]
+    pub host: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
+/// One check's result, as `-o json` prints it.
+#[derive(Debug, Serialize)]
+struct Finding {
+    check: String,
+    ok: bool,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+#[derive(Default)]
 struct Report {
-    failures: usize,
+    findings: Vec<Finding>,
 }
 
 impl Report {
     fn ok(&mut self, what: &str, detail: &str) {
-        println!("ok    {what}: {detail}");
+        self.findings.push(Finding {
+            check: what.to_string(),
+            ok: true,
+            detail: detail.to_string(),
+            fix: None,
+        });
     }
 
     fn fail(&mut self, what: &str, detail: &str, fix: &str) {
-        self.failures += 1;
-        println!("FAIL  {what}: {detail}\n      fix: {fix}");
+        self.findings.push(Finding {
+            check: what.to_string(),
+            ok: false,
+            detail: detail.to_string(),
+            fix: Some(fix.to_string()),
+        });
+    }
+
+    fn failures(&self) -> usize {
+        self.findings.iter().filter(|f| !f.ok).count()
+    }
+
+    /// Prints every finding (text or JSON) and returns the exit code.
+    fn print(&self, output: Output) -> i32 {
+        let failures = self.failures();
+        match output {
+            Output::Json => super::common::print_json(&serde_json::json!({
+                "ok": failures == 0,
+                "failures": failures,
+                "checks": self.findings,
+            })),
+            Output::Text => {
+                for f in &self.findings {
+                    match &f.fix {
+                        None => println!("ok    {}: {}", f.check, f.detail),
+                        Some(fix) => {
+                            println!("FAIL  {}: {}\n      fix: {fix}", f.check, f.detail)
+                        }
+                    }
+                }
+                if failures == 0 {
+                    println!("all checks passed");
+                } else {
+                    println!("{failures} checks failed");
+                }
+            }
+        }
+        i32::from(failures > 0)
+    }
+}
+
+/// Where Docker is: `DOCKER_HOST` when set (said in every Docker finding), else the default.
+fn docker_socket() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if !host.is_empty() => format!("DOCKER_HOST={host}"),
+        _ => "/var/run/docker.sock (DOCKER_HOST is not set)".to_string(),
     }
 }
 
 /// Runs `doctor`.
 pub async fn doctor(args: DoctorArgs) -> i32 {
-    let mut report = Report { failures: 0 };
+    let mut report = Report::default();
+    let mut docker = None;
     // State directory: exists or can be created, private, writable.
     match StateDir::open(&args.dirs.state_dir) {
         Ok(state) => {
@@ -84,14 +155,19 @@ pub async fn doctor(args: DoctorArgs) -> i32 {
                 Ok(containers) => {
                     report.ok(
                         "docker",
-                        &format!("reachable, {} Compose containers", containers.len()),
+                        &format!(
+                            "reachable at {}, {} Compose containers",
+                            docker_socket(),
+                            containers.len()
+                        ),
                     );
                     check_address_pools(&mut report, compose.engine()).await;
+                    docker = Some(compose);
                 }
                 Err(error) => report.fail(
                     "docker",
-                    &error_chain(&error),
-                    "start the Docker daemon and add the c2quay user to the docker group",
+                    &format!("{} ({})", error_chain(&error), docker_socket()),
+                    "start the Docker daemon and add the c2quay user to the docker group (or fix DOCKER_HOST)",
                 ),
             }
         }
@@ -118,7 +194,22 @@ pub async fn doctor(args: DoctorArgs) -> i32 {
                 );
             }
             let brokers = HttpBrokers::new(None);
-            for env in &loaded.environments {
+            let host = args.host.clone().unwrap_or_else(crate::agent::hostname);
+            let (mine, others): (Vec<&Environment>, Vec<&Environment>) = loaded
+                .environments
+                .iter()
+                .partition(|env| env.owned_by(&host));
+            if !others.is_empty() {
+                let names: Vec<&str> = others.iter().map(|env| env.name()).collect();
+                let detail = format!(
+                    "not checked, their spec.hosts do not name {host}: {}",
+                    names.join(", ")
+                );
+                report.ok("other hosts' environments", &detail);
+            }
+            for env in mine {
+                check_deployable(&mut report, env, docker.as_ref()).await;
+                check_secret_files(&mut report, env);
                 let Some(spec) = &env.manifest.spec.broker else {
                     continue;
                 };
@@ -139,12 +230,116 @@ pub async fn doctor(args: DoctorArgs) -> i32 {
             "check --desired and that the c2quay user can read it",
         ),
     }
-    if report.failures == 0 {
-        println!("all checks passed");
-        0
+    report.print(args.output)
+}
+
+/// Whether this host can deploy `env`: its Compose directory and files are readable, the
+/// project renders with `docker compose config`, and with `pull: never` its pinned images are
+/// on the host.
+async fn check_deployable(report: &mut Report, env: &Environment, docker: Option<&CliCompose>) {
+    let what = format!("compose files of {}", env.name());
+    let directory = std::fs::read_dir(&env.compose_directory).err();
+    let paths: Vec<&std::path::PathBuf> = match directory {
+        Some(_) => vec![&env.compose_directory],
+        None => env.compose_files.iter().collect(),
+    };
+    let unreadable: Vec<String> = paths
+        .into_iter()
+        .filter_map(|path| {
+            let read = match path.is_dir() {
+                true => std::fs::read_dir(path).map(|_| ()),
+                false => std::fs::File::open(path).map(|_| ()),
+            };
+            read.err().map(|e| format!("{}: {e}", path.display()))
+        })
+        .collect();
+    if !unreadable.is_empty() {
+        let fix = "check spec.compose.directory/files and that the c2quay user can read them";
+        report.fail(&what, &unreadable.join("; "), fix);
+        return;
+    }
+    let Some(compose) = docker else {
+        return;
+    };
+    let project = pipeline::project_of(env);
+    match compose.config(&project).await {
+        Ok(model) => {
+            let detail = format!(
+                "{} file(s) render ({} services)",
+                project.files.len(),
+                model.len()
+            );
+            report.ok(&what, &detail);
+        }
+        Err(error) => {
+            let fix = format!(
+                "run docker compose -p {} --project-directory {} config to see the problem",
+                project.name,
+                project.directory.display()
+            );
+            report.fail(&what, &error_chain(&error), &fix);
+            return;
+        }
+    }
+    if env.manifest.spec.compose.pull != PullPolicy::Never {
+        return;
+    }
+    let what = format!("images of {}", env.name());
+    let mut missing = Vec::new();
+    let pinned = env.pinned_services();
+    for image in pinned.iter().filter_map(|s| env.pinned_image(s)) {
+        match compose.engine().image_id(&image).await {
+            Ok(Some(_)) => {}
+            Ok(None) => missing.push(image),
+            Err(error) => missing.push(format!("{image} ({})", error_chain(&error))),
+        }
+    }
+    if missing.is_empty() {
+        report.ok(
+            &what,
+            &format!("{} pinned images present (pull: never)", pinned.len()),
+        );
     } else {
-        println!("{} checks failed", report.failures);
-        1
+        let detail = format!("not on this host: {}", missing.join(", "));
+        report.fail(
+            &what,
+            &detail,
+            "load or build them here, or set spec.compose.pull",
+        );
+    }
+}
+
+/// The broker's secret files of `env` are readable and not readable by everyone.
+fn check_secret_files(report: &mut Report, env: &Environment) {
+    let Some(spec) = &env.manifest.spec.broker else {
+        return;
+    };
+    for (field, path) in [
+        ("spec.broker.tokenFile", &spec.token_file),
+        ("spec.broker.passwordFile", &spec.password_file),
+    ] {
+        let Some(path) = path else { continue };
+        let what = format!("{field} of {}", env.name());
+        match std::fs::metadata(path).and_then(|m| std::fs::File::open(path).map(|_| m)) {
+            Ok(meta) if meta.permissions().mode() & 0o004 != 0 => report.fail(
+                &what,
+                &format!(
+                    "{} is readable by every user (mode {:o})",
+                    path.display(),
+                    meta.permissions().mode() & 0o777
+                ),
+                &format!("chmod 600 {} (owned by the c2quay user)", path.display()),
+            ),
+            Ok(_) => report.ok(
+                &what,
+                &format!("{} is readable and private", path.display()),
+            ),
+            Err(error) => report.fail(
+                &what,
+                &format!("{}: {error}", path.display()),
+                "create the file or give the c2quay user read access",
+            ),
+        }
     }
 }
 

@@ -275,6 +275,7 @@ fn doctor_checks_the_origins_of_the_brokers_links_and_names_a_malformed_environm
     spec.broker_url = Some(broker.emulator.base_url.clone());
     let token = world.root.path().join("broker-token");
     std::fs::write(&token, PublicNameBroker::TOKEN).expect("token file");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let yaml = spec.yaml().replace(
         &format!("    environment: {BROKER_ENV}\n"),
         &format!(
@@ -377,6 +378,123 @@ fn verify_says_no_past_the_matrix_row_limit_and_exits_3_when_the_broker_cannot_b
     assert_eq!(code, 3, "{text}");
     assert!(
         text.contains("gate could not be checked") && text.contains("cannot connect"),
+        "{text}"
+    );
+}
+
+/// Issue 14 item 10: doctor checks that this host can deploy each of its environments (the
+/// Compose files render, `pull: never` images are here, secret files are readable and private),
+/// says which socket it asked (`DOCKER_HOST`), skips other hosts' environments, and `-o json`
+/// says the same for machines.
+#[test]
+fn doctor_checks_each_environment_can_deploy_here_and_speaks_json() {
+    if !require_docker() {
+        return;
+    }
+    let broker = Broker::start();
+    let world = World::new();
+    let (mut spec, _project) = world.env("deployable", Some(&broker));
+    let token = world.root.path().join("broker-token");
+    std::fs::write(&token, "t0ken\n").expect("token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    spec.version = "404".into(); // no c2quay-test/web:404 on this host, and pull: never
+    let with_token = |spec: &agent::EnvSpec| {
+        spec.yaml().replacen(
+            "  broker:\n",
+            &format!("  broker:\n    tokenFile: {}\n", token.display()),
+            1,
+        )
+    };
+    write_atomic(&world.desired.join("deployable.yaml"), &with_token(&spec));
+    let elsewhere = spec
+        .yaml()
+        .replace("name: deployable", "name: elsewhere")
+        .replace(
+            &format!("project: {}", spec.project),
+            &format!("project: {}-x", spec.project),
+        )
+        .replacen("spec:\n", "spec:\n  hosts: [some-other-host]\n", 1);
+    write_atomic(&world.desired.join("elsewhere.yaml"), &elsewhere);
+    let (code, out, err) = world.c2quay(&["validate", world.desired.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "the manifests are valid: {out}{err}");
+
+    let (code, text) = doctor(&world);
+    assert_eq!(code, 1, "{text}");
+    let (fail, fix) = failure(&text, "images of deployable").unwrap_or_else(|| panic!("{text}"));
+    assert!(fail.contains("c2quay-test/web:404"), "{text}");
+    assert!(fix.contains("spec.compose.pull"), "{text}");
+    let (fail, fix) = failure(&text, "tokenFile of deployable").unwrap_or_else(|| panic!("{text}"));
+    assert!(fail.contains("readable by every user (mode 644)"), "{text}");
+    assert!(fix.contains("chmod 600"), "{text}");
+    assert!(
+        !text.contains("t0ken"),
+        "the secret itself is never printed:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ok") && l.contains("compose files of deployable")),
+        "{text}"
+    );
+    assert!(
+        text.contains("not checked") && text.contains("elsewhere"),
+        "{text}"
+    );
+    assert!(text.contains("DOCKER_HOST is not set"), "{text}");
+
+    // Fixed: the image exists and the token is private; the Compose file stops rendering.
+    spec.version = "1".into();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    write_atomic(&world.desired.join("deployable.yaml"), &with_token(&spec));
+    std::fs::write(
+        spec.compose_dir.join("compose.yaml"),
+        "services: [not, a, map]\n",
+    )
+    .expect("compose.yaml");
+    let (desired, state) = (
+        world.desired.display().to_string(),
+        world.state.display().to_string(),
+    );
+    let (code, out, err) = world.c2quay(&[
+        "doctor",
+        "--desired",
+        &desired,
+        "--state-dir",
+        &state,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("doctor -o json");
+    assert_eq!(report["ok"], false, "{report}");
+    let find = |name: &str| {
+        report["checks"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["check"] == name).cloned())
+            .unwrap_or_else(|| panic!("no {name} check in {report}"))
+    };
+    let compose = find("compose files of deployable");
+    assert_eq!(compose["ok"], false, "{compose}");
+    assert!(
+        compose["fix"].as_str().unwrap_or("").contains("config"),
+        "{compose}"
+    );
+    assert_eq!(
+        find("spec.broker.tokenFile of deployable")["ok"],
+        true,
+        "{report}"
+    );
+
+    // A Docker that does not answer names the socket it was asked on.
+    let nowhere = world.root.path().join("nowhere.sock");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_c2quay"))
+        .args(["doctor", "--desired", &desired, "--state-dir", &state])
+        .env("DOCKER_HOST", format!("unix://{}", nowhere.display()))
+        .output()
+        .expect("doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("DOCKER_HOST=unix://{}", nowhere.display())),
         "{text}"
     );
 }
