@@ -5,10 +5,11 @@
 #   bash scripts/demo.sh --keep   # leave the agent, the broker emulator and the shop running
 #
 # 1. sets up the world (Docker engine, Compose v2, test images: scripts/test-world.sh);
-# 2. starts the broker emulator (a Pact Broker stand-in, NOT for production) on 127.0.0.1:9292,
-#    seeded with the shop's pacts and verifications (demo/broker-seed.yaml);
-# 3. runs `c2quay agent` on a copy of desired/shop-staging.yaml with its endpoints on
-#    127.0.0.1:9464 and waits until the environment is Ready;
+# 2. starts the broker emulator (a Pact Broker stand-in, NOT for production) on a free
+#    127.0.0.1 port, seeded with the shop's pacts and verifications (demo/broker-seed.yaml);
+# 3. runs `c2quay agent` on a copy of desired/shop-staging.yaml (its own Compose project,
+#    `c2quay-demo-shop`, on free ports) with its endpoints on a free 127.0.0.1 port and waits
+#    until the environment is Ready;
 # 4. prints `c2quay status`, the broker's view and where to look;
 # 5. bumps web to a release that never gets healthy and shows the automatic rollback.
 set -euo pipefail
@@ -18,24 +19,46 @@ keep=0
 [ "${1:-}" = "--keep" ] && keep=1
 
 work="$root/.demo"
-broker_addr=127.0.0.1:9292
-listen=127.0.0.1:9464
 started=$(date +%s)
+# The demo's own Compose project: it never touches one it did not create.
+project=c2quay-demo-shop
+
+# A free 127.0.0.1 TCP port (the kernel picks it).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+broker_addr=127.0.0.1:$(free_port)
+listen=127.0.0.1:$(free_port)
+export SHOP_WEB_PORT=$(free_port) SHOP_API_PORT=$(free_port)
+
+# Downs the demo's project, but only when the demo created it (its Compose file is ours).
+down_demo_project() {
+  local files
+  files=$(docker compose ls --all --format json 2>/dev/null | python3 -c '
+import json, sys
+for p in json.load(sys.stdin):
+    if p["Name"] == sys.argv[1]:
+        print(p.get("ConfigFiles", ""))' "$project" || true)
+  [ -z "$files" ] && return 0
+  if [ "${files%%,*}" != "$root/examples/shop/compose.yaml" ]; then
+    echo "error: a Compose project named $project exists and was not created by this demo ($files); remove it or rename it" >&2
+    return 1
+  fi
+  docker compose -p "$project" down --remove-orphans >/dev/null 2>&1 || true
+}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
 
 cleanup() {
   if [ "$keep" = 1 ]; then
-    step "left running (stop with: kill \$(cat $work/agent.pid) \$(cat $work/emulator.pid); docker compose -p shop down)"
+    step "left running (stop with: kill \$(cat $work/agent.pid) \$(cat $work/emulator.pid); docker compose -p $project down)"
     return
   fi
   step "cleaning up"
   [ -f "$work/agent.pid" ] && kill "$(cat "$work/agent.pid")" 2>/dev/null || true
   [ -f "$work/emulator.pid" ] && kill "$(cat "$work/emulator.pid")" 2>/dev/null || true
   sleep 1
-  docker compose -p shop down --remove-orphans >/dev/null 2>&1 || true
-  echo "agent and broker emulator stopped, shop project removed; logs and state kept in $work"
+  down_demo_project || true
+  echo "agent and broker emulator stopped, project $project removed; logs and state kept in $work"
 }
 
 # Polls the agent's status API until ENV reaches PHASE (bounded).
@@ -65,7 +88,7 @@ bin="$root/target/debug"
 # A clean slate for the demo: its own state, a copy of the desired manifest.
 if [ -f "$work/agent.pid" ]; then kill "$(cat "$work/agent.pid")" 2>/dev/null || true; fi
 if [ -f "$work/emulator.pid" ]; then kill "$(cat "$work/emulator.pid")" 2>/dev/null || true; fi
-docker compose -p shop down --remove-orphans >/dev/null 2>&1 || true
+down_demo_project
 rm -rf "$work"
 mkdir -p "$work/desired"
 chmod 700 "$work"
@@ -73,7 +96,14 @@ chmod 700 "$work"
 # for readiness so the rollback part of the demo is quick.
 sed -e "s#directory: ../examples/shop#directory: $root/examples/shop#" \
     -e "s#waitTimeout: 2m #waitTimeout: 20s#" \
+    -e "s#project: shop #project: $project #" \
+    -e "s#http://127.0.0.1:9292#http://$broker_addr#" \
+    -e "s#127.0.0.1:18080#127.0.0.1:$SHOP_WEB_PORT#" \
+    -e "s#127.0.0.1:18081#127.0.0.1:$SHOP_API_PORT#" \
     desired/shop-staging.yaml > "$work/desired/shop-staging.yaml"
+for expected in "project: $project" "$broker_addr" "$SHOP_WEB_PORT" "$SHOP_API_PORT"; do
+  grep -q "$expected" "$work/desired/shop-staging.yaml" || { echo "error: the demo copy of the manifest lacks $expected" >&2; exit 1; }
+done
 trap cleanup EXIT
 
 step "2. starting the broker emulator on $broker_addr (seeded with demo/broker-seed.yaml)"
@@ -92,7 +122,7 @@ step "4. what runs now"
 echo
 "$bin/c2quay" status shop-staging --state-dir "$work/state"
 echo
-echo "the shop answers: $(curl -fsS http://127.0.0.1:18080/)"
+echo "the shop answers: $(curl -fsS "http://127.0.0.1:$SHOP_WEB_PORT/")"
 echo
 echo "the broker's view (currently deployed in staging):"
 curl -fsS "http://$broker_addr/_emulator/state" | python3 -c '
@@ -122,7 +152,7 @@ echo "(the agent notices the file change, gates, applies, waits for readiness, a
 wait_for_phase shop-staging RolledBack 120
 "$bin/c2quay" status shop-staging --state-dir "$work/state"
 echo
-echo "the shop still answers: $(curl -fsS http://127.0.0.1:18080/)"
+echo "the shop still answers: $(curl -fsS "http://127.0.0.1:$SHOP_WEB_PORT/")"
 report=$(ls -t "$work"/state/envs/shop-staging/reports/*rollback* 2>/dev/null | head -1 || true)
 if [ -n "$report" ]; then
   echo "rollback report: $report"

@@ -444,13 +444,20 @@ fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
     let _ = sd_notify::notify(false, states);
 }
 
-/// This machine's host name (`/etc/hostname`, then `$HOSTNAME`, then `localhost`).
+/// This machine's host name (`gethostname(2)`, which needs no `/proc`: the unit hides
+/// `/proc/sys`; then `$HOSTNAME`, then `localhost`).
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // fails.
+    let answered = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0;
+    let name = answered
+        .then(|| {
+            let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
+            String::from_utf8_lossy(&buffer[..end]).trim().to_string()
+        })
+        .filter(|s| !s.is_empty());
+    name.or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_string())
 }
 

@@ -34,6 +34,7 @@ mod pipeline_e2e_lock;
 mod prometheus_e2e;
 mod prune_e2e;
 mod rollback_cli_e2e;
+mod sandbox_e2e;
 mod secrets_sweep;
 mod serving_e2e;
 mod state_faults;

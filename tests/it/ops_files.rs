@@ -267,6 +267,32 @@ fn systemd_units_pass_systemd_analyze_verify() {
     );
 }
 
+/// The highest `systemd-analyze security` exposure the agent's unit may have (it was 3.2 before
+/// the system call filter and the /proc restrictions; it is 1.4 with them).
+const MAX_EXPOSURE: f64 = 2.0;
+
+#[test]
+fn agent_unit_exposure_stays_at_most_max_exposure() {
+    let Some(systemd_analyze) = required_tool("systemd-analyze") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unit = dir.path().join("c2quay-agent.service");
+    std::fs::copy(repo("systemd/c2quay-agent.service"), &unit).expect("copy the unit");
+    let out = run(Command::new(&systemd_analyze)
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&unit)
+        .env("SYSTEMD_COLORS", "0"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let exposure: f64 = text
+        .lines()
+        .find_map(|l| l.split("exposure level for c2quay-agent.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+    assert!(exposure <= MAX_EXPOSURE, "exposure {exposure}:\n{text}");
+}
+
 #[test]
 fn agent_unit_keeps_its_supervision_and_hardening_settings() {
     let unit = read(&repo("systemd/c2quay-agent.service"));
@@ -303,6 +329,9 @@ fn agent_unit_keeps_its_supervision_and_hardening_settings() {
         ("MemoryDenyWriteExecute", "yes"),
         ("CapabilityBoundingSet", ""),
         ("UMask", "0077"),
+        ("SystemCallErrorNumber", "EPERM"),
+        ("ProtectProc", "invisible"),
+        ("ProcSubset", "pid"),
     ] {
         assert_eq!(value(key), Some(expected), "{key}=");
     }
@@ -313,8 +342,10 @@ fn agent_unit_keeps_its_supervision_and_hardening_settings() {
         stop > 120,
         "TimeoutStopSec={stop} must exceed the 120s shutdown grace"
     );
+    // Only the state directory (overrides included) and the claims are writable: the compose
+    // directories are read, never written.
     let rw = value("ReadWritePaths").expect("ReadWritePaths");
-    assert!(rw.split(' ').any(|path| path == "/var/lib/c2quay"), "{rw}");
+    assert_eq!(rw, "/var/lib/c2quay -/run/lock", "{rw}");
 
     // Every variable the unit or the brief names is documented in the env file example.
     let example = read(&repo("systemd/c2quay.env.example"));
