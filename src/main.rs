@@ -6,16 +6,19 @@ use tracing_subscriber::EnvFilter;
 fn main() {
     die_quietly_on_closed_output();
     let cli = c2quay::cli::Cli::parse();
-    init_logging(cli.log_format());
+    init_logging(cli.log_format(), cli.default_log_level());
     std::process::exit(c2quay::cli::run(cli));
 }
 
 /// Logs go to stderr: human-readable lines, or JSON lines for journald and log shippers.
-/// `RUST_LOG` overrides the default level (`info`).
-fn init_logging(format: c2quay::cli::LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// `RUST_LOG` overrides the default level; colours only when stderr is a terminal.
+fn init_logging(format: c2quay::cli::LogFormat, default_level: &str) {
+    use std::io::IsTerminal;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         c2quay::cli::LogFormat::Json => builder

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::common::{HostArgs, RealContext, load_environment, print_json, real_context};
 use super::interrupt::{Interrupted, signal_name, until_interrupted};
-use super::{Dirs, EXIT_CODES, Output};
+use super::{Dirs, EXIT_CODES, LogFormat, Output};
 use crate::manifest::{Environment, RollbackMode};
 use crate::pipeline::{self, DeployOptions, DeployReport, Outcome, RecordStatus, error_chain};
 use crate::state::{EnvLock, HistoryEntry};
@@ -87,8 +87,19 @@ fn parse_rollback(text: &str) -> Result<RollbackMode, String> {
     }
 }
 
+/// Adds the live progress on stderr to `ctx`, unless the logs are JSON (then every stderr line
+/// is a JSON object, and the log carries each step).
+fn with_progress(mut ctx: RealContext, log_format: LogFormat) -> RealContext {
+    use std::io::IsTerminal;
+    if log_format == LogFormat::Text {
+        let sink = super::progress::ProgressSink::new(std::io::stderr().is_terminal());
+        ctx.events = ctx.events.with(std::sync::Arc::new(sink));
+    }
+    ctx
+}
+
 /// Runs `deploy`.
-pub async fn deploy(args: DeployArgs) -> i32 {
+pub async fn deploy(args: DeployArgs, log_format: LogFormat) -> i32 {
     let env = match load_environment(&args.dirs.desired, &args.environment) {
         Ok(env) => env,
         Err(message) => return fail(&message),
@@ -97,7 +108,7 @@ pub async fn deploy(args: DeployArgs) -> i32 {
         return fail(&message);
     }
     let ctx = match real_context(&args.dirs.state_dir, None).await {
-        Ok(ctx) => ctx,
+        Ok(ctx) => with_progress(ctx, log_format),
         Err(message) => return fail(&message),
     };
     let options = DeployOptions {
@@ -277,7 +288,7 @@ pub async fn verify(args: VerifyArgs) -> i32 {
 }
 
 /// Runs `rollback`.
-pub async fn rollback(args: RollbackArgs) -> i32 {
+pub async fn rollback(args: RollbackArgs, log_format: LogFormat) -> i32 {
     let env = match load_environment(&args.dirs.desired, &args.environment) {
         Ok(env) => env,
         Err(message) => return fail(&message),
@@ -286,7 +297,7 @@ pub async fn rollback(args: RollbackArgs) -> i32 {
         return fail(&message);
     }
     let ctx = match real_context(&args.dirs.state_dir, None).await {
-        Ok(ctx) => ctx,
+        Ok(ctx) => with_progress(ctx, log_format),
         Err(message) => return fail(&message),
     };
     match pipeline::rollback_to_snapshot(&ctx, &env, args.from_snapshot.as_deref(), args.lock_wait)
@@ -334,34 +345,24 @@ pub async fn rollback(args: RollbackArgs) -> i32 {
 }
 
 fn print_report(report: &DeployReport) {
-    println!("{}: {}", report.environment, report.plan);
-    for step in &report.steps {
-        println!("  {:<10} {:>7} ms  {}", step.step, step.millis, step.result);
-    }
-    for line in report.gate_reasons() {
-        println!("  gate: {line}");
-    }
-    for record in &report.records {
-        println!(
-            "  record {} {}: {:?}",
-            record.candidate.pacticipant, record.candidate.version, record.status
-        );
-    }
+    // The plan, the steps, the gate's answer and each record were shown live on stderr (once),
+    // a failure's cause goes in the hint there too; stdout gets the outcome.
     let summary = match &report.outcome {
         Outcome::UpToDate => "up to date: nothing to do".to_string(),
         Outcome::DryRun => "dry run: nothing changed".to_string(),
         Outcome::Deployed => "deployed and recorded".to_string(),
         Outcome::GateBlocked => "gate blocked: nothing on the host changed".to_string(),
-        Outcome::RolledBack { failure } => {
-            format!(
-                "{} failed and the previous images run again: {}",
-                failure.step, failure.error
-            )
-        }
-        Outcome::RollbackFailed { failure, rollback } => format!(
-            "{} failed ({}); NOT rolled back: {rollback}",
-            failure.step, failure.error
+        Outcome::RolledBack { failure } if failure.host.is_some() => format!(
+            "the host refused {} ({}): the previous images run again; tried again by the agent (or re-run)",
+            failure.step,
+            failure.host.map_or("", |c| c.as_str())
         ),
+        Outcome::RolledBack { failure } => {
+            format!("{} failed; the previous images run again", failure.step)
+        }
+        Outcome::RollbackFailed { failure, rollback } => {
+            format!("{} failed; NOT rolled back: {rollback}", failure.step)
+        }
         Outcome::RecordFailed => {
             "deployed and healthy, but some broker records are pending".to_string()
         }

@@ -12,6 +12,7 @@ mod deploy;
 mod doctor;
 mod interrupt;
 mod ops;
+mod progress;
 pub mod validate;
 
 /// Exit codes shared by every subcommand (documented in `--help` and the README).
@@ -107,6 +108,16 @@ impl Cli {
     pub fn log_format(&self) -> LogFormat {
         self.log_format
     }
+
+    /// The log level when `RUST_LOG` is not set: `info` for the agent and for JSON logs (a
+    /// machine reads them), `warn` for a person at a command: a deploy's progress is printed
+    /// by the command itself, once, not again as log lines.
+    pub fn default_log_level(&self) -> &'static str {
+        match (&self.command, self.log_format) {
+            (Command::Agent(_), _) | (_, LogFormat::Json) => "info",
+            _ => "warn",
+        }
+    }
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -114,9 +125,9 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Schema => validate::schema(),
-        Command::Deploy(args) => common::block_on(deploy::deploy(args)),
+        Command::Deploy(args) => common::block_on(deploy::deploy(args, cli.log_format)),
         Command::Verify(args) => common::block_on(deploy::verify(args)),
-        Command::Rollback(args) => common::block_on(deploy::rollback(args)),
+        Command::Rollback(args) => common::block_on(deploy::rollback(args, cli.log_format)),
         Command::Agent(args) => common::block_on(ops::agent(args)),
         Command::Status(args) => ops::status(args),
         Command::Plan(args) => common::block_on(ops::plan(args)),

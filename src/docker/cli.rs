@@ -334,9 +334,10 @@ impl Engine for CliCompose {
         services: &[String],
         timeout: Duration,
         min_ready: Duration,
+        progress: super::Progress<'_>,
     ) -> Result<Vec<Container>> {
         self.engine
-            .wait_ready_with(project, model, services, timeout, min_ready)
+            .wait_ready_with(project, model, services, timeout, min_ready, progress)
             .await
     }
 }

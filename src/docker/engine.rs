@@ -145,9 +145,19 @@ impl DockerEngine {
         services: &[String],
         timeout: Duration,
         min_ready: Duration,
+        progress: wait::Progress<'_>,
     ) -> Result<Vec<Container>> {
         let settings = &self.config.wait;
-        wait::wait_ready(self, project, model, services, timeout, min_ready, settings).await
+        wait::wait_ready(
+            self,
+            project,
+            model,
+            services,
+            timeout,
+            min_ready,
+            (settings, progress),
+        )
+        .await
     }
 }
 
@@ -279,8 +289,9 @@ impl Engine for DockerEngine {
         services: &[String],
         timeout: Duration,
         min_ready: Duration,
+        progress: wait::Progress<'_>,
     ) -> Result<Vec<Container>> {
-        self.wait_ready_with(project, model, services, timeout, min_ready)
+        self.wait_ready_with(project, model, services, timeout, min_ready, progress)
             .await
     }
 }

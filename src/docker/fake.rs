@@ -476,6 +476,7 @@ impl Engine for FakeCompose {
         services: &[String],
         timeout: Duration,
         min_ready: Duration,
+        progress: super::Progress<'_>,
     ) -> Result<Vec<Container>> {
         self.lock()
             .calls
@@ -487,7 +488,7 @@ impl Engine for FakeCompose {
             services,
             timeout,
             min_ready,
-            &WaitSettings::default(),
+            (&WaitSettings::default(), progress),
         )
         .await
     }

@@ -29,9 +29,16 @@ async fn up_runs_pins_and_readiness_follows_images() {
     .await
     .unwrap();
     assert_eq!(fake.running_image("web").as_deref(), Some("web:2"));
-    fake.wait_ready(&p, &model, &web, Duration::from_secs(1), Duration::ZERO)
-        .await
-        .unwrap();
+    fake.wait_ready(
+        &p,
+        &model,
+        &web,
+        Duration::from_secs(1),
+        Duration::ZERO,
+        &crate::docker::no_progress,
+    )
+    .await
+    .unwrap();
     let ps = fake.ps(&p).await.unwrap();
     assert_eq!(ps[0].image_id, fake_image_id("web:2"));
 
@@ -46,7 +53,14 @@ async fn up_runs_pins_and_readiness_follows_images() {
     .await
     .unwrap();
     let err = fake
-        .wait_ready(&p, &model, &web, Duration::ZERO, Duration::ZERO)
+        .wait_ready(
+            &p,
+            &model,
+            &web,
+            Duration::ZERO,
+            Duration::ZERO,
+            &crate::docker::no_progress,
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "not_ready");
@@ -61,9 +75,16 @@ async fn up_runs_pins_and_readiness_follows_images() {
         .await
         .unwrap();
     assert_eq!(fake.ps(&p).await.unwrap()[0].image_id, id);
-    fake.wait_ready(&p, &model, &web, Duration::from_secs(1), Duration::ZERO)
-        .await
-        .unwrap();
+    fake.wait_ready(
+        &p,
+        &model,
+        &web,
+        Duration::from_secs(1),
+        Duration::ZERO,
+        &crate::docker::no_progress,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -151,9 +172,16 @@ async fn a_job_exit_zero_is_done_and_crash_fails() {
     let p = project();
     let m = vec!["migrate".to_string()];
     let model = fake.config(&p).await.unwrap();
-    fake.wait_ready(&p, &model, &m, Duration::from_secs(1), Duration::ZERO)
-        .await
-        .unwrap();
+    fake.wait_ready(
+        &p,
+        &model,
+        &m,
+        Duration::from_secs(1),
+        Duration::ZERO,
+        &crate::docker::no_progress,
+    )
+    .await
+    .unwrap();
     fake.make_crashing("m:2");
     fake.up(
         &p,
@@ -165,7 +193,14 @@ async fn a_job_exit_zero_is_done_and_crash_fails() {
     .await
     .unwrap();
     let err = fake
-        .wait_ready(&p, &model, &m, Duration::from_secs(1), Duration::ZERO)
+        .wait_ready(
+            &p,
+            &model,
+            &m,
+            Duration::from_secs(1),
+            Duration::ZERO,
+            &crate::docker::no_progress,
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("migrate: exited (1)"), "{err}");
@@ -204,7 +239,14 @@ async fn readiness_reacts_to_the_health_event_not_to_a_poll() {
     let start = tokio::time::Instant::now();
     let web = vec!["web".to_string()];
     let seen = fake
-        .wait_ready(&p, &model, &web, Duration::from_secs(30), Duration::ZERO)
+        .wait_ready(
+            &p,
+            &model,
+            &web,
+            Duration::from_secs(30),
+            Duration::ZERO,
+            &crate::docker::no_progress,
+        )
         .await
         .unwrap();
     assert_eq!(seen[0].health, "healthy");
@@ -223,7 +265,14 @@ async fn a_never_healthy_service_fails_at_the_deadline_naming_it() {
     let model = fake.config(&p).await.unwrap();
     let both = vec!["api".to_string(), "web".to_string()];
     let err = fake
-        .wait_ready(&p, &model, &both, Duration::from_secs(5), Duration::ZERO)
+        .wait_ready(
+            &p,
+            &model,
+            &both,
+            Duration::from_secs(5),
+            Duration::ZERO,
+            &crate::docker::no_progress,
+        )
         .await
         .unwrap_err();
     let msg = err.to_string();
@@ -254,6 +303,7 @@ async fn a_crash_during_the_wait_fails_at_once() {
             &["web".to_string()],
             Duration::from_secs(60),
             Duration::ZERO,
+            &crate::docker::no_progress,
         )
         .await
         .unwrap_err();
@@ -296,6 +346,7 @@ async fn a_service_without_healthcheck_that_dies_inside_min_ready_is_not_ready()
         &web,
         Duration::from_secs(5),
         Duration::from_millis(300),
+        &crate::docker::no_progress,
     )
     .await
     .unwrap();
@@ -313,6 +364,7 @@ async fn a_service_without_healthcheck_that_dies_inside_min_ready_is_not_ready()
             &web,
             Duration::from_secs(5),
             Duration::from_secs(2),
+            &crate::docker::no_progress,
         )
         .await
         .unwrap_err();
@@ -321,7 +373,14 @@ async fn a_service_without_healthcheck_that_dies_inside_min_ready_is_not_ready()
         "{err}"
     );
     // A zero window keeps the first ready verdict.
-    fake.wait_ready(&p, &model, &web, Duration::from_secs(5), Duration::ZERO)
-        .await
-        .unwrap();
+    fake.wait_ready(
+        &p,
+        &model,
+        &web,
+        Duration::from_secs(5),
+        Duration::ZERO,
+        &crate::docker::no_progress,
+    )
+    .await
+    .unwrap();
 }

@@ -64,7 +64,7 @@ pub use events::ContainerEvent;
 pub use model::{RenderedModel, RenderedService, ServiceConfig};
 pub use readiness::{ReadinessVerdict, evaluate};
 pub use version::ComposeVersion;
-pub use wait::WaitSettings;
+pub use wait::{Progress, WaitSettings, no_progress};
 
 use crate::manifest::PullPolicy;
 
@@ -173,6 +173,7 @@ pub trait Engine: Send + Sync {
         services: &[String],
         timeout: Duration,
         min_ready: Duration,
+        progress: Progress<'_>,
     ) -> impl Future<Output = Result<Vec<Container>>> + Send {
         async move {
             wait::wait_ready(
@@ -182,7 +183,7 @@ pub trait Engine: Send + Sync {
                 services,
                 timeout,
                 min_ready,
-                &WaitSettings::default(),
+                (&WaitSettings::default(), progress),
             )
             .await
         }

@@ -38,6 +38,16 @@ impl Default for WaitSettings {
     }
 }
 
+/// Told what readiness still waits for: (service, state) in service order, and how long it
+/// has waited. Called when that changes, and at most every [`PROGRESS_EVERY`] otherwise.
+pub type Progress<'a> = &'a (dyn Fn(&[(String, String)], Duration) + Send + Sync);
+
+/// A [`Progress`] that listens to nothing.
+pub fn no_progress(_waiting: &[(String, String)], _waited: Duration) {}
+
+/// How often an unchanged wait is reported to [`Progress`].
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 /// Waits until every service in `services` is ready, failed, or `timeout` passes, and returns
 /// the project's containers as last observed. On failure the error is [`Error::NotReady`]
 /// naming each service, its state and its last log lines.
@@ -54,10 +64,11 @@ pub async fn wait_ready<E: Engine + ?Sized>(
     services: &[String],
     timeout: Duration,
     min_ready: Duration,
-    settings: &WaitSettings,
+    (settings, progress): (&WaitSettings, Progress<'_>),
 ) -> Result<Vec<Container>> {
     check_services(project, services, model)?;
     let start = Instant::now();
+    let mut reported: Option<(Vec<(String, String)>, Instant)> = None;
     let deadline = start + timeout;
     let window = min_ready;
     // Subscribe first: a change between the observation and the subscription is not missed.
@@ -109,7 +120,17 @@ pub async fn wait_ready<E: Engine + ?Sized>(
                     .collect();
                 return Err(not_ready(engine, project, list, start.elapsed(), settings).await);
             }
-            (ReadinessVerdict::Waiting(list), None) => list,
+            (ReadinessVerdict::Waiting(list), None) => {
+                let due = match &reported {
+                    Some((last, at)) => *last != list || at.elapsed() >= PROGRESS_EVERY,
+                    None => true,
+                };
+                if due {
+                    progress(&list, start.elapsed());
+                    reported = Some((list.clone(), Instant::now()));
+                }
+                list
+            }
         };
         let now = Instant::now();
         let pause = match &stable {

@@ -32,7 +32,10 @@ fn audit_line(event: &PipelineEvent) -> Option<(&'static str, String, String)> {
                 Some(cause) => (step.as_str(), "failed".into(), cause.clone()),
             }
         }
-        PipelineEvent::StepFinished { .. } | PipelineEvent::RecordAttempted { .. } => return None,
+        PipelineEvent::StepFinished { .. }
+        | PipelineEvent::RecordAttempted { .. }
+        | PipelineEvent::StepStarted { .. }
+        | PipelineEvent::ReadinessWaiting { .. } => return None,
         PipelineEvent::Planned { plan } => ("plan", "ok".into(), plan.clone()),
         PipelineEvent::GateAnswered {
             blocked_reasons, ..

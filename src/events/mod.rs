@@ -148,6 +148,21 @@ pub struct Scope {
 /// Something that happened in a pipeline flow.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PipelineEvent {
+    /// A step starts.
+    StepStarted {
+        /// The step.
+        step: StepName,
+    },
+    /// Readiness is still waiting for some services (sent when what it waits for changes,
+    /// and at most every few seconds otherwise).
+    ReadinessWaiting {
+        /// (service, state as seen, e.g. `running (health: starting)`), in service order.
+        waiting: Vec<(String, String)>,
+        /// How long readiness has waited so far.
+        waited: Duration,
+        /// Its timeout.
+        timeout: Duration,
+    },
     /// A step ended; `failure` says why it failed.
     StepFinished {
         /// The step.

@@ -32,6 +32,8 @@ impl EventSink for Metrics {
             PipelineEvent::Planned { .. }
             | PipelineEvent::GateError { .. }
             | PipelineEvent::LeftoversRemoved { .. }
+            | PipelineEvent::StepStarted { .. }
+            | PipelineEvent::ReadinessWaiting { .. }
             | PipelineEvent::Finished { .. } => {}
         }
     }

@@ -25,7 +25,7 @@ pub(super) struct Run<'a, C, B, S> {
     pub(super) model: RenderedModel,
     /// The project's containers as last observed (snapshot, then readiness).
     pub(super) observed: Vec<Container>,
-    scope: Scope,
+    pub(super) scope: Scope,
 }
 
 impl<'a, C, B, S> Run<'a, C, B, S> {
@@ -47,6 +47,12 @@ impl<'a, C, B, S> Run<'a, C, B, S> {
     /// Sends `event` to the context's sinks.
     pub(super) fn emit(&self, event: PipelineEvent) {
         self.ctx.events.emit(&self.scope, &event);
+    }
+
+    /// Starts `step`: says so as an event and returns its start time for [`Run::end_step`].
+    pub(super) fn start_step(&self, step: StepName) -> Instant {
+        self.emit(PipelineEvent::StepStarted { step });
+        Instant::now()
     }
 
     /// Ends `step` (started at `started`): its timing goes into the report and out as an event.

@@ -162,6 +162,7 @@ async fn compose_adapter_on_the_real_engine() {
             &both,
             Duration::from_secs(60),
             Duration::ZERO,
+            &c2quay::docker::no_progress,
         )
         .await
         .unwrap();
@@ -238,6 +239,7 @@ async fn compose_adapter_on_the_real_engine() {
             &web,
             Duration::from_secs(8),
             Duration::ZERO,
+            &c2quay::docker::no_progress,
         )
         .await
         .unwrap_err();
@@ -271,6 +273,7 @@ async fn compose_adapter_on_the_real_engine() {
             &web,
             Duration::from_secs(60),
             Duration::ZERO,
+            &c2quay::docker::no_progress,
         )
         .await
         .unwrap();
@@ -355,6 +358,7 @@ async fn compose_adapter_on_the_real_engine() {
             &web,
             Duration::from_secs(60),
             Duration::ZERO,
+            &c2quay::docker::no_progress,
         )
         .await
         .unwrap();
@@ -497,6 +501,7 @@ async fn the_engine_api_sees_what_docker_inspect_sees_and_readiness_follows_even
             &strings(&["web", "migrate"]),
             Duration::from_secs(60),
             Duration::ZERO,
+            &c2quay::docker::no_progress,
         )
         .await
         .unwrap();
@@ -515,6 +520,7 @@ async fn the_engine_api_sees_what_docker_inspect_sees_and_readiness_follows_even
             &strings(&["web", "sick"]),
             Duration::from_secs(6),
             Duration::ZERO,
+            &c2quay::docker::no_progress,
         )
         .await
         .unwrap_err();

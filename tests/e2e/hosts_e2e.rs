@@ -89,3 +89,58 @@ fn a_deploy_for_another_host_refuses_and_host_or_force_go_on() {
     assert_eq!(code, 0, "forced: {out}{err}");
     assert_eq!(spec.served_version().as_deref(), Some("2"));
 }
+
+/// Issue 14 item 6: a CLI deploy shows its progress on stderr, each fact once: the plan, each
+/// step's end, what readiness waits for (a healthcheck starting); no ANSI code when stderr is
+/// not a terminal, and on a terminal (a pty from `script`) the step in flight is rewritten in
+/// place.
+#[test]
+fn a_cli_deploy_shows_live_progress_once_and_plain_without_a_terminal() {
+    if !require_docker() {
+        return;
+    }
+    let world = World::new();
+    let (mut spec, _guard) = world.env("progress", None);
+    spec.write(&world.desired);
+    let (code, text) = world.deploy("progress");
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "no ANSI codes without a terminal:\n{text}"
+    );
+    for line in [
+        "progress: generation",
+        "  up         ok in",
+        "  readiness  ok in",
+    ] {
+        let count = text.lines().filter(|l| l.starts_with(line)).count();
+        assert_eq!(count, 1, "{line:?} once in:\n{text}");
+    }
+    assert!(
+        !text.contains("step done"),
+        "no log line repeats a step:\n{text}"
+    );
+    assert!(text.contains("progress: deployed"), "{text}");
+
+    // On a terminal: the next release, under a pty.
+    spec.version = "2".into();
+    spec.write(&world.desired);
+    let (desired, state) = (
+        world.desired.to_str().expect("utf-8"),
+        world.state.to_str().expect("utf-8"),
+    );
+    let command = format!(
+        "'{}' deploy progress --desired '{desired}' --state-dir '{state}'",
+        env!("CARGO_BIN_EXE_c2quay")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .output()
+        .expect("script");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.contains("\r\x1b[2K  up         ok in"),
+        "the step line is rewritten:\n{tty:?}"
+    );
+}

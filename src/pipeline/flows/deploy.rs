@@ -1,7 +1,5 @@
 //! The deploy flow: the strict order of DESIGN.md §2 under the environment lock.
 
-use std::time::Instant;
-
 use super::super::run::Run;
 use super::super::steps::record::{pending_record, pending_record_of, undeployments};
 use super::super::{
@@ -173,7 +171,7 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
     let mut run = Run::new(ctx, env);
 
     // 1. pre-snapshot
-    let started = Instant::now();
+    let started = run.start_step(StepName::Snapshot);
     let project = project_of(env);
     let mut pre = run.snapshot(&project).await?;
     check_services_exist(env, &run.model)?;
@@ -348,7 +346,7 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
     }
     super::commit_applied(&run, lock, &run.report.waiting)?;
     ctx.state.clear_intent(&name).map_err(state_err)?;
-    let started = Instant::now();
+    let started = run.start_step(StepName::Record);
     // The whole outbox goes out oldest first: a record of an earlier deploy still pending is
     // sent before this deploy's, or the broker would call the older version current (issue 6).
     let queued = match ctx.state.outbox_list(&name) {

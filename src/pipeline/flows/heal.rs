@@ -1,8 +1,6 @@
 //! The heal flow: re-applies the applied release of drifted services (`selfHeal`). No gate, no
 //! record: healing is not a new release.
 
-use std::time::Instant;
-
 use super::super::run::Run;
 use super::super::{
     Brokers, Context, DeployOptions, DeployReport, Error, Outcome, Result, desired_pins, project_of,
@@ -24,7 +22,7 @@ pub async fn heal<C: Compose, B: Brokers, S: Smoke>(
     let name = env.name().to_string();
     let mut run = Run::new(ctx, env);
     let project = project_of(env);
-    let started = Instant::now();
+    let started = run.start_step(StepName::Heal);
     run.snapshot(&project).await?;
     run.end_step(StepName::Snapshot, started, None);
     let applied =

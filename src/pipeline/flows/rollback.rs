@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use tracing::{info, warn};
@@ -109,7 +109,7 @@ pub(in crate::pipeline) async fn roll_back<C: Compose, B: Brokers, S: Smoke>(
         post_snapshot: None,
         commands: commands.clone(),
     };
-    let started = Instant::now();
+    let started = run.start_step(StepName::Rollback);
     // The deploy failed and was not (or not wholly) rolled back, `rollback` says why.
     let not_rolled_back = |rollback: String| Outcome::RollbackFailed {
         failure: failure.clone(),

@@ -1,7 +1,7 @@
 //! Apply: pull the pinned images, clear leftovers of an interrupted recreate, `up`, and wait for
 //! readiness. Each is its own step with its own [`StepName`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::warn;
 
@@ -28,7 +28,7 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
             .iter()
             .filter_map(|s| pins.get(s).map(|i| (s.clone(), i.clone())))
             .collect();
-        let started = Instant::now();
+        let started = self.start_step(StepName::Pull);
         let pulled = (self.ctx.compose)
             .pull_with_policy(project, &self.model, &service_pins, services, policy)
             .await;
@@ -62,7 +62,7 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
         services: &[String],
         options: &UpOptions,
     ) -> Result<(), StepFailure> {
-        let started = Instant::now();
+        let started = self.start_step(step);
         let up = (self.ctx.compose)
             .up(project, &self.model, pins, services, options)
             .await;
@@ -79,7 +79,17 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
         services: &[String],
         timeout: Duration,
     ) -> Result<(), StepFailure> {
-        let started = Instant::now();
+        let started = self.start_step(StepName::Readiness);
+        let (events, scope) = (&self.ctx.events, &self.scope);
+        let progress = |waiting: &[(String, String)], waited: Duration| {
+            let waiting = waiting.to_vec();
+            let event = PipelineEvent::ReadinessWaiting {
+                waiting,
+                waited,
+                timeout,
+            };
+            events.emit(scope, &event);
+        };
         let ready = (self.ctx.compose)
             .wait_ready(
                 project,
@@ -87,6 +97,7 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
                 services,
                 timeout,
                 self.env.min_ready(),
+                &progress,
             )
             .await;
         let containers = self.check(

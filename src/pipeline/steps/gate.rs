@@ -1,8 +1,6 @@
 //! Gate: can-i-deploy for the candidates, one query for an all-or-nothing set of 2+, else one
 //! per candidate. Asking never changes the host.
 
-use std::time::Instant;
-
 use super::super::outcome::GateEntry;
 use super::super::run::Run;
 use super::super::{Brokers, Context, Error, Result};
@@ -59,7 +57,7 @@ impl<C, B: Brokers, S> Run<'_, C, B, S> {
         spec: &BrokerSpec,
         candidates: &[Candidate],
     ) -> Result<bool> {
-        let started = Instant::now();
+        let started = self.start_step(StepName::Gate);
         match ask_gate(self.ctx, self.env, spec, candidates).await {
             Ok(entries) => self.report.gate = entries,
             Err(error) => {

@@ -39,7 +39,14 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
         let timeout = rollback_timeout(self.env);
         self.observed = compose
             // The previous release served before: no stability window for the way back.
-            .wait_ready(project, &self.model, services, timeout, Duration::ZERO)
+            .wait_ready(
+                project,
+                &self.model,
+                services,
+                timeout,
+                Duration::ZERO,
+                &docker::no_progress,
+            )
             .await
             .map_err(|e| format!("readiness: {}", error_chain(&e)))?;
         Ok(())

@@ -1,7 +1,6 @@
 //! Smoke: every smoke check of the manifest, in order; the first failure stops.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use super::super::run::Run;
 use super::super::{Brokers, Context, StepFailure};
@@ -44,7 +43,7 @@ impl<C, B: Brokers, S: Smoke> Run<'_, C, B, S> {
         if self.env.manifest.spec.smoke.is_empty() {
             return Ok(());
         }
-        let started = Instant::now();
+        let started = self.start_step(StepName::Smoke);
         let smoke = run_smoke(self.ctx, self.env).await;
         self.check(StepName::Smoke, started, smoke)
     }

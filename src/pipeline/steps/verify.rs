@@ -1,8 +1,6 @@
 //! Verify: readiness's last observation runs the pinned images (image ids change only by a
 //! recreate, so no new observation is needed).
 
-use std::time::Instant;
-
 use super::super::StepFailure;
 use super::super::run::Run;
 use crate::docker::{Container, ImagePins, RenderedModel};
@@ -15,7 +13,7 @@ impl<C, B, S> Run<'_, C, B, S> {
         pins: &ImagePins,
         services: &[String],
     ) -> Result<(), StepFailure> {
-        let started = Instant::now();
+        let started = self.start_step(StepName::Verify);
         let service_pins: ImagePins = services
             .iter()
             .filter_map(|s| pins.get(s).map(|i| (s.clone(), i.clone())))
