@@ -24,6 +24,8 @@
 #            environment's status said Ready at v2: the `at` of the deploy entry of its status
 #            history (written with the status file; the status files are polled, not the HTTP API,
 #            so the poll costs the agent nothing). floor: $EPOCHREALTIME around the xargs run.
+#            Also printed: the commit to the agent's first `plan` of a deploy (its JSON log), the
+#            part of the wall time that is the debounce and the reload of the desired directory.
 #   CPU      user + sys of each side's whole process tree, children included. c2quay:
 #            utime+stime+cutime+cstime of the agent (and of any live descendant) from /proc, read
 #            before the commit and once every environment is Ready (a poll every 0.2 s), so it
@@ -170,8 +172,9 @@ cleanup() {
   [ -n "$sampler_pid" ] && kill "$sampler_pid" 2>/dev/null && wait "$sampler_pid" 2>/dev/null
   stop_agent
   if [ -n "${C2QUAY_SCALE_KEEP_LOGS:-}" ]; then
-    mkdir -p "$C2QUAY_SCALE_KEEP_LOGS" \
-      && find "$work" \( -name '*.log' -o -name '*.strace' -o -name '*.txt' \) -exec cp {} "$C2QUAY_SCALE_KEEP_LOGS"/ \;
+    # Kept with their variant's directory (12x1/agent.log, timeout/agent.log.strace, ...).
+    mkdir -p "$C2QUAY_SCALE_KEEP_LOGS" && (cd "$work" && find . -path ./\*/state -prune -o \
+      \( -name '*.log' -o -name '*.strace' -o -name '*.txt' \) -exec cp --parents {} "$C2QUAY_SCALE_KEEP_LOGS"/ \;)
   fi
   remove_projects
   rm -rf "$work"
@@ -360,6 +363,24 @@ floor_switch() { # DIR VERSION [PREFIX...]
 
 # utime + stime (clock ticks) of PID alone, without its children.
 own_cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+# Milliseconds from T0 to the agent's first `plan` line that decided a deploy after T0 (the
+# debounce and the reload of the desired directory come before it).
+first_deploy_ms() { # LOG T0
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+from datetime import datetime
+t0 = float(sys.argv[2])
+for line in open(sys.argv[1], errors="replace"):
+    if '"message":"plan"' not in line:
+        continue
+    r = json.loads(line)
+    t = datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).timestamp()
+    if t >= t0 and r.get("action") == "deploy":
+        print(f"{(t - t0) * 1000:.0f}")
+        sys.exit()
+print("-")
+EOF
+}
 ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%d", (b - a) * 1000 + 0.5 }'; }
 ticks_ms() { awk -v t="$1" -v k="$tck" 'BEGIN { printf "%d", t * 1000 / k + 0.5 }'; }
 
@@ -372,7 +393,7 @@ measure_agent() { # DIR N S ROUND
   ready=$(wait_status "$dir" 2 "$t0" $((120 + 10 * n)))
   c1=$(tree_cpu_ticks "$agent_pid"); o1=$(own_cpu_ticks "$agent_pid"); d1=$(named_cpu_ticks dockerd containerd)
   [ "$ready" != "-" ] || { echo "an environment became Ready at v2 without a deploy entry in its history" >&2; exit 1; }
-  echo "SWITCH $n $3 agent $round $(ms_between "$t0" "$ready") $(ticks_ms $((c1 - c0))) $(ticks_ms $((d1 - d0))) $(ticks_ms $((o1 - o0)))" >> "$results"
+  echo "SWITCH $n $3 agent $round $(ms_between "$t0" "$ready") $(ticks_ms $((c1 - c0))) $(ticks_ms $((d1 - d0))) $(ticks_ms $((o1 - o0))) $(first_deploy_ms "$dir/agent.log" "$t0")" >> "$results"
   wait_quiet "$dir/agent.log" 2 $((30 + n))
   t0=$(commit "$dir" 1)
   wait_status "$dir" 1 "$t0" $((120 + 10 * n)) > /dev/null
@@ -387,7 +408,7 @@ measure_floor() { # DIR N S ROUND
   ( floor_switch "$dir" 2; times ) > "$dir/times.txt"
   t1=$EPOCHREALTIME
   d1=$(named_cpu_ticks dockerd containerd)
-  echo "SWITCH $n $3 floor $round $(ms_between "$t0" "$t1") $(times_ms "$dir/times.txt") $(ticks_ms $((d1 - d0))) -" >> "$results"
+  echo "SWITCH $n $3 floor $round $(ms_between "$t0" "$t1") $(times_ms "$dir/times.txt") $(ticks_ms $((d1 - d0))) - -" >> "$results"
   floor_switch "$dir" 1
 }
 
@@ -566,9 +587,9 @@ switches, procs, timeout = {}, {}, None
 for line in open(results):
     kind, *rest = line.split()
     if kind == "SWITCH":
-        n, s, side, rnd, wall, cpu, daemon, own = rest
+        n, s, side, rnd, wall, cpu, daemon, own, start = rest
         switches.setdefault((int(n), int(s)), {}).setdefault(side, []).append(
-            (int(wall), int(cpu), int(daemon), int(own) if own != "-" else 0))
+            (int(wall), int(cpu), int(daemon), int(own) if own != "-" else 0, int(start) if start != "-" else 0))
     elif kind == "PROCS":
         n, s, side, *fields = rest
         if side == "void":
@@ -586,12 +607,13 @@ def counts(text):
     return out
 fig = open(figures, "w")
 for (n, s), sides in switches.items():
-    med = {side: [statistics.median(r[i] for r in rows) for i in range(4)] for side, rows in sides.items()}
+    med = {side: [statistics.median(r[i] for r in rows) for i in range(5)] for side, rows in sides.items()}
     f, a = med["floor"], med["agent"]
     print(f"{n} environments x {s} service(s), --parallel {parallel} (floor: xargs -P {parallel}); median of "
           f"{len(sides['agent'])} alternating round(s); healthcheck every {interval}, agent debounce {debounce}")
     rows = [("", "floor", "c2quay", "c2quay/floor")]
     rows.append(("commit to all Ready (ms)", f"{f[0]:.0f}", f"{a[0]:.0f}", f"{a[0] / f[0]:.2f}x"))
+    rows.append(("  of which until the first deploy began", "", f"{a[4]:.0f}", ""))
     rows.append(("CPU, process tree (ms)", f"{f[1]:.0f}", f"{a[1]:.0f}", f"{a[1] / f[1]:.2f}x" if f[1] else "-"))
     rows.append(("  of which the agent process itself", "", f"{a[3]:.0f}", ""))
     p = procs.get((n, s))
