@@ -88,6 +88,7 @@ timeout_pass=${C2QUAY_SCALE_TIMEOUT:-1}
 wait_timeout=${C2QUAY_SCALE_WAIT_TIMEOUT:-30s}
 health_interval=${C2QUAY_SCALE_HEALTH_INTERVAL:-1s}
 debounce=${C2QUAY_SCALE_DEBOUNCE:-500ms}
+[[ $rounds =~ ^[0-9]+$ ]] && [ "$rounds" -ge 1 ] || { echo "C2QUAY_SCALE_ROUNDS: a number >= 1" >&2; exit 2; }
 [ "$rounds" -gt 20 ] && rounds=20
 max_n=0
 for v in "${variants[@]}"; do
