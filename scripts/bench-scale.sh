@@ -279,7 +279,8 @@ start_agent() { # DIR MODE LOG
 # says Ready with every service at VERSION (and the applied generation is the observed one).
 # With PHASE other than Ready, waits for that phase instead. Prints the latest `at` among the
 # environments' first deploy entries since SINCE (or "-" when one has none: a restart's no-op).
-# Fails at once when a status says RolledBack, Degraded, Drifted or Invalid, or the agent dies.
+# Fails at once when a status says RolledBack, Degraded, Drifted, Invalid or HostBlocked (with its
+# message), or the agent dies.
 wait_status() { # DIR VERSION SINCE TIMEOUT_S [PHASE]
   python3 - "$1/state" "$1/names.txt" "$2" "$3" "$4" "${5:-Ready}" "$agent_pid" <<'EOF'
 import json, os, sys, time
@@ -288,7 +289,7 @@ state, names, version, since, timeout, want, pid = sys.argv[1:8]
 names, since = open(names).read().split(), float(since)
 ts = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 deadline = time.time() + float(timeout)
-bad = {"RolledBack", "Degraded", "Drifted", "Invalid"} - {want}
+bad = {"RolledBack", "Degraded", "Drifted", "Invalid", "HostBlocked"} - {want}
 while True:
     waiting, times = {}, []
     for name in names:
