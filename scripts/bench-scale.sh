@@ -383,6 +383,22 @@ for line in open(sys.argv[1], errors="replace"):
 print("-")
 EOF
 }
+# The agent's steps between T0 and T1 (its `step done` log lines): "step=mean_ms/count ...".
+steps_between() { # LOG T0 T1
+  python3 - "$@" <<'EOF'
+import json, sys
+from datetime import datetime
+t0, t1, steps = float(sys.argv[2]), float(sys.argv[3]) + 0.001, {}
+for line in open(sys.argv[1], errors="replace"):
+    if '"message":"step done"' not in line:
+        continue
+    r = json.loads(line)
+    t = datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).timestamp()
+    if t0 <= t <= t1:
+        steps.setdefault(r.get("step"), []).append(r.get("millis", 0))
+print(" ".join(f"{k}={sum(v) / len(v):.0f}/{len(v)}" for k, v in steps.items()) or "-")
+EOF
+}
 ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%d", (b - a) * 1000 + 0.5 }'; }
 ticks_ms() { awk -v t="$1" -v k="$tck" 'BEGIN { printf "%d", t * 1000 / k + 0.5 }'; }
 
@@ -396,6 +412,7 @@ measure_agent() { # DIR N S ROUND
   c1=$(tree_cpu_ticks "$agent_pid"); o1=$(own_cpu_ticks "$agent_pid"); d1=$(named_cpu_ticks dockerd containerd)
   [ "$ready" != "-" ] || { echo "an environment became Ready at v2 without a deploy entry in its history" >&2; exit 1; }
   echo "SWITCH $n $3 agent $round $(ms_between "$t0" "$ready") $(ticks_ms $((c1 - c0))) $(ticks_ms $((d1 - d0))) $(ticks_ms $((o1 - o0))) $(first_deploy_ms "$dir/agent.log" "$t0")" >> "$results"
+  echo "STEPS $n $3 $round $(steps_between "$dir/agent.log" "$t0" "$ready")" >> "$results"
   wait_quiet "$dir/agent.log" 2 $((30 + n))
   t0=$(commit "$dir" 1)
   wait_status "$dir" 1 "$t0" $((120 + 10 * n)) > /dev/null
@@ -585,7 +602,7 @@ echo
 python3 - "$results" "$parallel" "$rounds" "$debounce" "$health_interval" "$wait_timeout" "$work/figures.txt" <<'EOF'
 import statistics, sys
 results, parallel, rounds, debounce, interval, wait_timeout, figures = sys.argv[1:8]
-switches, procs, timeout = {}, {}, None
+switches, procs, timeout, steps = {}, {}, None, {}
 for line in open(results):
     kind, *rest = line.split()
     if kind == "SWITCH":
@@ -598,6 +615,12 @@ for line in open(results):
             procs[(int(n), int(s))] = None
         elif procs.get((int(n), int(s)), {}) is not None:
             procs.setdefault((int(n), int(s)), {})[side] = dict(f.split("=", 1) for f in fields if "=" in f)
+    elif kind == "STEPS":
+        n, s, rnd, *fields = rest
+        for f in fields:
+            if "=" in f:
+                name, value = f.split("=", 1)
+                steps.setdefault((int(n), int(s)), {}).setdefault(name, []).append(float(value.split("/")[0]))
     elif kind == "TIMEOUT":
         timeout = dict(f.split("=", 1) for f in rest)
 def counts(text):
@@ -630,6 +653,9 @@ for (n, s), sides in switches.items():
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    if (n, s) in steps:
+        print("  c2quay's steps, mean per deploy (ms; median over the rounds): " + ", ".join(
+            f"{k} {statistics.median(v):.0f}" for k, v in steps[(n, s)].items()))
     print("  per round (wall ms / cpu ms): " + "   ".join(
         f"{k + 1}: floor {sf[0]}/{sf[1]}, c2quay {sa[0]}/{sa[1]}" for k, (sf, sa) in enumerate(zip(sides["floor"], sides["agent"]))))
     observe = version = life_version = "-"
