@@ -8,7 +8,8 @@
 #   4. every test, strictly: C2QUAY_REQUIRE_DOCKER=1, so Docker end-to-end
 #      tests fail instead of skipping (cargo nextest when installed, plus doc
 #      tests; plain cargo test otherwise)
-#   5. extra checks: the Docker daemon restart test (alone), 60 s of
+#   5. extra checks: the Docker daemon restart test (alone), the scale bench
+#      at N=2 (scripts/bench-scale.sh, no figure asserted), 60 s of
 #      coverage-guided fuzzing per parser target
 #
 # Ends with "total: N passed, N failed" and exits non-zero on any failure.
@@ -108,6 +109,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   run_tests "dockerd restart, full address pools (alone)" cargo test --test e2e _faults:: -- --ignored
 fi
+# The scale bench itself at its smallest (issue 20 point 1): 2 environments, 1 round, a 3 s
+# readiness timeout, the debug binary built above; it fails only when the bench fails (no figure is
+# asserted).
+step "bench-scale (N=2, 1 round)" env C2QUAY_SCALE_N=2 C2QUAY_SCALE_ROUNDS=1 C2QUAY_SCALE_WAIT_TIMEOUT=3s \
+  C2QUAY_SCALE_BIN=target/debug/c2quay bash scripts/bench-scale.sh
 # Coverage-guided fuzzing, bounded: 60 s per parser target (issue 6, item 1).
 step "fuzz (60 s per target)" env FUZZ_SANITIZER=none bash scripts/fuzz.sh 60
 # --- end of extra checks --------------------------------------------------------
