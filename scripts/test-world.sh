@@ -111,6 +111,9 @@ ensure_debs "docker engine (docker.io)" \
 ensure_debs "busybox-static" 'deb_installed busybox-static && [ -x /bin/busybox ]' busybox-static || true
 ensure_debs "prometheus + promtool" 'command -v prometheus && command -v promtool' prometheus || true
 ensure_debs "systemd-analyze" 'command -v systemd-analyze' systemd || true
+# The scale bench counts the processes each deploy spawns with strace; `script` (a pty for the
+# CLI progress test) comes with util-linux.
+ensure_debs "strace" 'command -v strace' strace || true
 
 # docker-init: what `init: true` runs. Debian's tini ships tini-static; dockerd
 # looks for `docker-init` on its PATH.
