@@ -361,6 +361,7 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
     let options = DeployOptions {
         holder: "agent",
         lock_wait: AGENT_LOCK_WAIT,
+        model: Some(model.clone()),
         ..DeployOptions::default()
     };
     let (result, requeue) = match &plan.action {

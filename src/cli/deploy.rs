@@ -117,6 +117,7 @@ pub async fn deploy(args: DeployArgs, log_format: LogFormat) -> i32 {
         force_recreate: args.force_recreate,
         lock_wait: args.lock_wait,
         holder: "deploy",
+        model: None,
     };
     let started = std::time::Instant::now();
     let started_at = ctx.clock.now();
@@ -353,12 +354,15 @@ fn print_report(report: &DeployReport) {
         Outcome::Deployed => "deployed and recorded".to_string(),
         Outcome::GateBlocked => "gate blocked: nothing on the host changed".to_string(),
         Outcome::RolledBack { failure } if failure.host.is_some() => format!(
-            "the host refused {} ({}): the previous images run again; tried again by the agent (or re-run)",
+            "the host refused {} ({}): rolled back, the previous images run again; tried again by the agent (or re-run)",
             failure.step,
             failure.host.map_or("", |c| c.as_str())
         ),
         Outcome::RolledBack { failure } => {
-            format!("{} failed; the previous images run again", failure.step)
+            format!(
+                "{} failed; rolled back: the previous images run again",
+                failure.step
+            )
         }
         Outcome::RollbackFailed { failure, rollback } => {
             format!("{} failed; NOT rolled back: {rollback}", failure.step)

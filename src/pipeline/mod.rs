@@ -98,6 +98,9 @@ pub struct DeployOptions {
     pub lock_wait: Duration,
     /// Who holds the lock (`deploy`, `agent`), written into the lock file.
     pub holder: &'static str,
+    /// The project's rendered model when the caller has a fresh one (the agent renders again
+    /// only when an input file changed): the deploy then runs no `docker compose config`.
+    pub model: Option<std::sync::Arc<crate::docker::RenderedModel>>,
 }
 
 impl Default for DeployOptions {
@@ -108,6 +111,7 @@ impl Default for DeployOptions {
             force_recreate: false,
             lock_wait: DEFAULT_LOCK_WAIT,
             holder: "deploy",
+            model: None,
         }
     }
 }

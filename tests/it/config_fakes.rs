@@ -77,3 +77,33 @@ async fn a_removed_gated_service_is_stopped_and_undeployed_once() {
     assert_eq!(f.deploy(&web_only).await.outcome, Outcome::UpToDate);
     assert_eq!(f.broker.undeployments().len(), 1, "exactly once");
 }
+
+/// Issue 20: a deploy given the caller's fresh rendered model (the agent's cache) runs no
+/// `docker compose config` of its own, and applies and records exactly what one that renders
+/// does.
+#[tokio::test]
+async fn a_deploy_with_the_callers_rendered_model_renders_nothing_itself() {
+    use c2quay::docker::Applier;
+    let f = Fixture::new(&["web"]);
+    f.broker.set_verdict("shop-web", "2", Verdict::Deployable);
+    let env = f.web("2", V2);
+    let project = c2quay::pipeline::project_of(&env);
+    let model = f.compose.config(&project).await.expect("the fake renders");
+    let renders = || f.compose.calls().iter().filter(|c| *c == "config").count();
+    let before = renders();
+    let options = c2quay::pipeline::DeployOptions {
+        model: Some(std::sync::Arc::new(model)),
+        ..Default::default()
+    };
+    let report = c2quay::pipeline::deploy(&f.ctx, &env, &options)
+        .await
+        .expect("deploy report");
+    assert_eq!(report.outcome, Outcome::Deployed, "{report:#?}");
+    assert_eq!(renders(), before, "no render: {:?}", f.compose.calls());
+    assert_eq!(f.ups(), vec![format!("up web pins=web={V2}")]);
+    assert_eq!(f.broker.records().len(), 1);
+    assert!(
+        f.status().configs.contains_key("web"),
+        "the applied config is kept"
+    );
+}

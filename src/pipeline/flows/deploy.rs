@@ -173,7 +173,9 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
     // 1. pre-snapshot
     let started = run.start_step(StepName::Snapshot);
     let project = project_of(env);
-    let mut pre = run.snapshot(&project).await?;
+    let mut pre = run
+        .snapshot_with(&project, options.model.as_deref())
+        .await?;
     check_services_exist(env, &run.model)?;
     run.end_step(StepName::Snapshot, started, None);
 

@@ -7,7 +7,7 @@ use tracing::warn;
 
 use super::super::run::Run;
 use super::super::{Error, Result, Snapshot};
-use crate::docker::{self, Compose, Container, Project};
+use crate::docker::{self, Compose, Container, Project, RenderedModel};
 use crate::error_chain;
 use crate::events::StepName;
 use crate::plan::AppliedState;
@@ -25,6 +25,21 @@ impl<C: Compose, B, S> Run<'_, C, B, S> {
         docker::model::mark_jobs(&mut self.model, self.env.declared_jobs());
         let containers = containers.map_err(|source| self.observe_error(source))?;
         Ok(self.snapshot_of(project, containers))
+    }
+
+    /// [`Run::snapshot`] with `rendered`, the caller's fresh rendered model, when it has one:
+    /// only the containers are asked for.
+    pub(in crate::pipeline) async fn snapshot_with(
+        &mut self,
+        project: &Project,
+        rendered: Option<&RenderedModel>,
+    ) -> Result<Snapshot> {
+        let Some(rendered) = rendered else {
+            return self.snapshot(project).await;
+        };
+        self.model = rendered.clone();
+        docker::model::mark_jobs(&mut self.model, self.env.declared_jobs());
+        self.containers_snapshot(project).await
     }
 
     /// Observes the containers only, with the model of the last [`Run::snapshot`]: the model
