@@ -18,12 +18,14 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=C2QUAY_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=C2QUAY_BUILD_DATE={date}");
-    // Rebuilt when HEAD moves: a checkout changes .git/HEAD, a commit the branch's ref.
-    let mut watched = vec![".git/HEAD".to_string(), ".git/packed-refs".to_string()];
+    // Rebuilt when HEAD moves: a checkout changes HEAD, a commit the branch's ref. Git names
+    // the files (`--git-path`), so a linked worktree, whose `.git` is a file, works too.
+    let mut refs = vec!["HEAD".to_string(), "packed-refs".to_string()];
     if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        watched.push(format!(".git/{branch}"));
+        refs.push(branch);
     }
-    for path in watched.iter().filter(|p| std::path::Path::new(p).exists()) {
+    let watched = refs.iter().filter_map(|r| git(&["rev-parse", "--git-path", r]));
+    for path in watched.filter(|p| std::path::Path::new(p).exists()) {
         println!("cargo:rerun-if-changed={path}");
     }
     println!("cargo:rerun-if-changed=build.rs");

@@ -10,9 +10,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod common;
 mod deploy;
 mod doctor;
+mod inspect;
 mod interrupt;
 mod ops;
 mod progress;
+mod table;
 pub mod validate;
 
 /// Exit codes shared by every subcommand (documented in `--help` and the README).
@@ -101,6 +103,12 @@ pub enum Command {
     Retry(ops::RetryArgs),
     /// Check Docker, Compose, the state and desired directories, and each broker.
     Doctor(doctor::DoctorArgs),
+    /// Show the reconciles and the audit log of one environment, oldest first (read-only).
+    History(inspect::HistoryArgs),
+    /// Wait until an environment reaches a phase (`--for Ready`), for scripts and CI.
+    Wait(inspect::WaitArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion(inspect::CompletionArgs),
 }
 
 impl Cli {
@@ -133,5 +141,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Plan(args) => common::block_on(ops::plan(args)),
         Command::Retry(args) => ops::retry(args),
         Command::Doctor(args) => common::block_on(doctor::doctor(args)),
+        Command::History(args) => inspect::history(args),
+        Command::Wait(args) => inspect::wait(args),
+        Command::Completion(args) => inspect::completion(args),
     }
 }

@@ -210,51 +210,68 @@ pub fn status(args: StatusArgs) -> i32 {
             return 1;
         }
     }
-    match args.output {
-        Output::Json => print_json(&statuses),
-        Output::Text => {
-            println!(
-                "{:<24} {:<12} {:<17} {:<8} {:<20} MESSAGE",
-                "ENVIRONMENT", "PHASE", "APPLIED", "PENDING", "LAST RESULT"
-            );
-            for s in &statuses {
-                let message = s.message.lines().next().unwrap_or("");
-                println!(
-                    "{:<24} {:<12} {:<17} {:<8} {:<20} {}",
-                    s.name,
-                    s.phase.as_str(),
-                    s.applied_generation.as_deref().unwrap_or("-"),
-                    s.pending_records,
-                    s.last_result.as_deref().unwrap_or("-"),
-                    message
-                );
-                if args.environment.is_some() {
-                    for (service, release) in &s.releases {
-                        let id = release
-                            .image_id
-                            .as_deref()
-                            .map(|id| format!(" ({})", short_id(id)))
-                            .unwrap_or_default();
-                        println!(
-                            "  {service}: {} {}{id}",
-                            release.version.as_deref().unwrap_or("-"),
-                            release.image
-                        );
-                    }
-                    for c in &s.conditions {
-                        println!(
-                            "  condition {:?}={:?} ({}): {}",
-                            c.type_, c.status, c.reason, c.message
-                        );
-                    }
-                }
-            }
-        }
+    match (args.output, &args.environment) {
+        // One environment asked for: its object, as kubectl's `get NAME -o json`.
+        (Output::Json, Some(_)) => print_json(&statuses[0]),
+        (Output::Json, None) => print_json(&statuses),
+        (Output::Text, _) => print_status_table(&statuses, args.environment.is_some()),
     }
     for error in &errors {
         eprintln!("warning: {}", error_chain(error));
     }
     if errors.is_empty() { 0 } else { 1 }
+}
+
+/// The status table; for one environment also its releases and conditions, and the whole
+/// message.
+fn print_status_table(statuses: &[crate::state::EnvironmentStatus], one: bool) {
+    let now = std::time::SystemTime::now();
+    let mut table = super::table::new(&[
+        "ENVIRONMENT",
+        "PHASE",
+        "AGE",
+        "APPLIED",
+        "PENDING",
+        "LAST RESULT",
+        "MESSAGE",
+    ]);
+    for s in statuses {
+        // AGE: how long the environment has been in or out of Ready (the Ready condition's
+        // last transition), as kubectl shows a pod's.
+        let age = (s.condition(crate::state::ConditionType::Ready))
+            .map(|c| super::table::age(c.last_transition_time, now))
+            .unwrap_or_else(|| "-".into());
+        let message = match one {
+            true => s.message.clone(),
+            false => s.message.lines().next().unwrap_or("").to_string(),
+        };
+        table.add_row(vec![
+            s.name.clone(),
+            s.phase.as_str().to_string(),
+            age,
+            s.applied_generation.clone().unwrap_or_else(|| "-".into()),
+            s.pending_records.to_string(),
+            s.last_result.clone().unwrap_or_else(|| "-".into()),
+            message,
+        ]);
+    }
+    super::table::print(&table);
+    let Some(s) = statuses.first().filter(|_| one) else {
+        return;
+    };
+    for (service, release) in &s.releases {
+        let id = (release.image_id.as_deref())
+            .map(|id| format!(" ({})", short_id(id)))
+            .unwrap_or_default();
+        let version = release.version.as_deref().unwrap_or("-");
+        println!("  {service}: {version} {}{id}", release.image);
+    }
+    for c in &s.conditions {
+        println!(
+            "  condition {:?}={:?} ({}): {}",
+            c.type_, c.status, c.reason, c.message
+        );
+    }
 }
 
 /// Runs `plan`: what the agent would do now, with the broker's current answers. Read-only.

@@ -15,6 +15,7 @@ mod agent_e2e_ops;
 mod agent_e2e_scale;
 mod broker_chaos;
 mod claims_e2e;
+mod cli_e2e;
 mod compose_e2e;
 mod config_e2e;
 mod docker_faults;

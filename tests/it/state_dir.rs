@@ -229,8 +229,8 @@ fn status_reads_every_released_status_shape_and_refuses_a_newer_one_untouched() 
         let (code, stdout, stderr) = c2quay_status(state.root(), "shop");
         assert_eq!(code, 0, "{}: {stderr}", shape.display());
         let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-        assert_eq!(listed[0]["phase"], "RolledBack", "{}", shape.display());
-        assert_eq!(listed[0]["failedGeneration"], "9f2c1e0a7b3d4c55");
+        assert_eq!(listed["phase"], "RolledBack", "{}", shape.display());
+        assert_eq!(listed["failedGeneration"], "9f2c1e0a7b3d4c55");
         assert_eq!(
             std::fs::read(state.status_file("shop")).unwrap(),
             std::fs::read(shape).unwrap(),
