@@ -24,7 +24,9 @@ fn main() {
     if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
         refs.push(branch);
     }
-    let watched = refs.iter().filter_map(|r| git(&["rev-parse", "--git-path", r]));
+    let watched = refs
+        .iter()
+        .filter_map(|r| git(&["rev-parse", "--git-path", r]));
     for path in watched.filter(|p| std::path::Path::new(p).exists()) {
         println!("cargo:rerun-if-changed={path}");
     }

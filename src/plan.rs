@@ -192,6 +192,14 @@ pub fn plan(
         };
     }
     let generation = env.generation.as_str();
+    if applied.suspended_generation.as_deref() == Some(generation) {
+        return Plan {
+            action: Action::Suspended,
+            reason: "suspended with c2quay suspend: observing only until c2quay resume or a \
+                     manifest change"
+                .to_string(),
+        };
+    }
     let same_model = match (rendered, &applied.failed_model) {
         (Some(model), Some(failed)) => model_hash(model) == *failed,
         _ => true,

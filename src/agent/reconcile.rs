@@ -1,6 +1,7 @@
 //! One reconcile of one environment by the agent: recover, drain the outbox, observe, plan, act,
 //! and write status, metrics and history. The deploy itself is the pipeline's, not a copy.
 
+use super::pending::refresh_pending;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,9 +15,7 @@ use crate::metrics::ReconcileResult;
 use crate::pipeline::{self, Brokers, Context, DeployOptions, Outcome, error_chain};
 use crate::plan::{self, Action, Desired};
 use crate::smoke::Smoke;
-use crate::state::{
-    ConditionStatus, ConditionType, EnvLock, EnvironmentStatus, HistoryEntry, Phase,
-};
+use crate::state::{ConditionType, EnvLock, EnvironmentStatus, HistoryEntry, Phase};
 use crate::status::{Cause, TRANSIENT_RETRY, transition};
 
 /// How long the agent waits for the environment lock (a manual `c2quay deploy` may hold it).
@@ -298,7 +297,25 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
         }
         record_requeue = refresh_pending(ctx, env, status);
     }
-    if env.manifest.spec.suspend {
+    if let Some(suspension) = status.suspended.take_if(|s| s.generation != env.generation) {
+        // A local suspension holds one generation: a new commit ends it.
+        let said = format!(
+            "{}; ended by generation {}",
+            suspension.describe(),
+            env.generation
+        );
+        info!("{said}");
+        if let Err(error) = ctx.state.audit(
+            env.name(),
+            Some(&env.generation),
+            "resume",
+            "manifest_changed",
+            &said,
+        ) {
+            warn!(error = %error_chain(&error), "cannot write the audit log");
+        }
+    }
+    if env.manifest.spec.suspend || status.suspended.is_some() {
         transition(status, Cause::Suspended, ctx.clock.now());
         return (
             "suspended".into(),
@@ -518,79 +535,4 @@ fn set_aside<C, B, S>(
             None
         }
     }
-}
-
-/// Updates the pending-record count and the `Recorded` condition; returns when to retry.
-fn refresh_pending<C, B, S>(
-    ctx: &Context<C, B, S>,
-    env: &Environment,
-    status: &mut EnvironmentStatus,
-) -> Option<Duration> {
-    let (pending, unreadable) = match ctx.state.outbox_list(env.name()) {
-        Ok(listed) => listed,
-        Err(error) => (Vec::new(), vec![error]),
-    };
-    status.pending_records = pending.len();
-    let now = ctx.clock.now();
-    if !unreadable.is_empty() {
-        // A record we cannot read may be missing from the broker: never claim "Recorded".
-        let files = unreadable
-            .iter()
-            .map(|e| error_chain(e))
-            .collect::<Vec<_>>()
-            .join("; ");
-        warn!(environment = env.name(), problems = %files, "unreadable outbox entries");
-        status.set_condition(
-            ConditionType::Recorded,
-            ConditionStatus::Unknown,
-            "OutboxEntryUnreadable",
-            &files,
-            now,
-        );
-    } else if pending.is_empty() {
-        if status.applied_generation.is_some() && env.manifest.spec.broker.is_some() {
-            status.set_condition(
-                ConditionType::Recorded,
-                ConditionStatus::True,
-                "Recorded",
-                "every deployment is recorded in the broker",
-                now,
-            );
-        }
-        return None;
-    }
-    if pending.is_empty() {
-        return None;
-    }
-    let message = pending
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {} ({} attempts{})",
-                r.pacticipant,
-                r.version,
-                r.attempts,
-                r.last_error
-                    .as_deref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    status.set_condition(
-        ConditionType::Recorded,
-        ConditionStatus::False,
-        "RecordPending",
-        &message,
-        now,
-    );
-    pending
-        .iter()
-        .map(|r| {
-            r.next_attempt_at
-                .and_then(|at| at.duration_since(now).ok())
-                .unwrap_or(Duration::from_secs(1))
-        })
-        .min()
 }

@@ -143,7 +143,21 @@ pub fn load_environment(desired: &Path, name: &str) -> Result<Environment, Strin
     }
 }
 
-/// Prints a JSON value to stdout.
+/// Prints `value` as JSON or YAML when `output` asks for data and returns true; returns false
+/// for text and wide, which the caller prints in its own way.
+pub fn print_data(value: &impl serde::Serialize, output: super::Output) -> bool {
+    match output {
+        super::Output::Json => print_json(value),
+        super::Output::Yaml => match serde_yaml::to_string(value) {
+            Ok(text) => print!("{text}"),
+            Err(error) => eprintln!("error: cannot render YAML: {error}"),
+        },
+        super::Output::Text | super::Output::Wide => return false,
+    }
+    true
+}
+
+/// Prints `value` as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::common::{HostArgs, RealContext, load_environment, print_json, real_context};
+use super::common::{HostArgs, RealContext, load_environment, print_data, real_context};
 use super::interrupt::{Interrupted, signal_name, until_interrupted};
 use super::{Dirs, EXIT_CODES, LogFormat, Output};
 use crate::manifest::{Environment, RollbackMode};
@@ -76,6 +76,9 @@ pub struct RollbackArgs {
     /// How long to wait for the environment lock.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub lock_wait: Duration,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 fn parse_rollback(text: &str) -> Result<RollbackMode, String> {
@@ -111,6 +114,16 @@ pub async fn deploy(args: DeployArgs, log_format: LogFormat) -> i32 {
         Ok(ctx) => with_progress(ctx, log_format),
         Err(message) => return fail(&message),
     };
+    if let Ok(Some(status)) = ctx.state.read_status(env.name()) {
+        // As `flux reconcile` of a suspended resource: say so and change nothing.
+        if let Some(s) = status.suspended.filter(|s| s.generation == env.generation) {
+            let name = env.name();
+            return fail(&format!(
+                "{name} is {}: nothing deployed; `c2quay resume {name}` first",
+                s.describe()
+            ));
+        }
+    }
     let options = DeployOptions {
         rollback: args.rollback,
         dry_run: args.dry_run,
@@ -187,9 +200,8 @@ fn deploy_exit(
                     args.environment
                 );
             }
-            match args.output {
-                Output::Json => print_json(&report),
-                Output::Text => print_report(&report),
+            if !print_data(&report, args.output) {
+                print_report(&report);
             }
             if report.outcome.exit_code() != 0 {
                 print_hint(&report, &args.environment);
@@ -255,9 +267,9 @@ pub async fn verify(args: VerifyArgs) -> i32 {
     };
     match pipeline::verify(&ctx, &env).await {
         Ok(report) => {
-            match args.output {
-                Output::Json => print_json(&report.gate),
-                Output::Text => {
+            match print_data(&report.gate, args.output) {
+                true => {}
+                false => {
                     if report.gate.is_empty() {
                         println!(
                             "{}: no gated service to ask the broker about",
@@ -304,6 +316,12 @@ pub async fn rollback(args: RollbackArgs, log_format: LogFormat) -> i32 {
     match pipeline::rollback_to_snapshot(&ctx, &env, args.from_snapshot.as_deref(), args.lock_wait)
         .await
     {
+        Ok(done) if print_data(&done, args.output) => {
+            match (done.records.iter()).all(|r| r.status == RecordStatus::Recorded) {
+                true => 0,
+                false => Outcome::RecordFailed.exit_code(),
+            }
+        }
         Ok(done) if done.restored.is_empty() => {
             println!(
                 "{}: the snapshot shows no running container; nothing restored",

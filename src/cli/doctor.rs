@@ -71,13 +71,14 @@ impl Report {
     /// Prints every finding (text or JSON) and returns the exit code.
     fn print(&self, output: Output) -> i32 {
         let failures = self.failures();
-        match output {
-            Output::Json => super::common::print_json(&serde_json::json!({
-                "ok": failures == 0,
-                "failures": failures,
-                "checks": self.findings,
-            })),
-            Output::Text => {
+        let data = serde_json::json!({
+            "ok": failures == 0,
+            "failures": failures,
+            "checks": self.findings,
+        });
+        match super::common::print_data(&data, output) {
+            true => {}
+            false => {
                 for f in &self.findings {
                     match &f.fix {
                         None => println!("ok    {}: {}", f.check, f.detail),

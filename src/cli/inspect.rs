@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use clap::CommandFactory;
 
-use super::common::{existing_state_dir, print_json};
+use super::common::{existing_state_dir, print_data};
 use super::{Cli, Output};
 use crate::error_chain;
 use crate::state::{Phase, StateDir};
@@ -119,8 +119,10 @@ pub fn history(args: HistoryArgs) -> i32 {
     let skip = entries.len().saturating_sub(args.limit);
     let entries = &entries[skip..];
     match args.output {
-        Output::Json => print_json(&entries),
-        Output::Text => {
+        Output::Json | Output::Yaml => {
+            print_data(&entries, args.output);
+        }
+        Output::Text | Output::Wide => {
             let mut table =
                 super::table::new(&["TIME", "SOURCE", "GENERATION", "WHAT", "RESULT", "DETAIL"]);
             for e in entries {

@@ -8,12 +8,14 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod common;
+mod control;
 mod deploy;
 mod doctor;
 mod inspect;
 mod interrupt;
 mod ops;
 mod progress;
+mod statuses;
 mod table;
 pub mod validate;
 
@@ -57,6 +59,10 @@ pub enum Output {
     Text,
     /// JSON for machines.
     Json,
+    /// YAML for machines and people (the same document as JSON).
+    Yaml,
+    /// The table with more columns (where a command has them; otherwise the text).
+    Wide,
 }
 
 /// Where manifests and state live (shared by most subcommands).
@@ -96,11 +102,15 @@ pub enum Command {
     /// Roll an environment back to the images of a snapshot.
     Rollback(deploy::RollbackArgs),
     /// Show the status of environments (works with the agent stopped).
-    Status(ops::StatusArgs),
+    Status(statuses::StatusArgs),
     /// Show what the agent would do now, including the broker's answers (read-only).
     Plan(ops::PlanArgs),
     /// Ask the agent to try a failed generation again.
-    Retry(ops::RetryArgs),
+    Retry(control::RetryArgs),
+    /// Suspend an environment: the agent only observes it until `resume` or a manifest change.
+    Suspend(control::SuspendArgs),
+    /// Resume a suspended environment: the agent reconciles it at its next pass.
+    Resume(control::ResumeArgs),
     /// Check Docker, Compose, the state and desired directories, and each broker.
     Doctor(doctor::DoctorArgs),
     /// Show the reconciles and the audit log of one environment, oldest first (read-only).
@@ -137,9 +147,11 @@ pub fn run(cli: Cli) -> i32 {
         Command::Verify(args) => common::block_on(deploy::verify(args)),
         Command::Rollback(args) => common::block_on(deploy::rollback(args, cli.log_format)),
         Command::Agent(args) => common::block_on(ops::agent(args)),
-        Command::Status(args) => ops::status(args),
+        Command::Status(args) => statuses::status(args),
         Command::Plan(args) => common::block_on(ops::plan(args)),
-        Command::Retry(args) => ops::retry(args),
+        Command::Retry(args) => control::retry(args),
+        Command::Suspend(args) => control::suspend(args),
+        Command::Resume(args) => control::resume(args),
         Command::Doctor(args) => common::block_on(doctor::doctor(args)),
         Command::History(args) => inspect::history(args),
         Command::Wait(args) => inspect::wait(args),

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::common::{print_json, real_context};
+use super::common::{print_data, real_context};
 use super::{Dirs, Output};
 use crate::agent::{self, DesiredEnv, DesiredSet};
 use crate::docker::{Applier, Engine};
@@ -63,19 +63,6 @@ pub struct AgentArgs {
     pub take_over: bool,
 }
 
-/// Arguments of `c2quay status`.
-#[derive(Debug, clap::Args)]
-pub struct StatusArgs {
-    /// One environment (default: all).
-    pub environment: Option<String>,
-    /// The state directory.
-    #[arg(long, env = "C2QUAY_STATE_DIR", default_value = "/var/lib/c2quay")]
-    pub state_dir: std::path::PathBuf,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
-}
-
 /// Arguments of `c2quay plan`.
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -90,16 +77,6 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
-}
-
-/// Arguments of `c2quay retry`.
-#[derive(Debug, clap::Args)]
-pub struct RetryArgs {
-    /// The environment.
-    pub environment: String,
-    /// The state directory.
-    #[arg(long, env = "C2QUAY_STATE_DIR", default_value = "/var/lib/c2quay")]
-    pub state_dir: std::path::PathBuf,
 }
 
 /// `--parallel`'s default on this machine: two per CPU core, clamped to 2..=8.
@@ -177,100 +154,6 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = int.recv() => tracing::info!("SIGINT received"),
-    }
-}
-
-/// Runs `status` from the state directory (works with the agent stopped).
-pub fn status(args: StatusArgs) -> i32 {
-    if let Err(message) = super::common::existing_state_dir(&args.state_dir) {
-        eprintln!("error: {message}");
-        return 1;
-    }
-    let state = match StateDir::open(&args.state_dir) {
-        Ok(state) => state,
-        Err(error) => {
-            eprintln!("error: {}", error_chain(&error));
-            return 1;
-        }
-    };
-    let (mut statuses, errors) = state.list_statuses();
-    if let Some(name) = &args.environment {
-        statuses.retain(|s| &s.name == name);
-        let file = state.status_file(name);
-        if let Some(error) = errors.iter().find(|e| e.path() == Some(file.as_path())) {
-            // Unreadable, or written by a newer c2quay: say so, not "no status".
-            eprintln!("error: {}", error_chain(error));
-            return 1;
-        }
-        if statuses.is_empty() {
-            eprintln!(
-                "error: no status for environment {name} in {}",
-                args.state_dir.display()
-            );
-            return 1;
-        }
-    }
-    match (args.output, &args.environment) {
-        // One environment asked for: its object, as kubectl's `get NAME -o json`.
-        (Output::Json, Some(_)) => print_json(&statuses[0]),
-        (Output::Json, None) => print_json(&statuses),
-        (Output::Text, _) => print_status_table(&statuses, args.environment.is_some()),
-    }
-    for error in &errors {
-        eprintln!("warning: {}", error_chain(error));
-    }
-    if errors.is_empty() { 0 } else { 1 }
-}
-
-/// The status table; for one environment also its releases and conditions, and the whole
-/// message.
-fn print_status_table(statuses: &[crate::state::EnvironmentStatus], one: bool) {
-    let now = std::time::SystemTime::now();
-    let mut table = super::table::new(&[
-        "ENVIRONMENT",
-        "PHASE",
-        "AGE",
-        "APPLIED",
-        "PENDING",
-        "LAST RESULT",
-        "MESSAGE",
-    ]);
-    for s in statuses {
-        // AGE: how long the environment has been in or out of Ready (the Ready condition's
-        // last transition), as kubectl shows a pod's.
-        let age = (s.condition(crate::state::ConditionType::Ready))
-            .map(|c| super::table::age(c.last_transition_time, now))
-            .unwrap_or_else(|| "-".into());
-        let message = match one {
-            true => s.message.clone(),
-            false => s.message.lines().next().unwrap_or("").to_string(),
-        };
-        table.add_row(vec![
-            s.name.clone(),
-            s.phase.as_str().to_string(),
-            age,
-            s.applied_generation.clone().unwrap_or_else(|| "-".into()),
-            s.pending_records.to_string(),
-            s.last_result.clone().unwrap_or_else(|| "-".into()),
-            message,
-        ]);
-    }
-    super::table::print(&table);
-    let Some(s) = statuses.first().filter(|_| one) else {
-        return;
-    };
-    for (service, release) in &s.releases {
-        let id = (release.image_id.as_deref())
-            .map(|id| format!(" ({})", short_id(id)))
-            .unwrap_or_default();
-        let version = release.version.as_deref().unwrap_or("-");
-        println!("  {service}: {version} {}{id}", release.image);
-    }
-    for c in &s.conditions {
-        println!(
-            "  condition {:?}={:?} ({}): {}",
-            c.type_, c.status, c.reason, c.message
-        );
     }
 }
 
@@ -359,8 +242,10 @@ pub async fn plan(args: PlanArgs) -> i32 {
         rows.push(row);
     }
     match args.output {
-        Output::Json => print_json(&rows),
-        Output::Text => {
+        Output::Json | Output::Yaml => {
+            print_data(&rows, args.output);
+        }
+        Output::Text | Output::Wide => {
             for row in &rows {
                 println!(
                     "{}: {}: {}",
@@ -387,11 +272,6 @@ pub async fn plan(args: PlanArgs) -> i32 {
         }
     }
     0
-}
-
-/// `sha256:0123456789ab` of an image id.
-fn short_id(id: &str) -> String {
-    id.chars().take("sha256:".len() + 12).collect()
 }
 
 /// The per-service diff of a planned deploy: the image (what runs -> the pin) and every
@@ -435,66 +315,4 @@ fn plan_diff(
         );
     }
     out
-}
-
-/// Runs `retry`: forgets the failed generation so the agent deploys it again.
-pub fn retry(args: RetryArgs) -> i32 {
-    let state = match StateDir::open(&args.state_dir) {
-        Ok(state) => state,
-        Err(error) => {
-            eprintln!("error: {}", error_chain(&error));
-            return 1;
-        }
-    };
-    let lock = match state.lock_environment(&args.environment, "retry", Duration::from_secs(30)) {
-        Ok(lock) => lock,
-        Err(error) => {
-            eprintln!("error: {}", error_chain(&error));
-            return 1;
-        }
-    };
-    match state.read_status(&args.environment) {
-        Ok(Some(mut status)) => {
-            let failed = status.failed_generation.take();
-            status.failed_model = None;
-            status.gate_checks = 0;
-            status.next_gate_check_at = None;
-            status.gate_blocked_generation = None;
-            if let Err(error) = crate::status::replace(&state, &lock, &mut status) {
-                eprintln!("error: {}", error_chain(&error));
-                return 1;
-            }
-            // The audit log is what a status rebuilt after corruption takes a failed
-            // generation from: the retry forgets it there too.
-            let said = "c2quay retry: the failed generation is forgotten, the gate backoff reset";
-            if let Err(error) = state.audit(
-                &args.environment,
-                failed.as_deref(),
-                "retry",
-                "requested",
-                said,
-            ) {
-                eprintln!("warning: {}", error_chain(&error));
-            }
-            match failed {
-                Some(generation) => println!(
-                    "{}: generation {generation} will be tried again at the agent's next reconcile",
-                    args.environment
-                ),
-                None => println!(
-                    "{}: no failed generation; gate backoff reset",
-                    args.environment
-                ),
-            }
-            0
-        }
-        Ok(None) => {
-            eprintln!("error: no status for environment {}", args.environment);
-            1
-        }
-        Err(error) => {
-            eprintln!("error: {}", error_chain(&error));
-            1
-        }
-    }
 }

@@ -23,6 +23,14 @@ pub fn print(table: &Table) {
     }
 }
 
+/// Prints the rows of `table` without its header (the lines `status --watch` adds).
+pub fn print_rows(table: &Table) {
+    for line in table.to_string().lines().skip(1) {
+        let line = line.strip_prefix(' ').unwrap_or(line);
+        println!("{}", line.trim_end());
+    }
+}
+
 /// How long ago `at` was, in kubectl's short form: `45s`, `12m`, `3h`, `9d`.
 pub fn age(at: SystemTime, now: SystemTime) -> String {
     let secs = now.duration_since(at).unwrap_or(Duration::ZERO).as_secs();

@@ -29,6 +29,10 @@ pub struct AppliedState {
     /// Service -> the configuration that was applied (every service of the rendered model).
     /// Empty when nothing was applied yet, or when the state predates config tracking.
     pub configs: BTreeMap<String, AppliedConfig>,
+    /// The generation a local `c2quay suspend` holds: while the manifest has it, the planner
+    /// only observes.
+    #[serde(default)]
+    pub suspended_generation: Option<String>,
 }
 
 /// The configuration applied to one service: c2quay's config hash of the rendered service, and

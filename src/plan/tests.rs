@@ -117,6 +117,21 @@ fn version_bump_deploys_only_the_changed_service_and_says_why() {
 }
 
 #[test]
+fn a_local_suspension_holds_its_generation_only() {
+    let env = env(false);
+    let mut applied = applied(&env, "1");
+    applied.suspended_generation = Some(env.generation.clone());
+    let observed = healthy("c2quay-test/web:1");
+    let held = plan(Desired::Valid(&env), None, &applied, &observed, now());
+    assert_eq!(held.action, Action::Suspended, "{}", held.reason);
+    assert!(held.reason.contains("c2quay resume"), "{}", held.reason);
+    // A commit of another generation ends it: the bump is deployed.
+    applied.suspended_generation = Some("an-older-generation".into());
+    let bumped = plan(Desired::Valid(&env), None, &applied, &observed, now());
+    assert!(matches!(bumped.action, Action::Deploy { .. }), "{bumped:?}");
+}
+
+#[test]
 fn converged_environment_is_noop() {
     let env = env(false);
     let plan = plan(

@@ -52,7 +52,7 @@ pub use records::KEEP_PER_KIND;
 pub use schema::SCHEMA_VERSION;
 pub use status::{
     Condition, ConditionStatus, ConditionType, EnvironmentStatus, HISTORY_LIMIT, HistoryEntry,
-    HostBlock, Phase, Release,
+    HostBlock, Phase, Release, Suspension,
 };
 
 /// A handle on an opened state directory. Cheap to clone.

@@ -234,6 +234,39 @@ pub struct EnvironmentStatus {
     /// apply is tried again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_block: Option<HostBlock>,
+    /// Set by `c2quay suspend`: the agent only observes this environment until
+    /// `c2quay resume` or a manifest of another generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<Suspension>,
+}
+
+/// A local suspension (`c2quay suspend`): who, when, why, and the generation it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Suspension {
+    /// The manifest's generation when suspended: another generation ends the suspension.
+    pub generation: String,
+    /// When it was suspended.
+    #[serde(with = "super::clock::rfc3339")]
+    pub at: SystemTime,
+    /// Who suspended it (the user name, or `uid N`).
+    pub by: String,
+    /// Why, as given with `--reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Suspension {
+    /// One line for status messages: who, when and why.
+    pub fn describe(&self) -> String {
+        let at = humantime::format_rfc3339_seconds(self.at);
+        let why = self
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        format!("suspended by {} at {at}{why}", self.by)
+    }
 }
 
 /// The host refused an apply of `generation`: retried with backoff, never marked failed.
@@ -278,6 +311,7 @@ impl EnvironmentStatus {
             heals: Vec::new(),
             history: VecDeque::new(),
             host_block: None,
+            suspended: None,
         }
     }
 

@@ -138,6 +138,7 @@ pub fn applied_state_of(status: &EnvironmentStatus) -> AppliedState {
         },
         heals: status.heals.clone(),
         configs: status.configs.clone(),
+        suspended_generation: status.suspended.as_ref().map(|s| s.generation.clone()),
     }
 }
 

@@ -93,3 +93,146 @@ fn status_history_wait_and_completion_answer_like_kubectl() {
         "a bash completion script"
     );
 }
+
+/// `c2quay suspend` holds an environment (the agent only observes it, a CLI deploy refuses)
+/// until `c2quay resume` or a manifest of another generation; `status --watch` prints each
+/// change as a row; every state-printing command speaks `-o yaml` and `-o json`.
+#[test]
+fn suspend_holds_until_resume_or_a_new_commit_and_watch_shows_each_change() {
+    if !require_docker() {
+        return;
+    }
+    let world = World::new();
+    let (mut spec, _guard) = world.env("hold", None);
+    spec.write(&world.desired);
+    let (code, text) = world.deploy("hold");
+    assert_eq!(code, 0, "{text}");
+    let state = world.state.to_str().expect("utf-8");
+    let desired = world.desired.to_str().expect("utf-8");
+    let dirs = ["--desired", desired, "--state-dir", state];
+    let once = || world.c2quay(&[&["agent", "--once", "--no-http"][..], &dirs].concat());
+    let ids = || support::docker::service_container_ids(&spec.project, "web", true);
+
+    // status --watch: the first listing, then one row per change, until killed.
+    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_c2quay"))
+        .args(["status", "--watch", "--state-dir", state])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("status --watch");
+    let watched = std::io::BufReader::new(watch.stdout.take().expect("stdout"));
+    let lines = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(watched).map_while(Result::ok) {
+            if lines.0.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line_with = |needle: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match lines.1.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("status --watch printed no line with {needle:?}: {seen:?}");
+    };
+    next_line_with("ENVIRONMENT");
+    next_line_with("Ready");
+
+    let (code, out, err) = world.c2quay(
+        &[
+            &[
+                "suspend",
+                "hold",
+                "--reason",
+                "db migration by hand",
+                "-o",
+                "yaml",
+            ][..],
+            &dirs,
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("result: suspended"), "YAML: {out}");
+    let row = next_line_with("Suspended");
+    assert!(row.starts_with("hold"), "a row, no header: {row}");
+
+    // A configuration change while suspended: the agent observes and changes nothing.
+    let before = ids();
+    spec.write_compose(&support::agent::web_compose(
+        spec.port,
+        false,
+        "    environment:\n      GREETING: two\n",
+        "",
+    ));
+    let (_, out, err) = once();
+    assert_eq!(ids(), before, "suspended: not re-created\n{out}{err}");
+    let (_, out, _) = world.c2quay(&["status", "hold", "--state-dir", state, "-o", "json"]);
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status json");
+    assert_eq!(status["phase"], "Suspended", "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("db migration by hand")),
+        "{status}"
+    );
+    let (code, text) = world.deploy("hold");
+    assert_eq!(code, 1, "a CLI deploy refuses: {text}");
+    assert!(text.contains("c2quay resume hold"), "{text}");
+
+    // Resume: the next pass applies the change.
+    let (code, out, err) = world.c2quay(&["resume", "hold", "--state-dir", state]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("resumed"), "{out}");
+    let (code, out, err) = once();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_ne!(
+        ids(),
+        before,
+        "resumed: the configuration change is applied"
+    );
+    next_line_with("Ready");
+
+    // Suspended again, then a commit of another generation ends the suspension.
+    let (code, _, err) = world.c2quay(&[&["suspend", "hold"][..], &dirs].concat());
+    assert_eq!(code, 0, "{err}");
+    spec.version = "2".into();
+    spec.write(&world.desired);
+    let (code, out, err) = once();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        spec.served_version().as_deref(),
+        Some("2"),
+        "the new commit is deployed"
+    );
+    assert!(
+        world.audit_has("hold", 0, "resume", "manifest_changed"),
+        "{:?}",
+        world.audit("hold")
+    );
+
+    // Wide and YAML listings.
+    let (_, out, _) = world.c2quay(&["status", "--state-dir", state, "-o", "wide"]);
+    assert!(
+        out.lines().next().is_some_and(|h| h.contains("RELEASES")),
+        "{out}"
+    );
+    assert!(out.contains("web=2"), "{out}");
+    let (_, out, _) = world.c2quay(&["status", "--state-dir", state, "-o", "yaml"]);
+    let listed: Vec<serde_yaml::Value> = serde_yaml::from_str(&out).expect("status yaml");
+    assert_eq!(listed[0]["phase"].as_str(), Some("Ready"), "{out}");
+    let (code, out, _) = world.c2quay(&["retry", "hold", "--state-dir", state, "-o", "json"]);
+    assert_eq!(code, 0);
+    let retried: serde_json::Value = serde_json::from_str(&out).expect("retry json");
+    assert_eq!(retried["result"], "retried", "{out}");
+
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let _ = reader.join();
+}

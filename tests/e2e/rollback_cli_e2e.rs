@@ -42,10 +42,19 @@ fn rollback_is_held_recorded_and_released_by_retry(slow_stop: bool) {
         world.state.to_str().expect("utf-8"),
     ];
 
-    let (code, out, err) = world.c2quay(&[&["rollback", name][..], &dirs].concat());
+    // The slow variant asks for JSON (issue 14 item 7), the other for the text.
+    let output: &[&str] = if slow_stop { &["-o", "json"] } else { &[] };
+    let (code, out, err) = world.c2quay(&[&["rollback", name][..], &dirs, output].concat());
 
     assert_eq!(code, 0, "rollback: {out}\n{err}");
-    assert!(out.contains(&format!("record {p} 1: Recorded")), "{out}");
+    if slow_stop {
+        let done: serde_json::Value = serde_json::from_str(&out).expect("rollback json");
+        assert_eq!(done["restored"]["web"], "c2quay-test/web:1", "{done}");
+        assert_eq!(done["records"][0]["status"], "recorded", "{done}");
+        assert_eq!(done["records"][0]["version"], "1", "{done}");
+    } else {
+        assert!(out.contains(&format!("record {p} 1: Recorded")), "{out}");
+    }
     assert_eq!(spec.served_version().as_deref(), Some("1"));
     assert_eq!(broker.current(&p), vec!["1"], "the broker knows what runs");
     let held = status(&world, name);

@@ -301,7 +301,7 @@ pub fn rollback_override_commands(project: &Project, restored: &ImagePins) -> Ve
 }
 
 /// What `c2quay rollback` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ManualRollback {
     /// Service -> image restored (empty: the snapshot shows no running container).
     pub restored: ImagePins,
