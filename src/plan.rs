@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::docker::{Container, RenderedModel};
+use crate::docker::{Container, ContainerState, Health, RenderedModel};
 use crate::manifest::{Environment, RollbackMode};
 
 mod applied;
@@ -407,35 +407,35 @@ pub fn drifted_services(
             drifted.push((service.clone(), Drift::Missing));
             continue;
         };
-        if container.state != "running" {
+        if !container.state.is_running() {
             // A job that finished is not drift; any other service that exited 0 was stopped
             // (`docker stop` of a server that exits 0 on SIGTERM) or never served.
-            if container.state == "exited"
+            if container.state == ContainerState::Exited
                 && container.exit_code == 0
                 && is_job(env, rendered, service)
             {
                 continue;
             }
-            let state = match container.state.as_str() {
+            let state = match container.state {
                 _ if container.oom_killed => {
                     format!("{} ({}, OOM-killed)", container.state, container.exit_code)
                 }
-                "exited" | "restarting" | "dead" => {
+                ContainerState::Exited | ContainerState::Restarting | ContainerState::Dead => {
                     format!("{} ({})", container.state, container.exit_code)
                 }
-                _ => container.state.clone(),
+                other => other.to_string(),
             };
             drifted.push((service.clone(), Drift::NotRunning(state)));
             continue;
         }
-        if container.health == "unhealthy" {
+        if container.health == Health::Unhealthy {
             drifted.push((service.clone(), Drift::Unhealthy));
             continue;
         }
         if let Some(wanted) = rendered_service.map(|r| r.wanted_replicas()) {
             let running = observed
                 .iter()
-                .filter(|c| c.service == *service && c.state == "running")
+                .filter(|c| c.service == *service && c.state.is_running())
                 .filter(|c| !crate::docker::parse::is_leftover_name(&c.name))
                 .count();
             if running < wanted as usize {
@@ -526,7 +526,7 @@ pub fn running_container<'a>(observed: &'a [Container], service: &str) -> Option
     observed
         .iter()
         .filter(|c| c.service == service)
-        .max_by_key(|c| c.state == "running")
+        .max_by_key(|c| c.state.is_running())
 }
 
 fn describe_change(

@@ -22,7 +22,10 @@ use super::argv::{CONFIG_HASH_LABEL, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL}
 use super::events::event_from_message;
 use super::parse::is_leftover_name;
 use super::wait::{self, WaitSettings};
-use super::{Container, Engine, Error, EventStream, Project, RenderedModel, Result, run};
+use super::{
+    Container, ContainerState, Engine, Error, EventStream, Health, Project, RenderedModel, Result,
+    run,
+};
 
 /// Settings of the Engine API client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,11 +334,9 @@ pub fn container_from_summary(summary: &ContainerSummary) -> Container {
     let empty = HashMap::new();
     let labels = summary.labels.as_ref().unwrap_or(&empty);
     let status = summary.status.as_deref().unwrap_or_default();
-    let state = summary
-        .state
-        .map(|s| s.to_string())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let state = (summary.state)
+        .map(|s| ContainerState::from(s.to_string().as_str()))
+        .unwrap_or_default();
     Container {
         id: summary.id.clone().unwrap_or_default(),
         name: summary
@@ -348,7 +349,7 @@ pub fn container_from_summary(summary: &ContainerSummary) -> Container {
         service: labels.get(SERVICE_LABEL).cloned().unwrap_or_default(),
         image: summary.image.clone().unwrap_or_default(),
         image_id: summary.image_id.clone().unwrap_or_default(),
-        health: health_of_status(status).to_string(),
+        health: health_of_status(status),
         exit_code: exit_code_of_status(status).unwrap_or(0),
         state,
         restart_policy: String::new(),
@@ -361,19 +362,19 @@ pub fn container_from_summary(summary: &ContainerSummary) -> Container {
 /// running (its restart policy, OOM flag and exact exit code decide drift), or one whose image
 /// shows as an id (the tag it was created from moved, and the list then names the id).
 pub fn needs_inspect(c: &Container) -> bool {
-    c.state != "running" || c.image.is_empty() || c.image.starts_with("sha256:")
+    !c.state.is_running() || c.image.is_empty() || c.image.starts_with("sha256:")
 }
 
-/// The health in a `Status` text: `healthy`, `unhealthy`, `starting`, or empty.
-pub fn health_of_status(status: &str) -> &'static str {
+/// The health in a `Status` text (`Up 3 seconds (healthy)`).
+pub fn health_of_status(status: &str) -> Health {
     if status.ends_with("(healthy)") {
-        "healthy"
+        Health::Healthy
     } else if status.ends_with("(unhealthy)") {
-        "unhealthy"
+        Health::Unhealthy
     } else if status.ends_with("(health: starting)") {
-        "starting"
+        Health::Starting
     } else {
-        ""
+        Health::None
     }
 }
 
@@ -412,7 +413,7 @@ pub fn merge_inspect(mut c: Container, inspected: &ContainerInspectResponse) -> 
     }
     if let Some(state) = &inspected.state {
         if let Some(status) = state.status {
-            c.state = status.to_string().to_ascii_lowercase();
+            c.state = ContainerState::from(status.to_string().as_str());
         }
         c.exit_code = state.exit_code.unwrap_or(0);
         c.oom_killed = state.oom_killed.unwrap_or(false);
@@ -420,8 +421,7 @@ pub fn merge_inspect(mut c: Container, inspected: &ContainerInspectResponse) -> 
             .health
             .as_ref()
             .and_then(|h| h.status)
-            .map(|s| s.to_string().to_ascii_lowercase())
-            .filter(|s| s != "none")
+            .map(|s| Health::from(s.to_string().as_str()))
             .unwrap_or_default();
     }
     if let Some(policy) = inspected

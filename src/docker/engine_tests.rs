@@ -62,7 +62,7 @@ fn status_text_gives_health_and_exit_code() {
         ("Created", "", None),
     ];
     for (status, health, exit) in cases {
-        assert_eq!(health_of_status(status), health, "{status}");
+        assert_eq!(health_of_status(status).as_str(), health, "{status}");
         assert_eq!(exit_code_of_status(status), exit, "{status}");
     }
 }
@@ -127,7 +127,7 @@ fn inspect_fills_reference_policy_oom_and_health() {
         ("exited", 137, true)
     );
     assert_eq!(c.restart_policy, "unless-stopped");
-    assert_eq!(c.health, "unhealthy");
+    assert_eq!(c.health.as_str(), "unhealthy");
 }
 
 #[test]

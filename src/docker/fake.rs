@@ -138,7 +138,7 @@ impl FakeCompose {
     pub fn set_state(&self, service: &str, state: &str, exit_code: i64) {
         let mut s = self.lock();
         if let Some(c) = s.containers.get_mut(service) {
-            c.state = state.to_string();
+            c.state = state.into();
             c.exit_code = exit_code;
             let c = c.clone();
             s.emit(&c, if state == "running" { "start" } else { "die" }, None);
@@ -150,7 +150,7 @@ impl FakeCompose {
     pub fn set_health(&self, service: &str, health: &str) {
         let mut s = self.lock();
         if let Some(c) = s.containers.get_mut(service) {
-            c.health = health.to_string();
+            c.health = health.into();
             let c = c.clone();
             s.emit(&c, "health_status", Some(health));
         }
@@ -274,8 +274,8 @@ impl State {
                 .get(image)
                 .cloned()
                 .unwrap_or_else(|| fake_image_id(image)),
-            state: if crashing { "exited" } else { "running" }.to_string(),
-            health: health.to_string(),
+            state: if crashing { "exited" } else { "running" }.into(),
+            health: health.into(),
             exit_code: if crashing { 1 } else { 0 },
             restart_policy: String::new(),
             oom_killed: false,
@@ -374,7 +374,7 @@ impl Applier for FakeCompose {
                 .unwrap_or_default();
             let wanted_hash = s.compose_hash(service, &image);
             let unchanged = s.containers.get(service).is_some_and(|c| {
-                c.image == image && c.state == "running" && c.config_hash == wanted_hash
+                c.image == image && c.state.is_running() && c.config_hash == wanted_hash
             });
             if !unchanged || options.force_recreate {
                 s.replace(service, &image);

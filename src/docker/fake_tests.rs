@@ -249,7 +249,7 @@ async fn readiness_reacts_to_the_health_event_not_to_a_poll() {
         )
         .await
         .unwrap();
-    assert_eq!(seen[0].health, "healthy");
+    assert_eq!(seen[0].health.as_str(), "healthy");
     // Paused clock: the loop woke at the event (300 ms), before its 1 s safety poll.
     assert_eq!(start.elapsed(), Duration::from_millis(300));
     assert_eq!(observations(&fake), 2, "{:?}", fake.calls());

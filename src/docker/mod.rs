@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod argv;
 mod cli;
+mod container;
 pub mod engine;
 mod error;
 pub mod events;
@@ -58,6 +59,7 @@ mod version;
 pub mod wait;
 
 pub use cli::{CliCompose, CliConfig};
+pub use container::{Container, ContainerState, Health};
 pub use engine::{DockerEngine, EngineConfig};
 pub use error::{Error, HostCause, Result, ServiceFailure};
 pub use events::ContainerEvent;
@@ -77,41 +79,6 @@ pub struct Project {
     pub directory: PathBuf,
     /// `-f` files, absolute, in order (the override, when any, is appended by the caller's options).
     pub files: Vec<PathBuf>,
-}
-
-/// One container as `ps` + `inspect` see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Container {
-    /// Container id.
-    pub id: String,
-    /// Container name.
-    pub name: String,
-    /// Compose project label.
-    pub project: String,
-    /// Compose service label.
-    pub service: String,
-    /// The image reference the container was created from.
-    pub image: String,
-    /// The image id (`sha256:...`) the container actually runs.
-    pub image_id: String,
-    /// `running`, `exited`, `restarting`, `created`, `dead`, `paused`, `removing`.
-    pub state: String,
-    /// `healthy`, `unhealthy`, `starting`, or empty when there is no healthcheck.
-    pub health: String,
-    /// Exit code when exited.
-    pub exit_code: i64,
-    /// Docker's restart policy (`no`, `always`, `unless-stopped`, `on-failure`); empty when
-    /// unknown. A long-running service (`always`, `unless-stopped`) that exited 0 was stopped,
-    /// not finished.
-    #[serde(default)]
-    pub restart_policy: String,
-    /// Whether the kernel's OOM killer ended it.
-    #[serde(default)]
-    pub oom_killed: bool,
-    /// Compose's `com.docker.compose.config-hash` label (empty when absent): it changes when
-    /// the container is re-created from another configuration.
-    #[serde(default)]
-    pub config_hash: String,
 }
 
 /// Options of `up`.

@@ -3,7 +3,7 @@
 //! the deadline turns "still waiting" into a failure.
 
 use super::parse::is_leftover_name;
-use super::{Container, RenderedModel};
+use super::{Container, ContainerState, Health, RenderedModel};
 
 /// The readiness of a set of services at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,27 +29,28 @@ fn restarts_after_exit_0(restart: Option<&str>) -> bool {
 }
 
 fn judge(c: &Container, job: bool, restarts: bool) -> One {
-    match c.state.as_str() {
-        "running" if job => One::Wait("running (a job: waiting for it to finish)".into()),
-        "running" => match c.health.as_str() {
-            "" | "healthy" => One::Ok,
-            "starting" => One::Wait("running (health: starting)".into()),
-            other => One::Wait(format!("running ({other})")),
+    use ContainerState as S;
+    match c.state {
+        S::Running if job => One::Wait("running (a job: waiting for it to finish)".into()),
+        S::Running => match c.health {
+            Health::None | Health::Healthy => One::Ok,
+            Health::Starting => One::Wait("running (health: starting)".into()),
+            Health::Unhealthy => One::Wait("running (unhealthy)".into()),
         },
-        "exited" if c.exit_code == 0 && job => One::Ok,
-        "exited" if c.exit_code == 0 && restarts => {
+        S::Exited if c.exit_code == 0 && job => One::Ok,
+        S::Exited if c.exit_code == 0 && restarts => {
             One::Wait("exited (0) but its restart policy keeps it running".into())
         }
         // Not a job: a server that exits 0 at start ("nothing to do", a bad flag) serves nothing.
-        "exited" if c.exit_code == 0 => One::Fail(
+        S::Exited if c.exit_code == 0 => One::Fail(
             "exited (0): not a job (declare one with `job: true` or a `service_completed_successfully` dependency), so nothing serves"
                 .into(),
         ),
-        "exited" => One::Fail(format!("exited ({})", c.exit_code)),
-        "restarting" => One::Fail(format!("restarting (last exit code {})", c.exit_code)),
-        "dead" => One::Fail("dead".into()),
-        "paused" => One::Fail("paused".into()),
-        "" => One::Wait("unknown state".into()),
+        S::Exited => One::Fail(format!("exited ({})", c.exit_code)),
+        S::Restarting => One::Fail(format!("restarting (last exit code {})", c.exit_code)),
+        S::Dead => One::Fail("dead".into()),
+        S::Paused => One::Fail("paused".into()),
+        S::Unknown => One::Wait("unknown state".into()),
         other => One::Wait(other.to_string()),
     }
 }
@@ -80,7 +81,7 @@ pub fn evaluate(
             waiting.push((service.clone(), "no container".to_string()));
             continue;
         }
-        let running = mine.iter().filter(|c| c.state == "running").count();
+        let running = mine.iter().filter(|c| c.state.is_running()).count();
         let mut wait: Option<String> = None;
         let mut fail: Option<String> = None;
         for c in mine {

@@ -14,7 +14,7 @@ use tracing::debug;
 
 use super::readiness::{ReadinessVerdict, evaluate};
 use super::{
-    Container, ContainerEvent, Engine, Error, EventStream, Project, RenderedModel, Result,
+    Container, ContainerEvent, Engine, Error, EventStream, Health, Project, RenderedModel, Result,
     ServiceFailure,
 };
 
@@ -165,8 +165,8 @@ fn needs_window(services: &[String], model: &RenderedModel, containers: &[Contai
         };
         let image_checked = containers
             .iter()
-            .filter(|c| c.service == *service && c.state == "running")
-            .all(|c| !c.health.is_empty());
+            .filter(|c| c.service == *service && c.state.is_running())
+            .all(|c| c.health != Health::None);
         !m.job && !m.has_healthcheck && !image_checked
     })
 }
@@ -175,7 +175,7 @@ fn needs_window(services: &[String], model: &RenderedModel, containers: &[Contai
 fn running_ids(services: &[String], containers: &[Container]) -> Vec<String> {
     let mut ids: Vec<String> = containers
         .iter()
-        .filter(|c| c.state == "running" && services.contains(&c.service))
+        .filter(|c| c.state.is_running() && services.contains(&c.service))
         .map(|c| c.id.clone())
         .collect();
     ids.sort();

@@ -143,7 +143,7 @@ impl Snapshot {
     pub fn running_images(&self) -> BTreeMap<String, String> {
         let mut images = BTreeMap::new();
         for container in &self.containers {
-            if container.state == "running" || !images.contains_key(&container.service) {
+            if container.state.is_running() || !images.contains_key(&container.service) {
                 images.insert(container.service.clone(), container.image.clone());
             }
         }
@@ -155,7 +155,7 @@ impl Snapshot {
         let mut ids = BTreeMap::new();
         for container in &self.containers {
             if !container.image_id.is_empty()
-                && (container.state == "running" || !ids.contains_key(&container.service))
+                && (container.state.is_running() || !ids.contains_key(&container.service))
             {
                 ids.insert(container.service.clone(), container.image_id.clone());
             }

@@ -204,7 +204,7 @@ pub fn record_applied(
 /// The image id the running container of `service` runs, in `observed`.
 fn running_image_id(observed: &[Container], service: &str) -> Option<String> {
     (observed.iter())
-        .find(|c| c.service == service && c.state == "running" && !c.image_id.is_empty())
+        .find(|c| c.service == service && c.state.is_running() && !c.image_id.is_empty())
         .map(|c| c.image_id.clone())
 }
 
@@ -291,7 +291,7 @@ pub fn adopt_configs(
             let compose_hash = observed
                 .iter()
                 .filter(|c| c.service == *service && !c.config_hash.is_empty())
-                .max_by_key(|c| c.state == "running")
+                .max_by_key(|c| c.state.is_running())
                 .map(|c| c.config_hash.clone());
             let config = AppliedConfig {
                 hash: rendered.config.hash.clone(),

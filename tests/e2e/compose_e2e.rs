@@ -281,7 +281,7 @@ async fn compose_adapter_on_the_real_engine() {
     let ps = compose.ps(&project).await.unwrap();
     let web_c = ps.iter().find(|c| c.service == "web").unwrap().clone();
     assert_eq!(web_c.image_id, id2);
-    assert_eq!(web_c.health, "healthy");
+    assert_eq!(web_c.health.as_str(), "healthy");
 
     // A failed pull changes nothing: same container, still running.
     let err = compose
@@ -425,7 +425,7 @@ fn docker_cli_view(project: &str) -> Vec<Container> {
                         .into()
                 },
                 oom_killed: !running && i["State"]["OOMKilled"].as_bool().unwrap(),
-                state,
+                state: state.as_str().into(),
             }
         })
         .collect();
@@ -508,7 +508,7 @@ async fn the_engine_api_sees_what_docker_inspect_sees_and_readiness_follows_even
     assert!(
         ready
             .iter()
-            .any(|c| c.service == "web" && c.health == "healthy"),
+            .any(|c| c.service == "web" && c.health.as_str() == "healthy"),
         "{ready:?}"
     );
 

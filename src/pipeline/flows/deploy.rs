@@ -432,7 +432,7 @@ fn running_services(model: &RenderedModel, observed: &[Container]) -> Vec<String
         .filter(|s| {
             observed
                 .iter()
-                .any(|c| c.service == **s && c.state == "running")
+                .any(|c| c.service == **s && c.state.is_running())
         })
         .cloned()
         .collect()

@@ -317,10 +317,10 @@ pub async fn settle<C: Compose>(compose: &C, project: &Project) {
 }
 
 /// What settling compares: each container's id, state and health, in a stable order.
-fn fingerprint(containers: &[Container]) -> Vec<(String, String, String)> {
+fn fingerprint(containers: &[Container]) -> Vec<(String, &'static str, &'static str)> {
     let mut seen: Vec<_> = containers
         .iter()
-        .map(|c| (c.id.clone(), c.state.clone(), c.health.clone()))
+        .map(|c| (c.id.clone(), c.state.as_str(), c.health.as_str()))
         .collect();
     seen.sort();
     seen

@@ -3,7 +3,7 @@
 
 use super::super::StepFailure;
 use super::super::run::Run;
-use crate::docker::{Container, ImagePins, RenderedModel};
+use crate::docker::{Container, ContainerState, ImagePins, RenderedModel};
 use crate::events::StepName;
 
 impl<C, B, S> Run<'_, C, B, S> {
@@ -34,10 +34,13 @@ fn verify_pins(
         let one_shot = model.get(service).is_some_and(|m| m.job);
         let running = containers
             .iter()
-            .find(|c| &c.service == service && c.state == "running")
+            .find(|c| &c.service == service && c.state.is_running())
             .or_else(|| {
                 containers.iter().find(|c| {
-                    &c.service == service && one_shot && c.state == "exited" && c.exit_code == 0
+                    &c.service == service
+                        && one_shot
+                        && c.state == ContainerState::Exited
+                        && c.exit_code == 0
                 })
             });
         match running {
