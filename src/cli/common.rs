@@ -51,6 +51,7 @@ pub async fn real_context(
         StateDir::open(state_dir).map_err(|e| format!("state directory: {}", error_chain(&e)))?;
     let mut config = CliConfig::new(state.root().join("overrides"));
     config.version_cache = Some(state.root().join("compose-version.json"));
+    config.render_cache = Some(state.root().join("renders"));
     let compose = CliCompose::detect(config)
         .await
         .map_err(|e| format!("docker compose: {}", error_chain(&e)))?;

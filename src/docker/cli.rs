@@ -40,6 +40,9 @@ pub struct CliConfig {
     /// Where the answer of `compose version` is cached (keyed by the program file); `None`
     /// asks every time.
     pub version_cache: Option<PathBuf>,
+    /// Where rendered models are kept between processes ([`super::render_cache`]); `None`
+    /// renders every time.
+    pub render_cache: Option<PathBuf>,
 }
 
 impl CliConfig {
@@ -57,6 +60,7 @@ impl CliConfig {
             log_lines: 20,
             plugin_dirs: super::plugin::default_plugin_dirs(),
             version_cache: None,
+            render_cache: None,
         }
     }
 
@@ -182,6 +186,14 @@ impl CliCompose {
         override_file::path_for(&self.config.override_dir, &project.name)
     }
 
+    /// `compose config` of `project`, parsed (its text kept as the model's source).
+    async fn render(&self, project: &Project) -> Result<RenderedModel> {
+        let out = self
+            .compose(argv::config(project), self.config.command_timeout)
+            .await?;
+        parse::config(&out.stdout)
+    }
+
     async fn compose(&self, args: Vec<OsString>, timeout: Duration) -> Result<Output> {
         let args = self.invocation.args(args);
         run::run(&self.invocation.program, &args, timeout).await
@@ -227,10 +239,22 @@ impl CliCompose {
 
 impl Applier for CliCompose {
     async fn config(&self, project: &Project) -> Result<RenderedModel> {
-        let out = self
-            .compose(argv::config(project), self.config.command_timeout)
-            .await?;
-        parse::config(&out.stdout)
+        let Some(cache) = &self.config.render_cache else {
+            return self.render(project).await;
+        };
+        // Stamped before rendering: an edit during the render makes the key stale, not lost.
+        let stamp = super::inputs::InputStamp::of(&super::inputs::inputs(project));
+        let key = super::render_cache::key(project, &stamp, self.version());
+        if let Some(model) = super::render_cache::load(cache, &project.name, &key) {
+            return Ok(model);
+        }
+        let model = self.render(project).await?;
+        if let Some(text) = model.source()
+            && let Err(error) = super::render_cache::store(cache, &project.name, &key, text)
+        {
+            tracing::warn!(error = %crate::error_chain(&error), "cannot keep the rendered model");
+        }
+        Ok(model)
     }
 
     async fn pull_with_policy(

@@ -54,6 +54,7 @@ pub mod parse;
 mod plugin;
 pub mod pools;
 pub mod readiness;
+pub mod render_cache;
 pub mod run;
 mod version;
 pub mod wait;

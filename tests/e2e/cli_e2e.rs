@@ -236,3 +236,97 @@ fn suspend_holds_until_resume_or_a_new_commit_and_watch_shows_each_change() {
     let _ = watch.wait();
     let _ = reader.join();
 }
+
+/// The arguments of every `execve` in an `strace -f -e trace=execve` log that succeeded.
+fn execs(log: &str) -> Vec<String> {
+    (log.lines())
+        .filter(|l| l.contains("execve(") && l.ends_with("= 0"))
+        .map(|l| {
+            l.split_once("execve(")
+                .map_or("", |(_, rest)| rest)
+                .to_string()
+        })
+        .collect()
+}
+
+/// A CLI deploy renders the Compose model only when its answer can have changed: a version
+/// bump (a manifest change, Compose files untouched) runs `compose up` alone; an edit of
+/// `compose.yaml` renders again and is applied (issue 16: one process per deploy).
+#[test]
+fn a_cli_deploy_renders_again_only_when_a_compose_input_changed() {
+    if !require_docker() {
+        return;
+    }
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "strace is part of the test world"
+        );
+        return;
+    }
+    let world = World::new();
+    let (mut spec, _guard) = world.env("render", None);
+    spec.write(&world.desired);
+    // Every deploy runs in this test's environment (the render's key covers it).
+    let traced = |label: &str| {
+        let log = world.root.path().join(format!("strace-{label}.log"));
+        let status = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=execve", "-o"])
+            .arg(&log)
+            .arg(env!("CARGO_BIN_EXE_c2quay"))
+            .args(["deploy", "render", "--desired"])
+            .arg(&world.desired)
+            .arg("--state-dir")
+            .arg(&world.state)
+            .output()
+            .expect("strace c2quay deploy");
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        execs(&std::fs::read_to_string(&log).expect("strace log"))
+    };
+    let first = traced("first");
+    assert_eq!(first.iter().filter(|e| e.contains("\"config\"")).count(), 1);
+    let cache = (world.state.join("renders")).join(format!("{}.render.json", spec.project));
+    let mode = std::fs::metadata(&cache)
+        .expect("the render is kept")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+
+    spec.version = "2".into();
+    spec.write(&world.desired);
+    let bump = traced("bump");
+    let configs = bump.iter().filter(|e| e.contains("\"config\"")).count();
+    let ups = bump.iter().filter(|e| e.contains("\"up\"")).count();
+    assert_eq!(
+        (configs, ups),
+        (0, 1),
+        "a version bump runs up alone: {bump:#?}"
+    );
+    assert_eq!(spec.served_version().as_deref(), Some("2"));
+
+    let before = support::docker::service_container_ids(&spec.project, "web", true);
+    spec.write_compose(&agent::web_compose(
+        spec.port,
+        false,
+        "    environment:\n      GREETING: edited\n",
+        "",
+    ));
+    let edit = traced("edit");
+    let configs = edit.iter().filter(|e| e.contains("\"config\"")).count();
+    assert_eq!(
+        configs, 1,
+        "an edited compose.yaml renders again: {edit:#?}"
+    );
+    let after = support::docker::service_container_ids(&spec.project, "web", true);
+    assert_ne!(before, after, "the edit is applied");
+}
