@@ -38,6 +38,12 @@ pub struct DeployArgs {
     /// rollback) before it is abandoned to the journal; a second signal abandons it at once.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub grace: Duration,
+    /// Apply only this service's changes (repeatable): gate, up, smoke, verify and record for
+    /// it; the other changed services keep what runs and the environment shows `OutOfSync`.
+    /// A running agent applies the rest at its next reconcile. Refused for an all-or-nothing
+    /// environment (its releases deploy as one verified set).
+    #[arg(long = "service", value_name = "SERVICE")]
+    pub services: Vec<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -54,6 +60,9 @@ pub struct VerifyArgs {
     /// Directories.
     #[command(flatten)]
     pub dirs: Dirs,
+    /// Ask only about this service's release (repeatable).
+    #[arg(long = "service", value_name = "SERVICE")]
+    pub services: Vec<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -131,6 +140,7 @@ pub async fn deploy(args: DeployArgs, log_format: LogFormat) -> i32 {
         lock_wait: args.lock_wait,
         holder: "deploy",
         model: None,
+        only: (!args.services.is_empty()).then(|| args.services.clone()),
     };
     let started = std::time::Instant::now();
     let started_at = ctx.clock.now();
@@ -265,7 +275,8 @@ pub async fn verify(args: VerifyArgs) -> i32 {
         Ok(ctx) => ctx,
         Err(message) => return fail(&message),
     };
-    match pipeline::verify(&ctx, &env).await {
+    let only = (!args.services.is_empty()).then_some(args.services.as_slice());
+    match pipeline::verify(&ctx, &env, only).await {
         Ok(report) => {
             match print_data(&report.gate, args.output) {
                 true => {}

@@ -74,6 +74,10 @@ pub struct PlanArgs {
     /// This host's name, matched against `spec.hosts`.
     #[arg(long, env = "C2QUAY_HOST")]
     pub host: Option<String>,
+    /// Show only this service's changes and gate answer (repeatable), as `deploy --service`
+    /// would apply them.
+    #[arg(long = "service", value_name = "SERVICE")]
+    pub services: Vec<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -219,17 +223,27 @@ pub async fn plan(args: PlanArgs) -> i32 {
                     &observed,
                     ctx.clock.now(),
                 );
+                let only = (!args.services.is_empty()).then_some(args.services.as_slice());
+                let picked = |services: &[String]| -> Vec<String> {
+                    let named = |s: &&String| only.is_none_or(|only| only.contains(s));
+                    services.iter().filter(named).cloned().collect()
+                };
                 let diff = match &plan.action {
-                    Action::Deploy { changed, removed } => {
-                        plan_diff(&ctx.state, env, &model, &observed, changed, removed)
-                    }
+                    Action::Deploy { changed, removed } => plan_diff(
+                        &ctx.state,
+                        env,
+                        &model,
+                        &observed,
+                        &picked(changed),
+                        &picked(removed),
+                    ),
                     _ => serde_json::Map::new(),
                 };
                 let gate = if matches!(
                     plan.action,
                     Action::Deploy { .. } | Action::WaitForGate { .. }
                 ) {
-                    match pipeline::verify(&ctx, env).await {
+                    match pipeline::verify(&ctx, env, only).await {
                         Ok(report) => report.gate_reasons_or_ok(),
                         Err(error) => vec![format!("broker: {}", error_chain(&error))],
                     }

@@ -18,6 +18,7 @@ pub const PHASES: &[&str] = &[
     "Orphaned",
     "Unknown",
     "HostBlocked",
+    "OutOfSync",
 ];
 
 /// One step of the reconcile pipeline, the `step` label of `c2quay_step_duration_seconds`:

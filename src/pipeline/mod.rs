@@ -101,6 +101,10 @@ pub struct DeployOptions {
     /// The project's rendered model when the caller has a fresh one (the agent renders again
     /// only when an input file changed): the deploy then runs no `docker compose config`.
     pub model: Option<std::sync::Arc<crate::docker::RenderedModel>>,
+    /// `--service`: apply only these services' changes (gate, up, smoke, verify and record
+    /// for them); the other changed services keep what runs and stay out of sync. `None`:
+    /// every change. Refused for an all-or-nothing environment.
+    pub only: Option<Vec<String>>,
 }
 
 impl Default for DeployOptions {
@@ -112,6 +116,7 @@ impl Default for DeployOptions {
             lock_wait: DEFAULT_LOCK_WAIT,
             holder: "deploy",
             model: None,
+            only: None,
         }
     }
 }

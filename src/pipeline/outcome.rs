@@ -160,6 +160,9 @@ pub struct DeployReport {
     /// Services whose new release the gate held back (per service: the rest went ahead).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting: Vec<String>,
+    /// Changed services left as they run because `--service` did not name them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// One gate question and its answer.
@@ -202,6 +205,7 @@ impl DeployReport {
             report_path: None,
             hints: Vec::new(),
             waiting: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 

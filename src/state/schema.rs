@@ -3,7 +3,7 @@
 //!
 //! Version 1 is every file written before the field existed (no `schemaVersion`): each shape a
 //! released c2quay wrote is kept as a fixture under `tests/fixtures/state/` and must keep
-//! loading. Version 3 ([`SCHEMA_VERSION`]) is what this code writes. Reading a file goes:
+//! loading. Version 4 ([`SCHEMA_VERSION`]) is what this code writes. Reading a file goes:
 //! parse the JSON (failure: [`Error::Corrupt`]), read its version, refuse a version newer than
 //! [`SCHEMA_VERSION`] ([`Error::NewerSchema`]: a downgrade; the file is neither moved aside nor
 //! overwritten), apply the migrations from its version up, then deserialize, where a field
@@ -26,7 +26,7 @@ use super::atomic::write_atomic;
 use super::error::{Error, Result};
 
 /// The schema version this c2quay writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The name of the version field, first in every versioned file.
 pub const SCHEMA_VERSION_FIELD: &str = "schemaVersion";
@@ -38,7 +38,7 @@ pub const UNVERSIONED: u32 = 1;
 type Migration = fn(&mut Map<String, Value>);
 
 /// `MIGRATIONS[n - 1]` takes version `n` to `n + 1`; its length is `SCHEMA_VERSION - 1`.
-const MIGRATIONS: [Migration; SCHEMA_VERSION as usize - 1] = [v1_to_v2, v2_to_v3];
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize - 1] = [v1_to_v2, v2_to_v3, v3_to_v4];
 
 /// Version 1 to 2: nothing is renamed or removed. Every field added while files had no version
 /// (`failedModel`, `configs`, `pacticipant`, `resumes`, `previousImageIds`, `restoreModel`,
@@ -51,6 +51,11 @@ fn v1_to_v2(_object: &mut Map<String, Value>) {}
 /// such a reader would take the file for corrupt, so version 3 makes it refuse the file as
 /// newer instead. A version 2 object is a valid version 3 object.
 fn v2_to_v3(_object: &mut Map<String, Value>) {}
+
+/// Version 3 to 4: nothing is renamed or removed; `status.json` may hold the phase
+/// `OutOfSync`, which a version 3 reader does not know. A version 3 object is a valid version 4
+/// object.
+fn v3_to_v4(_object: &mut Map<String, Value>) {}
 
 /// Serializes `value` as pretty JSON with `schemaVersion` first and writes it atomically (0600).
 /// Every state file is a JSON object; a value that serializes as anything else is written

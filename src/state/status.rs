@@ -46,11 +46,14 @@ pub enum Phase {
     /// held outside the project); the previous release was restored and the same generation is
     /// tried again with backoff. Not a failed release.
     HostBlocked,
+    /// What runs serves, but not all of the desired generation is applied: a
+    /// `c2quay deploy --service` applied some services and the rest still wait.
+    OutOfSync,
 }
 
 impl Phase {
     /// Every phase, for one-hot metrics.
-    pub const ALL: [Phase; 12] = [
+    pub const ALL: [Phase; 13] = [
         Phase::Pending,
         Phase::Ready,
         Phase::Progressing,
@@ -63,6 +66,7 @@ impl Phase {
         Phase::Orphaned,
         Phase::Unknown,
         Phase::HostBlocked,
+        Phase::OutOfSync,
     ];
 
     /// The phase's name as written in status files and metric labels.
@@ -80,6 +84,7 @@ impl Phase {
             Phase::Orphaned => "Orphaned",
             Phase::Unknown => "Unknown",
             Phase::HostBlocked => "HostBlocked",
+            Phase::OutOfSync => "OutOfSync",
         }
     }
 }

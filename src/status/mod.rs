@@ -317,6 +317,33 @@ pub fn status_after(
     now: SystemTime,
 ) -> Option<Duration> {
     status.observed_generation = Some(env.generation.clone());
+    let delay = status_of_outcome(status, env, report, now);
+    if !report.skipped.is_empty()
+        && matches!(
+            report.outcome,
+            Outcome::Deployed | Outcome::UpToDate | Outcome::RecordFailed
+        )
+    {
+        // `--service` applied part of the generation: what runs serves, the rest waits.
+        status.phase = Phase::OutOfSync;
+        status.message = format!(
+            "{}; still out of sync: {} (not named by --service; the agent applies them at its \
+             next reconcile, or `c2quay deploy {}`)",
+            status.message,
+            report.skipped.join(", "),
+            env.name()
+        );
+    }
+    delay
+}
+
+/// [`status_after`] for the outcome alone.
+fn status_of_outcome(
+    status: &mut EnvironmentStatus,
+    env: &Environment,
+    report: &DeployReport,
+    now: SystemTime,
+) -> Option<Duration> {
     match &report.outcome {
         Outcome::Deployed | Outcome::UpToDate | Outcome::DryRun => {
             status.phase = Phase::Ready;

@@ -330,3 +330,109 @@ fn a_cli_deploy_renders_again_only_when_a_compose_input_changed() {
     let after = support::docker::service_container_ids(&spec.project, "web", true);
     assert_ne!(before, after, "the edit is applied");
 }
+
+/// The image of `service`'s running container in `project`.
+fn running_image(project: &str, service: &str) -> String {
+    let ids = support::docker::service_container_ids(project, service, true);
+    let id = ids.first().unwrap_or_else(|| panic!("{service} runs"));
+    let out = std::process::Command::new("docker")
+        .args(["inspect", "-f", "{{.Config.Image}}", id])
+        .output()
+        .expect("docker inspect");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `deploy --service` (issue 21 item 2): of two changed services only the named one is gated,
+/// applied and recorded; the other keeps running its release and the environment is
+/// `OutOfSync` naming it, until a whole deploy applies it. An unknown service is refused.
+#[test]
+fn deploy_service_applies_and_records_only_the_named_service() {
+    if !require_docker() {
+        return;
+    }
+    let world = World::new();
+    let broker = agent::Broker::start();
+    let (mut spec, _guard) = world.env("pick", Some(&broker));
+    let api = format!("{}-api", spec.pacticipant);
+    for v in ["1", "2"] {
+        broker.seed_deployable(&spec.pacticipant, v);
+        broker.seed_deployable(&api, v);
+    }
+    let service = "  api:\n    image: c2quay-test/web:1\n    pull_policy: never\n    init: true\n    stop_grace_period: 2s\n";
+    spec.write_compose(&agent::web_compose(spec.port, false, "", service));
+    let manifest = |spec: &agent::EnvSpec, api_version: &str| {
+        let text = spec.yaml().replace(
+            "  smoke:\n",
+            &format!(
+                "    api:\n      pacticipant: {api}\n      version: \"{api_version}\"\n      image: c2quay-test/web:{api_version}\n  smoke:\n"
+            ),
+        );
+        agent::write_atomic(&world.desired.join("pick.yaml"), &text);
+    };
+    manifest(&spec, "1");
+    let (code, text) = world.deploy("pick");
+    assert_eq!(code, 0, "{text}");
+
+    spec.version = "2".into();
+    manifest(&spec, "2");
+    let dirs = [
+        "--desired",
+        world.desired.to_str().expect("utf-8"),
+        "--state-dir",
+        world.state.to_str().expect("utf-8"),
+    ];
+    let (code, _, err) =
+        world.c2quay(&[&["deploy", "pick", "--service", "nope"][..], &dirs].concat());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no service") && err.contains("nope"), "{err}");
+    let (code, out, _) = world.c2quay(
+        &[
+            &["verify", "pick", "--service", "api", "-o", "json"][..],
+            &dirs,
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0);
+    let asked: Vec<serde_json::Value> = serde_json::from_str(&out).expect("verify json");
+    assert_eq!(asked.len(), 1, "only api asked: {out}");
+
+    let (code, out, err) =
+        world.c2quay(&[&["deploy", "pick", "--service", "web"][..], &dirs].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(running_image(&spec.project, "web"), "c2quay-test/web:2");
+    assert_eq!(
+        running_image(&spec.project, "api"),
+        "c2quay-test/web:1",
+        "api keeps running"
+    );
+    assert_eq!(broker.current(&spec.pacticipant), ["2"]);
+    assert_eq!(broker.current(&api), ["1"], "api's release is not recorded");
+    let (_, out, _) = world.c2quay(&["status", "pick", "-o", "json", "--state-dir", dirs[3]]);
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status json");
+    assert_eq!(status["phase"], "OutOfSync", "{status:#}");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("still out of sync: api")),
+        "{status:#}"
+    );
+    assert_eq!(status["releases"]["api"]["version"], "1", "{status:#}");
+
+    // The whole deploy applies the rest.
+    let (code, text) = world.deploy("pick");
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(running_image(&spec.project, "api"), "c2quay-test/web:2");
+    assert_eq!(broker.current(&api), ["2"]);
+    let (_, out, _) = world.c2quay(&["status", "pick", "-o", "json", "--state-dir", dirs[3]]);
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status json");
+    assert_eq!(status["phase"], "Ready", "{status:#}");
+
+    // All-or-nothing: the releases deploy as one verified set, so --service is refused.
+    let manifest = std::fs::read_to_string(world.desired.join("pick.yaml")).expect("manifest");
+    let whole = manifest.replacen("  broker:\n", "  broker:\n    allOrNothing: true\n", 1);
+    agent::write_atomic(&world.desired.join("pick.yaml"), &whole);
+    let (code, _, err) =
+        world.c2quay(&[&["deploy", "pick", "--service", "web"][..], &dirs].concat());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("all-or-nothing"), "{err}");
+}

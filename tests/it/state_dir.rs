@@ -241,13 +241,19 @@ fn status_reads_every_released_status_shape_and_refuses_a_newer_one_untouched() 
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::open(&dir.path().join("state")).unwrap();
     state.ensure_env("shop").unwrap();
-    let current = std::fs::read_to_string(fixtures.join("status.v3.json")).unwrap();
-    let newer = current.replace("\"schemaVersion\": 3", "\"schemaVersion\": 9");
+    let version = c2quay::state::SCHEMA_VERSION;
+    let current =
+        std::fs::read_to_string(fixtures.join(format!("status.v{version}.json"))).unwrap();
+    let newer = current.replace(
+        &format!("\"schemaVersion\": {version}"),
+        "\"schemaVersion\": 9",
+    );
     std::fs::write(state.status_file("shop"), &newer).unwrap();
     let (code, _, stderr) = c2quay_status(state.root(), "shop");
     assert_eq!(code, 1, "{stderr}");
     let file = state.status_file("shop").display().to_string();
-    for part in [file.as_str(), "schemaVersion 9", "supports 3"] {
+    let supports = format!("supports {version}");
+    for part in [file.as_str(), "schemaVersion 9", supports.as_str()] {
         assert!(stderr.contains(part), "{part} in {stderr}");
     }
     assert_eq!(

@@ -155,6 +155,7 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
     lock: &EnvLock,
 ) -> Result<DeployReport> {
     let name = env.name().to_string();
+    check_selection(env, options.only.as_deref())?;
     env.check_deployable_here()
         .map_err(|problems| Error::NotDeployable {
             environment: name.clone(),
@@ -203,7 +204,21 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
         .filter(|s| env.pinned_services().contains(s) || changes.configs.contains_key(*s))
         .cloned()
         .collect();
-    let removing = env.manifest.spec.policy.remove_orphans && !changes.removed.is_empty();
+    // `--service`: the changes of the other services wait (pinned to what runs below).
+    let unselected: Vec<String> = match &options.only {
+        Some(only) => changed
+            .iter()
+            .filter(|s| !only.contains(s))
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    let selected = |s: &String| options.only.as_ref().is_none_or(|only| only.contains(s));
+    to_apply.retain(selected);
+    // Removals go with `up --remove-orphans`, which removes them all: only when each is named.
+    let removing = env.manifest.spec.policy.remove_orphans
+        && !changes.removed.is_empty()
+        && changes.removed.iter().all(selected);
     if removing && to_apply.is_empty() {
         // Only removals: `up --remove-orphans` of what runs (unchanged, so not re-created)
         // stops and removes them; a finished one-shot is not started again.
@@ -211,6 +226,14 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
     }
     let mut pins = desired_pins(env);
     let mut held_pins = std::collections::BTreeMap::new();
+    if !unselected.is_empty() {
+        let running = pre.running_images();
+        held_pins = (unselected.iter())
+            .map(|s| (s.clone(), running.get(s).cloned()))
+            .collect();
+        pins = wave_pins(env, &held_pins);
+        run.report.skipped = unselected.clone();
+    }
     if options.dry_run {
         run.report.outcome = Outcome::DryRun;
         run.report.hints = dry_run_lines(env, &project, &pins, &to_apply, &changes);
@@ -228,15 +251,26 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
     .map_err(state_err)?;
 
     // 3. gate: only new releases; a configuration change alone is neither gated nor recorded.
-    let mut to_record = candidates(env, &changes.releases);
+    let releases: Vec<String> = changes
+        .releases
+        .iter()
+        .filter(|s| selected(s))
+        .cloned()
+        .collect();
+    let mut to_record = candidates(env, &releases);
+    if to_apply.is_empty() && to_record.is_empty() && !removing {
+        // `--service` named only services without a change.
+        run.report.outcome = Outcome::UpToDate;
+        return run.finish(None).await;
+    }
     if let Some(spec) = &env.manifest.spec.broker
         && !to_record.is_empty()
         && !run.gate(spec, &to_record).await?
     {
-        let held = held_by_gate(env, &changes.releases, &run.report.gate);
+        let held = held_by_gate(env, &releases, &run.report.gate);
         to_record.retain(|c| !held.iter().any(|s| env.pacticipant(s) == c.pacticipant));
         if to_record.is_empty() {
-            run.report.waiting = changes.releases.clone();
+            run.report.waiting = releases.clone();
             run.report.outcome = Outcome::GateBlocked;
             run.report.hints = run.report.gate_reasons();
             return run.finish(None).await;
@@ -244,9 +278,7 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
         // Per service: go on with what the broker allows; the held releases keep what runs
         // (their pins too: a dependency of an applied service is not switched by `up`).
         let running = pre.running_images();
-        held_pins = (held.iter())
-            .map(|s| (s.clone(), running.get(s).cloned()))
-            .collect();
+        held_pins.extend((held.iter()).map(|s| (s.clone(), running.get(s).cloned())));
         pins = wave_pins(env, &held_pins);
         to_apply.retain(|s| !held.contains(s));
         run.report.hints = run.report.gate_reasons();
@@ -346,7 +378,8 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
     for record in &records {
         ctx.state.outbox_put(&name, record).map_err(state_err)?;
     }
-    super::commit_applied(&run, lock, &run.report.waiting)?;
+    let kept = [run.report.waiting.clone(), run.report.skipped.clone()].concat();
+    super::commit_applied(&run, lock, &kept)?;
     ctx.state.clear_intent(&name).map_err(state_err)?;
     let started = run.start_step(StepName::Record);
     // The whole outbox goes out oldest first: a record of an earlier deploy still pending is
@@ -398,6 +431,36 @@ fn describe_plan(env: &Environment, changes: &plan::Changes) -> String {
     );
     parts.extend(changes.removed.iter().map(|s| format!("remove {s}")));
     format!("generation {}: deploy {}", env.generation, parts.join(", "))
+}
+
+/// Refuses a `--service` selection that names a service the manifest does not have, or any
+/// for an all-or-nothing environment: its releases are verified as one set, and applying part
+/// of the set would run a combination the broker never said yes to.
+pub(super) fn check_selection(env: &Environment, only: Option<&[String]>) -> Result<()> {
+    let Some(only) = only else { return Ok(()) };
+    let refuse = |message: String| {
+        Err(Error::NotDeployable {
+            environment: env.name().to_string(),
+            message,
+        })
+    };
+    if (env.manifest.spec.broker.as_ref()).is_some_and(|b| b.all_or_nothing) {
+        return refuse(
+            "--service: this environment is all-or-nothing (spec.broker.allOrNothing): its \
+             releases are verified and deployed as one set; deploy it whole"
+                .into(),
+        );
+    }
+    let unknown: Vec<&String> = (only.iter())
+        .filter(|s| !env.manifest.spec.services.contains_key(*s))
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&String> = env.manifest.spec.services.keys().collect();
+        return refuse(format!(
+            "--service: no service {unknown:?} in the manifest (its services: {known:?})"
+        ));
+    }
+    Ok(())
 }
 
 /// The services among `releases` whose new release the gate did not allow, when it was asked

@@ -11,11 +11,13 @@ use crate::manifest::Environment;
 use crate::plan;
 
 /// Asks the broker about the changed services (the desired versions when nothing changed)
-/// without touching anything.
+/// without touching anything; with `only` (`--service`), about those services alone.
 pub async fn verify<C: Compose, B: Brokers, S>(
     ctx: &Context<C, B, S>,
     env: &Environment,
+    only: Option<&[String]>,
 ) -> Result<DeployReport> {
+    super::deploy::check_selection(env, only)?;
     let mut run = Run::new(ctx, env);
     let project = project_of(env);
     let observed = ctx
@@ -36,6 +38,9 @@ pub async fn verify<C: Compose, B: Brokers, S>(
     if changed.is_empty() {
         // Nothing changes: verify answers for the desired versions anyway.
         changed = env.gated_services();
+    }
+    if let Some(only) = only {
+        changed.retain(|s| only.contains(s));
     }
     run.report.changed = changed.clone();
     let candidates = candidates(env, &changed);
