@@ -2,8 +2,13 @@
 //!
 //! `validate` loads a desired directory (or one manifest file) with [`crate::manifest`] and
 //! prints each file as OK / warnings / errors, or one JSON document with `-o json`.
-//! Exit codes: 0 all valid (warnings allowed), 1 any file invalid, 2 usage errors (including a
-//! missing or unreadable PATH).
+//! Exit codes: 0 all valid (warnings allowed), 1 any file invalid or a directory without
+//! manifests (unless `--allow-empty`), 2 usage errors (including a missing or unreadable PATH).
+//!
+//! An empty desired directory is an error here, not in the agent: to the agent it is a
+//! legitimate desired set (nothing should run), but in CI it is almost always a wrong path or
+//! a checkout that lost its files, which the agent would take for the removal of every
+//! environment (issue 14 item 9).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -27,8 +32,10 @@ Examples:
   c2quay validate desired/                  check every *.yaml/*.yml manifest of a GitOps checkout
   c2quay validate desired/shop-staging.yaml check one file (e.g. in a pre-commit hook)
   c2quay validate -o json desired/ | jq .valid
+  c2quay validate --allow-empty desired/    accept a directory with no manifest (nothing should run)
 
-Exit codes: 0 all valid (warnings allowed), 1 a file is invalid, 2 usage error.
+Exit codes: 0 all valid (warnings allowed), 1 a file is invalid or the directory has no
+manifest (without --allow-empty), 2 usage error.
 Errors read `file:line:column: field: message`. Missing Compose files are only warnings here:
 validate often runs in CI, away from the host that deploys.")]
 pub struct Args {
@@ -38,6 +45,10 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
     pub output: Format,
+    /// Accept a directory with no manifest file (an empty desired set: to the agent, every
+    /// environment is removed). Without it, that is an error.
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// Output formats of `validate`.
@@ -51,13 +62,25 @@ pub enum Format {
 
 /// Runs `validate` and returns the exit code.
 pub fn run(args: Args) -> i32 {
-    let report = match load(&args.dir) {
+    let mut report = match load(&args.dir) {
         Ok(report) => report,
         Err(message) => {
             eprintln!("error: {message}");
             return EXIT_USAGE;
         }
     };
+    if !args.allow_empty
+        && args.dir.is_dir()
+        && report.environments.is_empty()
+        && report.problems.is_empty()
+    {
+        report.problems.push(Problem::file_error(
+            &args.dir,
+            "no manifest (*.yaml or *.yml) in this desired directory: to the agent every \
+             environment it runs is then removed (Orphaned, or taken down with policy.prune: \
+             onRemove); check the path, or pass --allow-empty if nothing should run",
+        ));
+    }
     let mut stdout = std::io::stdout().lock();
     let written = match args.output {
         Format::Text => stdout.write_all(render_text(&report).as_bytes()),
@@ -135,6 +158,14 @@ pub fn render_text(report: &LoadReport) -> String {
             .push(problem);
     }
     let mut out = String::new();
+    // A problem of the directory itself (no manifest in it) is not a file.
+    files.retain(|file, (env, problems)| {
+        let about_directory = env.is_none() && file.is_dir();
+        for problem in problems.iter().filter(|_| about_directory) {
+            out.push_str(&format!("{}: {problem}\n", problem.severity));
+        }
+        !about_directory
+    });
     let (mut n_valid, mut n_warnings) = (0, 0);
     for (file, (env, problems)) in &files {
         match env {

@@ -36,6 +36,9 @@ fn loads_each_file_alone_and_skips_editor_files() {
         .iter()
         .map(|p| p.file.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
+    // compose.yaml has several problems (every missing and unknown field), all reported.
+    let mut files = files;
+    files.dedup();
     assert_eq!(files, ["c.yaml", "compose.yaml"], "{:#?}", report.problems);
     assert!(!report.is_valid());
     assert!(
@@ -194,4 +197,18 @@ fn a_project_has_one_owning_environment_per_host() {
         "names the owner's file: {}",
         errors[0]
     );
+}
+
+/// Issue 14 item 9: only `validate` refuses an empty desired directory; to the agent, which
+/// loads with `load_dir`, it stays a valid, empty desired set (every environment removed).
+#[test]
+fn an_empty_directory_is_a_valid_empty_desired_set() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".#shop.yaml"), "garbage: [\n").unwrap();
+
+    let report = load_dir(dir.path()).unwrap();
+
+    assert!(report.environments.is_empty());
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert!(report.is_valid());
 }

@@ -31,6 +31,33 @@ pub fn line_of(text: &str, path: &FieldPath) -> Option<(usize, usize)> {
     found
 }
 
+/// The 1-based `(line, column)` of the value of the field `path` when it is written on the
+/// key's own line (`suspend: sometimes`, `- 5s`), else where [`line_of`] finds the field.
+///
+/// Errors about a value (a wrong type, an unknown variant) point at the value, as serde_yaml's
+/// do; errors about a key (unknown, missing) point at the key.
+pub fn value_of(text: &str, path: &FieldPath) -> Option<(usize, usize)> {
+    let (line, column) = line_of(text, path)?;
+    let fallback = Some((line, column));
+    let found_whole_path = line_of(
+        text,
+        &FieldPath(path.0[..path.0.len().saturating_sub(1)].to_vec()),
+    ) != fallback;
+    let Some(last) = path.0.last().filter(|_| found_whole_path) else {
+        return fallback;
+    };
+    let rest = text.lines().nth(line - 1)?.get(column - 1..)?;
+    let after = match last {
+        Segment::Key(key) => strip_key(rest, key)?,
+        Segment::Index(_) => rest.strip_prefix('-')?,
+    };
+    let value = after.trim_start_matches([' ', '\t']);
+    if value.is_empty() || value.starts_with('#') {
+        return fallback;
+    }
+    Some((line, column + (rest.len() - value.len())))
+}
+
 /// Where a node's key (or sequence dash) sits.
 #[derive(Debug, Clone, Copy)]
 struct Node {

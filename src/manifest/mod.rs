@@ -1,13 +1,16 @@
 //! Environment manifests: the types users commit, their validation, and loading a directory.
 //!
 //! Owns the file format (DESIGN.md §3): [`Manifest`] (serde types, unknown fields are errors),
-//! the rules checked beyond types (`rules.rs`), the inline-secret scan (`secrets.rs`), and
+//! the duration grammar and bounds (`duration.rs`), the shape check against the JSON Schema
+//! that reports every structural error of a file at once (`shape.rs`), the rules checked
+//! beyond types (`rules.rs`), the inline-secret scan (`secrets.rs`), and
 //! [`load_dir`], which turns a desired directory into valid [`Environment`]s plus a list of
 //! [`Problem`]s with file, line, column and field. Does not know about Docker or the broker.
 //!
 //! A bad file is data, not a failure: [`load_dir`] fails only when the directory itself cannot
 //! be read; every other problem marks only its own file.
 
+mod duration;
 mod environment;
 mod load;
 mod locate;
@@ -15,10 +18,12 @@ mod parse;
 mod problem;
 mod rules;
 mod secrets;
+mod shape;
 mod types;
 
 use std::path::PathBuf;
 
+pub use duration::{Bounds, DurationSpec, GRAMMAR as DURATION_GRAMMAR, parse_duration};
 pub use environment::Environment;
 pub use load::{MAX_MANIFEST_BYTES, load_dir, load_file};
 pub use locate::line_of;
@@ -84,5 +89,28 @@ pub fn json_schema() -> serde_json::Value {
         );
         object.insert("title".into(), "c2quay Environment".into());
     }
+    descriptions_into_branches(&mut schema);
     schema
+}
+
+/// Copies a field's own description into the `$ref` branch of its `anyOf` (an optional
+/// section such as `spec.broker`). An editor shows the description of the branch that matched
+/// before the field's own, which was the referenced type's generic text.
+fn descriptions_into_branches(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(map) => {
+            if let (Some(description), Some(serde_json::Value::Array(branches))) =
+                (map.get("description").cloned(), map.get_mut("anyOf"))
+            {
+                for branch in branches.iter_mut().filter_map(|b| b.as_object_mut()) {
+                    if branch.contains_key("$ref") {
+                        branch.insert("description".into(), description.clone());
+                    }
+                }
+            }
+            map.values_mut().for_each(descriptions_into_branches);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(descriptions_into_branches),
+        _ => {}
+    }
 }

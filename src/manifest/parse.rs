@@ -1,5 +1,6 @@
-//! Parsing one manifest text into an [`Environment`]: YAML, the inline-secret scan, the typed
-//! parse, the rules, then path resolution and the generation hash.
+//! Parsing one manifest text into an [`Environment`]: YAML, the inline-secret scan, the shape
+//! check against the JSON Schema (every structural error at once), the typed parse, the rules,
+//! then path resolution and the generation hash.
 //!
 //! Pure apart from reading the current directory to make a relative source path absolute; the
 //! filesystem checks (file size, Compose files exist) are in `load.rs` and `environment.rs`.
@@ -9,10 +10,10 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::environment::Environment;
-use super::locate::line_of;
+use super::locate::{line_of, value_of};
 use super::problem::{FieldPath, Problem, Severity};
 use super::types::Manifest;
-use super::{rules, secrets};
+use super::{rules, secrets, shape};
 
 /// Parses and validates one manifest. `source` names the file in problems and anchors a
 /// relative `compose.directory`. `Ok` carries the warnings; `Err` carries errors and warnings.
@@ -46,14 +47,29 @@ pub fn parse_str(text: &str, source: &Path) -> Result<Environment, Vec<Problem>>
             .map(|s| at(&s.path, s.message, Severity::Error))
             .collect());
     }
-    // serde_yaml places custom errors (a bad duration) at the start of the enclosing mapping;
-    // checking durations on the raw value first gives them their own field and line.
-    let bad_durations: Vec<Problem> = bad_durations(&raw)
+    // Every structural error at once (serde_yaml stops at the first); only then the typed
+    // parse, which then fails only on what the schema cannot say.
+    let mut shape_errors: Vec<Problem> = shape::check(&raw)
         .into_iter()
-        .map(|(path, message)| at(&path, message, Severity::Error))
+        .map(|error| {
+            let location = if error.at_value {
+                value_of(text, &error.path)
+            } else {
+                line_of(text, &error.path)
+            };
+            Problem {
+                file: source.to_path_buf(),
+                line: location.map(|l| l.0),
+                column: location.map(|l| l.1),
+                field: Some(error.path.to_string()),
+                message: error.message,
+                severity: Severity::Error,
+            }
+        })
         .collect();
-    if !bad_durations.is_empty() {
-        return Err(bad_durations);
+    if !shape_errors.is_empty() {
+        shape_errors.sort_by_key(|p| (p.line, p.column));
+        return Err(shape_errors);
     }
     let manifest: Manifest =
         serde_yaml::from_str(text).map_err(|e| vec![yaml_problem(source, &e)])?;
@@ -103,42 +119,6 @@ fn too_deep_flow_nesting(text: &str, source: &Path) -> Option<Problem> {
         }
     }
     None
-}
-
-/// Every duration field of the raw manifest whose string does not parse, with the message.
-fn bad_durations(raw: &serde_yaml::Value) -> Vec<(FieldPath, String)> {
-    let spec = FieldPath::default().key("spec");
-    let mut paths = vec![
-        spec.key("compose").key("waitTimeout"),
-        spec.key("policy").key("gateRetry").key("initial"),
-        spec.key("policy").key("gateRetry").key("max"),
-    ];
-    let n_checks = raw
-        .get("spec")
-        .and_then(|s| s.get("smoke"))
-        .and_then(|s| s.as_sequence())
-        .map_or(0, Vec::len);
-    for i in 0..n_checks {
-        paths.push(spec.key("smoke").index(i).key("timeout"));
-        paths.push(spec.key("smoke").index(i).key("interval"));
-    }
-    paths
-        .into_iter()
-        .filter_map(|path| {
-            let text = value_at(raw, &path)?.as_str()?;
-            let error = super::types::parse_duration(text).err()?;
-            Some((path, error))
-        })
-        .collect()
-}
-
-fn value_at<'a>(root: &'a serde_yaml::Value, path: &FieldPath) -> Option<&'a serde_yaml::Value> {
-    path.0
-        .iter()
-        .try_fold(root, |value, segment| match segment {
-            super::problem::Segment::Key(key) => value.get(key.as_str()),
-            super::problem::Segment::Index(index) => value.get(*index),
-        })
 }
 
 /// The environment of a manifest that passed every rule.

@@ -62,7 +62,7 @@ fn a_valid_manifest_resolves_paths_defaults_and_generation() {
 #[test]
 fn accessors_cover_gate_only_pacticipant_and_absolute_directories() {
     let text = format!(
-        "{HEADER}spec:\n  compose:\n    project: shop-stg\n    directory: /opt/shop\n    files: [a.yaml, b/c.yaml]\n    waitTimeout: 1h30m\n  broker:\n    url: https://b.example\n    environment: prod\n  services:\n    web:\n      pacticipant: shop-web\n      version: \"2\"\n      image: web@sha256:{}\n    pay:\n      version: \"7\"\n      gateOnly: true\n    redis: {{}}\n    cache:\n      image: redis:7\n",
+        "{HEADER}spec:\n  compose:\n    project: shop-stg\n    directory: /opt/shop\n    files: [a.yaml, b/c.yaml]\n    waitTimeout: 59m30s\n  broker:\n    url: https://b.example\n    environment: prod\n  services:\n    web:\n      pacticipant: shop-web\n      version: \"2\"\n      image: web@sha256:{}\n    pay:\n      version: \"7\"\n      gateOnly: true\n    redis: {{}}\n    cache:\n      image: redis:7\n",
         "a".repeat(64)
     );
     let env = parse(&text).unwrap();
@@ -74,7 +74,7 @@ fn accessors_cover_gate_only_pacticipant_and_absolute_directories() {
             PathBuf::from("/opt/shop/b/c.yaml")
         ]
     );
-    assert_eq!(env.wait_timeout(), std::time::Duration::from_secs(5400));
+    assert_eq!(env.wait_timeout(), std::time::Duration::from_secs(3570));
     assert_eq!(env.pacticipant("web"), "shop-web");
     assert_eq!(env.gated_services(), ["pay", "web"]);
     assert_eq!(env.pinned_services(), ["cache", "web"]);
@@ -130,7 +130,8 @@ fn type_errors_carry_serde_yaml_locations_and_field_paths() {
             format!("{HEADER}spec:\n  suspend: true\n"),
             Some("spec.compose"),
             "missing field `compose`",
-            6,
+            // The mapping that lacks the field, at its key.
+            5,
         ),
         (
             "apiVersion: [\nkind".to_string(),

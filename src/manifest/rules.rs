@@ -4,8 +4,11 @@
 //! [`super::Problem`] with the line found by [`super::line_of`]. Checks that need this machine
 //! (Compose files exist) live in `environment.rs`.
 
+use super::duration::{Bounds, DurationSpec};
 use super::problem::{FieldPath, Severity};
-use super::types::{API_VERSION, BrokerSpec, KIND, Manifest, ServiceSpec, SmokeCheck};
+use super::types::{
+    API_VERSION, BrokerSpec, KIND, Manifest, SMOKE_CHECK_KINDS, ServiceSpec, SmokeCheck,
+};
 
 /// One rule violation or warning.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,11 +84,20 @@ pub fn check(manifest: &Manifest) -> Vec<Finding> {
         }
         check_smoke(check, &path, &mut out);
     }
+    let policy_path = spec_path.key("policy");
     let retry = &spec.policy.gate_retry;
-    let retry_path = spec_path.key("policy").key("gateRetry");
-    if retry.initial.get().is_zero() {
-        out.error(retry_path.key("initial"), "must be greater than 0".into());
-    }
+    let retry_path = policy_path.key("gateRetry");
+    out.bounds(
+        retry_path.key("initial"),
+        retry.initial,
+        Bounds::GATE_RETRY_INITIAL,
+    );
+    out.bounds(retry_path.key("max"), retry.max, Bounds::GATE_RETRY_MAX);
+    out.bounds(
+        policy_path.key("minReady"),
+        spec.policy.min_ready,
+        Bounds::MIN_READY,
+    );
     if retry.max < retry.initial {
         out.error(
             retry_path.key("max"),
@@ -104,6 +116,13 @@ impl Findings {
             message,
             severity: Severity::Error,
         });
+    }
+
+    /// An error when a duration field is out of its bounds.
+    fn bounds(&mut self, path: FieldPath, value: DurationSpec, bounds: Bounds) {
+        if let Some(message) = bounds.check(value.get()) {
+            self.error(path, message);
+        }
     }
 
     fn warning(&mut self, path: FieldPath, message: String) {
@@ -133,8 +152,8 @@ fn check_compose(manifest: &Manifest, path: &FieldPath, out: &mut Findings) {
             out.error(path.key("files").index(i), "must not be empty".into());
         }
     }
-    if compose.wait_timeout.is_some_and(|d| d.get().is_zero()) {
-        out.error(path.key("waitTimeout"), "must be greater than 0".into());
+    if let Some(wait_timeout) = compose.wait_timeout {
+        out.bounds(path.key("waitTimeout"), wait_timeout, Bounds::WAIT_TIMEOUT);
     }
 }
 
@@ -404,23 +423,18 @@ fn check_smoke(check: &SmokeCheck, path: &FieldPath, out: &mut Findings) {
     if check.name.trim().is_empty() {
         out.error(path.key("name"), "must not be empty".into());
     }
-    let kinds: Vec<&str> = [
-        ("http", check.http.is_some()),
-        ("tcp", check.tcp.is_some()),
-        ("exec", check.exec.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(kind, set)| set.then_some(kind))
-    .collect();
-    if kinds.len() != 1 {
-        let found = if kinds.is_empty() {
-            "none".to_string()
-        } else {
-            kinds.join(" and ")
-        };
+    let set = [
+        check.http.is_some(),
+        check.tcp.is_some(),
+        check.exec.is_some(),
+    ];
+    let found: Vec<&str> = (SMOKE_CHECK_KINDS.iter().zip(set))
+        .filter_map(|(kind, set)| set.then_some(*kind))
+        .collect();
+    if found.len() != 1 {
         out.error(
             path.clone(),
-            format!("a smoke check needs exactly one of http, tcp, exec (found {found})"),
+            smoke_kinds_message(&SMOKE_CHECK_KINDS, &found),
         );
     }
     if let Some(http) = &check.http {
@@ -463,14 +477,31 @@ fn check_smoke(check: &SmokeCheck, path: &FieldPath, out: &mut Findings) {
             );
         }
     }
-    for (field, value) in [("timeout", check.timeout), ("interval", check.interval)] {
-        if value.is_some_and(|d| d.get().is_zero()) {
-            out.error(path.key(field), "must be greater than 0".into());
+    for (field, value, bounds) in [
+        ("timeout", check.timeout, Bounds::SMOKE_TIMEOUT),
+        ("interval", check.interval, Bounds::SMOKE_INTERVAL),
+    ] {
+        if let Some(value) = value {
+            out.bounds(path.key(field), value, bounds);
         }
     }
     if check.attempts == Some(0) {
         out.error(path.key("attempts"), "must be at least 1".into());
     }
+}
+
+/// "a smoke check needs exactly one of http, tcp, exec (found http and tcp)": said by the
+/// rules and by the shape check (`shape.rs`), which finds it before the typed parse.
+pub(super) fn smoke_kinds_message(kinds: &[&str], found: &[&str]) -> String {
+    let found = if found.is_empty() {
+        "none".to_string()
+    } else {
+        found.join(" and ")
+    };
+    format!(
+        "a smoke check needs exactly one of {} (found {found})",
+        kinds.join(", ")
+    )
 }
 
 /// `Ok` for an absolute http(s) URL with a host; the error says what is wrong.
@@ -493,6 +524,15 @@ fn check_http_url(url: &str) -> Result<(), String> {
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!("{shown} has no host"));
+    }
+    // The URL parser forgives `https:/host` and surrounding spaces; the schema (and so an
+    // editor) does not: refuse them here too.
+    let prefix = format!("{}://", parsed.scheme());
+    if !url
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(&prefix))
+    {
+        return Err(format!("{shown} must start with {prefix}, written out"));
     }
     Ok(())
 }

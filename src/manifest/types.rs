@@ -10,6 +10,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::duration::DurationSpec;
+
 /// The only `apiVersion` this build understands.
 pub const API_VERSION: &str = "c2quay.dev/v1";
 /// The only `kind` this build understands.
@@ -78,7 +80,7 @@ pub struct ComposeSpec {
     /// Compose files relative to `directory`; default `[compose.yaml]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<PathBuf>,
-    /// How long services may take to become ready after `up` (default 2m).
+    /// How long services may take to become ready after `up`, from 1s to 1h (default 2m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_timeout: Option<DurationSpec>,
     /// Image pull policy for `docker compose pull`.
@@ -104,7 +106,7 @@ pub enum PullPolicy {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BrokerSpec {
     /// Base URL (http or https), may carry a path prefix.
-    #[schemars(pattern(r"^https?://"))]
+    #[schemars(pattern(r"^[hH][tT][tT][pP][sS]?://"))]
     pub url: String,
     /// The broker environment name used for can-i-deploy and record-deployment.
     pub environment: String,
@@ -171,6 +173,7 @@ pub struct ServiceSpec {
 /// A smoke check: exactly one of `http`, `tcp`, `exec`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(transform = exactly_one_check_kind)]
 pub struct SmokeCheck {
     /// Shown in progress, reports and errors.
     pub name: String,
@@ -183,16 +186,29 @@ pub struct SmokeCheck {
     /// A command run on the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<ExecCheck>,
-    /// Per attempt (default 5s).
+    /// How long one attempt may take, from 100ms to 10m (default 5s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<DurationSpec>,
     /// How many attempts before the check fails (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub attempts: Option<u32>,
-    /// Pause between attempts (default 1s).
+    /// The pause between attempts, from 100ms to 10m (default 1s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<DurationSpec>,
+}
+
+/// The kinds of smoke check, one of which each check sets.
+pub const SMOKE_CHECK_KINDS: [&str; 3] = ["http", "tcp", "exec"];
+
+/// The schema's "exactly one of `http`, `tcp`, `exec`": one `oneOf` branch per kind, each
+/// requiring its key with an object value (an explicit `null` is no check, as for the parser).
+fn exactly_one_check_kind(schema: &mut schemars::Schema) {
+    let branches: Vec<serde_json::Value> = SMOKE_CHECK_KINDS
+        .iter()
+        .map(|kind| serde_json::json!({"required": [kind], "properties": {*kind: {"type": "object"}}}))
+        .collect();
+    schema.insert("oneOf".into(), branches.into());
 }
 
 /// An HTTP smoke check.
@@ -200,7 +216,7 @@ pub struct SmokeCheck {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpCheck {
     /// http(s) URL to GET.
-    #[schemars(pattern(r"^https?://"))]
+    #[schemars(pattern(r"^[hH][tT][tT][pP][sS]?://"))]
     pub url: String,
     /// Expected status (default 200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,7 +251,9 @@ pub struct ExecCheck {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Policy {
-    /// Rollback after a failed apply or smoke.
+    /// What happens after a failed apply or smoke: `on` (default) rolls back to the images
+    /// that ran before, `off` only prints the commands, `dry-run` prints the plan; `true` and
+    /// `false` mean `on` and `off`.
     #[serde(default)]
     pub rollback: RollbackMode,
     /// Re-apply the applied release when the running state drifts.
@@ -255,7 +273,7 @@ pub struct Policy {
     /// How long a service without a healthcheck must keep running, its container unchanged,
     /// before it counts as ready (Kubernetes' `minReadySeconds`; default 5s, the default of
     /// Docker Swarm's `--update-monitor`). A death or re-creation inside the window fails
-    /// readiness. `0s` turns it off.
+    /// readiness. From 0s to 10m; `0s` turns it off.
     #[serde(
         default = "default_min_ready",
         skip_serializing_if = "is_default_min_ready"
@@ -312,7 +330,11 @@ impl Default for Policy {
 }
 
 /// Rollback modes after a failed apply or smoke.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+///
+/// Written `on`, `off` or `dry-run`; `true` and `false` are read as `on` and `off`, because YAML
+/// 1.1 tools (and some formatters) rewrite an unquoted `on` as `true`. Always written back as
+/// the string, so both spellings give one generation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub enum RollbackMode {
     /// Roll back to the images that ran before (default).
     #[default]
@@ -326,13 +348,96 @@ pub enum RollbackMode {
     DryRun,
 }
 
+impl RollbackMode {
+    /// Every spelling accepted, with its meaning: the schema's `oneOf` and the error message.
+    const SPELLINGS: [(&'static str, RollbackMode, &'static str); 3] = [
+        (
+            "on",
+            RollbackMode::On,
+            "Roll back to the images that ran before (default).",
+        ),
+        (
+            "off",
+            RollbackMode::Off,
+            "Do not roll back; print the commands an operator would run.",
+        ),
+        (
+            "dry-run",
+            RollbackMode::DryRun,
+            "Print the rollback plan, change nothing.",
+        ),
+    ];
+}
+
+impl<'de> Deserialize<'de> for RollbackMode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RollbackMode;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("one of `on`, `off`, `dry-run`, `true`, `false`")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<RollbackMode, E> {
+                Ok(if value {
+                    RollbackMode::On
+                } else {
+                    RollbackMode::Off
+                })
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<RollbackMode, E> {
+                RollbackMode::SPELLINGS
+                    .iter()
+                    .find(|(text, _, _)| *text == value)
+                    .map(|(_, mode, _)| *mode)
+                    .ok_or_else(|| {
+                        E::custom(format_args!(
+                            "unknown variant `{value}`, expected one of `on`, `off`, `dry-run`, `true`, `false`"
+                        ))
+                    })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl JsonSchema for RollbackMode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RollbackMode".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut one_of: Vec<serde_json::Value> = Self::SPELLINGS
+            .iter()
+            .map(|(text, _, description)| {
+                serde_json::json!({"type": "string", "const": text, "description": description})
+            })
+            .collect();
+        one_of.push(serde_json::json!({
+            "type": "boolean", "const": true,
+            "description": "Same as `on` (YAML 1.1 tools write an unquoted `on` as `true`)."
+        }));
+        one_of.push(serde_json::json!({
+            "type": "boolean", "const": false,
+            "description": "Same as `off` (YAML 1.1 tools write an unquoted `off` as `false`)."
+        }));
+        schemars::json_schema!({
+            "description": "Rollback modes after a failed apply or smoke: `on`, `off`, `dry-run`; `true` and `false` are read as `on` and `off`.",
+            "oneOf": one_of
+        })
+    }
+}
+
 /// Exponential backoff for gate re-checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GateRetry {
-    /// First delay (default 15s).
+    /// The first delay before a blocked gate is asked again, from 1s to 1h (default 15s).
     pub initial: DurationSpec,
-    /// Largest delay (default 10m).
+    /// The largest delay, doubling from `initial`: from 1s to 12h, not below `initial`
+    /// (default 10m).
     pub max: DurationSpec,
 }
 
@@ -342,55 +447,6 @@ impl Default for GateRetry {
             initial: DurationSpec(Duration::from_secs(15)),
             max: DurationSpec(Duration::from_secs(600)),
         }
-    }
-}
-
-/// A duration written as `30s`, `2m`, `1h30m`, `500ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct DurationSpec(pub Duration);
-
-impl DurationSpec {
-    /// The duration.
-    pub fn get(self) -> Duration {
-        self.0
-    }
-}
-
-impl Serialize for DurationSpec {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(
-            &humantime::format_duration(self.0)
-                .to_string()
-                .replace(' ', ""),
-        )
-    }
-}
-
-impl<'de> Deserialize<'de> for DurationSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        parse_duration(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Parses `30s`, `2m`, `1h30m`, `500ms`; the error says what to write instead.
-pub fn parse_duration(text: &str) -> Result<DurationSpec, String> {
-    humantime::parse_duration(text)
-        .map(DurationSpec)
-        .map_err(|e| format!("invalid duration {text:?} ({e}); write e.g. 30s, 2m, 1h30m"))
-}
-
-impl JsonSchema for DurationSpec {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Duration".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": "^([0-9]+(ns|us|ms|s|m|h|d))+$",
-            "description": "A duration such as 30s, 2m, 1h30m"
-        })
     }
 }
 

@@ -14,6 +14,7 @@ mod config_fakes;
 mod gate_waves;
 mod hostile_desired;
 mod manifest_cli;
+mod manifest_schema;
 mod ops_files;
 mod parser_fuzz;
 mod pipeline_fakes;

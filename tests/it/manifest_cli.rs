@@ -250,6 +250,7 @@ fn schema_accepts_desired_and_rejects_broken_fixtures() {
         "bad-broker-url",
         "api-version",
         "smoke-attempts-zero",
+        "smoke-two-kinds",
     ] {
         let instance = as_json(&root().join(format!("tests/fixtures/broken/{name}.yaml")));
         assert!(

@@ -13,6 +13,7 @@
 //! `C2QUAY_FUZZ_CASES` raises the number of cases per property (default 2,000).
 
 use std::path::Path;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use c2quay::broker::Verdict;
@@ -21,6 +22,7 @@ use c2quay::broker::parse::{
 };
 use c2quay::docker::parse::{config, is_leftover_name};
 use c2quay::manifest::parse_str;
+use jsonschema::error::ValidationErrorKind;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
@@ -83,7 +85,10 @@ fn seeds() -> Vec<(String, String)> {
 /// Runs every parser on `text`; panics propagate. Checks the properties that hold for any input.
 fn all_parsers(text: &str) {
     match parse_str(text, Path::new("/fuzz/desired/env.yaml")) {
-        Ok(env) => assert!(env.warnings.iter().all(|w| !w.message.is_empty())),
+        Ok(env) => {
+            assert!(env.warnings.iter().all(|w| !w.message.is_empty()));
+            schema_agrees(text);
+        }
         Err(problems) => {
             assert!(!problems.is_empty(), "an Err carries at least one problem");
             assert!(
@@ -103,6 +108,26 @@ fn all_parsers(text: &str) {
         assert!(
             cut.chars().count() <= max + 3,
             "excerpt({max}) too long: {cut:?}"
+        );
+    }
+}
+
+/// Issue 14 item 9: a manifest `validate` accepts, the published schema accepts too. The one
+/// difference: a number or `true`/`false` where a string is expected, which the parser reads as
+/// its text (`version: 1.10`) and editors underline.
+fn schema_agrees(text: &str) {
+    static SCHEMA: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
+        jsonschema::validator_for(&c2quay::manifest::json_schema()).expect("the schema compiles")
+    });
+    let yaml: serde_yaml::Value = serde_yaml::from_str(text).expect("an accepted manifest is YAML");
+    let instance = serde_json::to_value(yaml).expect("an accepted manifest has a JSON form");
+    for error in SCHEMA.iter_errors(&instance) {
+        let scalar_as_text = matches!(error.kind, ValidationErrorKind::Type { .. })
+            && (error.instance.is_number() || error.instance.is_boolean());
+        assert!(
+            scalar_as_text,
+            "validate accepts what the schema refuses: {error} at {}\n{text}",
+            error.instance_path.as_str()
         );
     }
 }
