@@ -11,6 +11,7 @@ mod desired;
 mod http;
 pub mod models;
 mod orphaned;
+mod pending;
 mod queue;
 mod reconcile;
 pub mod resync;

@@ -259,6 +259,14 @@ fn print_status_table(statuses: &[crate::state::EnvironmentStatus], one: bool) {
     let Some(s) = statuses.first().filter(|_| one) else {
         return;
     };
+    for (what, revision) in [
+        ("applied", &s.applied_revision),
+        ("observed", &s.observed_revision),
+    ] {
+        if let Some(revision) = revision {
+            println!("  {what} revision: {revision}");
+        }
+    }
     for (service, release) in &s.releases {
         let id = (release.image_id.as_deref())
             .map(|id| format!(" ({})", short_id(id)))

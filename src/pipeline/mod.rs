@@ -101,6 +101,10 @@ pub struct DeployOptions {
     /// The project's rendered model when the caller has a fresh one (the agent renders again
     /// only when an input file changed): the deploy then runs no `docker compose config`.
     pub model: Option<std::sync::Arc<crate::docker::RenderedModel>>,
+    /// The commit of the desired checkout the manifest comes from (`main@sha1:<hex>`), when it
+    /// is a git work tree: the audit lines carry it and a successful deploy records it as the
+    /// applied revision.
+    pub revision: Option<String>,
 }
 
 impl Default for DeployOptions {
@@ -112,6 +116,7 @@ impl Default for DeployOptions {
             lock_wait: DEFAULT_LOCK_WAIT,
             holder: "deploy",
             model: None,
+            revision: None,
         }
     }
 }
