@@ -14,6 +14,7 @@ mod inspect;
 mod interrupt;
 mod ops;
 mod progress;
+mod sync;
 mod table;
 pub mod validate;
 
@@ -107,6 +108,8 @@ pub enum Command {
     History(inspect::HistoryArgs),
     /// Wait until an environment reaches a phase (`--for Ready`), for scripts and CI.
     Wait(inspect::WaitArgs),
+    /// Fetch and fast-forward the desired checkout (refuses a dirty or diverged one).
+    Sync(sync::SyncArgs),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(inspect::CompletionArgs),
 }
@@ -144,5 +147,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::History(args) => inspect::history(args),
         Command::Wait(args) => inspect::wait(args),
         Command::Completion(args) => inspect::completion(args),
+        Command::Sync(args) => common::block_on(sync::run(args)),
     }
 }

@@ -3,7 +3,11 @@
 //! the revision in status, and `c2quay sync` (fast-forward, dirty and diverged refusals, exit
 //! codes) and the agent's `--git-sync` metric for a failing sync.
 
+use std::time::Duration;
+
 use serde_json::Value;
+
+use crate::support::agent::{Agent, World, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -151,4 +155,153 @@ fn the_agent_s_status_and_history_carry_the_commit_it_saw() {
         text.contains(&format!("observed revision: {revision}")),
         "{text}"
     );
+}
+
+/// `c2quay sync --desired DIR`.
+fn sync(dir: &Path) -> (i32, String, String) {
+    c2quay(&["sync", "--desired", path(dir), "--timeout", "30s"])
+}
+
+#[test]
+fn sync_fast_forwards_to_the_pushed_commit_and_then_is_up_to_date() {
+    let remote = Remote::new();
+    let host = remote.clone_to("host");
+    let ci = remote.clone_to("ci");
+    std::fs::write(ci.join("shop.yaml"), "version: 2\n").expect("manifest");
+    let pushed = commit_all(&ci, "shop 2");
+    git(&ci, &["push", "--quiet", "origin", "main"]);
+
+    let (code, stdout, stderr) = sync(&host);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("fast-forwarded to main@sha1:{pushed}")),
+        "{stdout}"
+    );
+    assert_eq!(git(&host, &["rev-parse", "HEAD"]), pushed);
+    assert_eq!(
+        std::fs::read_to_string(host.join("shop.yaml")).unwrap(),
+        "version: 2\n"
+    );
+
+    let (code, stdout, _) = sync(&host);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("up to date at main@sha1:"), "{stdout}");
+}
+
+#[test]
+fn sync_refuses_a_dirty_tree_naming_the_dir_the_branch_and_the_file() {
+    let remote = Remote::new();
+    let host = remote.clone_to("host");
+    let ci = remote.clone_to("ci");
+    std::fs::write(ci.join("shop.yaml"), "version: 2\n").expect("manifest");
+    commit_all(&ci, "shop 2");
+    git(&ci, &["push", "--quiet", "origin", "main"]);
+    let before = git(&host, &["rev-parse", "HEAD"]);
+    std::fs::write(host.join("README"), "edited on the host\n").expect("edit");
+
+    let (code, stdout, stderr) = sync(&host);
+    assert_eq!(code, 10, "{stdout}{stderr}");
+    assert!(stderr.contains(path(&host)), "{stderr}");
+    assert!(stderr.contains("branch main"), "{stderr}");
+    assert!(stderr.contains("README"), "{stderr}");
+    assert_eq!(git(&host, &["rev-parse", "HEAD"]), before, "nothing merged");
+    assert_eq!(
+        std::fs::read_to_string(host.join("README")).unwrap(),
+        "edited on the host\n",
+        "the local change is kept"
+    );
+}
+
+#[test]
+fn sync_refuses_a_diverged_branch_and_merges_nothing() {
+    let remote = Remote::new();
+    let host = remote.clone_to("host");
+    let ci = remote.clone_to("ci");
+    std::fs::write(ci.join("shop.yaml"), "version: 2\n").expect("manifest");
+    commit_all(&ci, "shop 2");
+    git(&ci, &["push", "--quiet", "origin", "main"]);
+    std::fs::write(host.join("local.yaml"), "made on the host\n").expect("local");
+    let local = commit_all(&host, "a commit on the host");
+
+    let (code, stdout, stderr) = sync(&host);
+    assert_eq!(code, 11, "{stdout}{stderr}");
+    assert!(stderr.contains(path(&host)), "{stderr}");
+    assert!(
+        stderr.contains("branch main") && stderr.contains("origin/main"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("diverged"), "{stderr}");
+    assert_eq!(git(&host, &["rev-parse", "HEAD"]), local, "nothing merged");
+}
+
+#[test]
+fn sync_of_a_directory_outside_git_fails_with_exit_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, _, stderr) = sync(dir.path());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("not inside a git work tree"), "{stderr}");
+}
+
+/// The value of the sample `series` (name and labels as exposed) in a `/metrics` text.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn a_failing_git_sync_of_the_agent_raises_its_metric_and_never_its_last_success() {
+    let remote = Remote::new();
+    let world = World::new();
+    let checkout = world.root.path().join("checkout");
+    git(
+        remote.root.path(),
+        &["clone", "--quiet", path(&remote.bare), path(&checkout)],
+    );
+    // The agent's desired directory is the checkout; its upstream is then gone.
+    std::fs::remove_dir_all(&world.desired).expect("rm desired");
+    std::os::unix::fs::symlink(&checkout, &world.desired).expect("symlink");
+    std::fs::remove_dir_all(&remote.bare).expect("rm the bare repository");
+
+    let agent = Agent::start_without_docker(&world, &["--git-sync", "1s"]);
+    let failed = r#"c2quay_git_sync_total{result="failed"}"#;
+    let mut text = String::new();
+    let raised = wait_until(Duration::from_secs(20), || {
+        text = agent
+            .get("/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        sample(&text, failed).is_some_and(|n| n >= 2.0)
+    });
+    assert!(
+        raised,
+        "{failed} did not rise:\n{text}\n{}",
+        agent.log_text()
+    );
+    assert_eq!(
+        sample(&text, "c2quay_git_sync_last_success_timestamp_seconds"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"c2quay_git_sync_total{result="up_to_date"}"#),
+        Some(0.0)
+    );
+    assert!(
+        agent.log_text().contains("desired checkout sync failed"),
+        "{}",
+        agent.log_text()
+    );
+}
+
+#[test]
+fn an_agent_that_does_not_sync_exports_no_sync_series() {
+    let world = World::new();
+    let agent = Agent::start_without_docker(&world, &[]);
+    let (_, text) = agent.get("/metrics").expect("metrics");
+    assert!(
+        !text.contains("c2quay_git_sync_last_success_timestamp_seconds "),
+        "{text}"
+    );
+    assert!(!text.contains("c2quay_git_sync_total{"), "{text}");
 }
