@@ -8,91 +8,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::agent::{Agent, World, wait_until};
-use std::path::{Path, PathBuf};
+use crate::support::git::{Remote, commit_all, git, path};
+use std::path::Path;
 use std::process::{Command, Stdio};
-
-/// A bare "server" repository and checkouts of it, under one temp directory.
-struct Remote {
-    root: tempfile::TempDir,
-    bare: PathBuf,
-}
-
-impl Remote {
-    /// A bare repository with one commit on `main` (`README`).
-    fn new() -> Remote {
-        let root = tempfile::tempdir().expect("tempdir");
-        let bare = root.path().join("desired.git");
-        git(
-            root.path(),
-            &[
-                "init",
-                "--quiet",
-                "--bare",
-                "--initial-branch=main",
-                path(&bare),
-            ],
-        );
-        let remote = Remote { root, bare };
-        let seed = remote.clone_to("seed");
-        std::fs::write(seed.join("README"), "desired state\n").expect("README");
-        commit_all(&seed, "seed");
-        git(&seed, &["push", "--quiet", "origin", "main"]);
-        remote
-    }
-
-    /// A new clone of `main` named `name`.
-    fn clone_to(&self, name: &str) -> PathBuf {
-        let dir = self.root.path().join(name);
-        git(
-            self.root.path(),
-            &["clone", "--quiet", path(&self.bare), path(&dir)],
-        );
-        dir
-    }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-/// Runs git in `dir`; panics with its output on failure; returns stdout, trimmed.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=c2quay test",
-            "-c",
-            "user.email=test@example.com",
-        ])
-        .args([
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "advice.detachedHead=false",
-        ])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn commit_all(dir: &Path, message: &str) -> String {
-    git(dir, &["add", "--all"]);
-    git(dir, &["commit", "--quiet", "-m", message]);
-    git(dir, &["rev-parse", "HEAD"])
-}
 
 /// `c2quay args`: (exit code, stdout, stderr).
 fn c2quay(args: &[&str]) -> (i32, String, String) {
@@ -304,4 +222,38 @@ fn an_agent_that_does_not_sync_exports_no_sync_series() {
         "{text}"
     );
     assert!(!text.contains("c2quay_git_sync_total{"), "{text}");
+}
+
+/// A deploy records its revision as the applied one, and its audit lines carry it; a deploy
+/// of a manifest from no checkout clears it (with fakes: no Docker).
+#[tokio::test]
+async fn a_deploy_records_its_revision_as_applied_and_in_its_audit_lines() {
+    use super::pipeline_fakes::{Fixture, V2};
+    use c2quay::broker::Verdict;
+    use c2quay::pipeline::{DeployOptions, Outcome, deploy};
+    let f = Fixture::new(&["web"]);
+    f.broker.set_verdict("shop-web", "2", Verdict::Deployable);
+    let env = f.web("2", V2);
+    let revision = format!("main@sha1:{}", "a".repeat(40));
+    let options = DeployOptions {
+        revision: Some(revision.clone()),
+        ..Default::default()
+    };
+    let report = deploy(&f.ctx, &env, &options).await.expect("deploy report");
+    assert_eq!(report.outcome, Outcome::Deployed, "{report:#?}");
+    assert_eq!(
+        f.status().applied_revision.as_deref(),
+        Some(revision.as_str())
+    );
+    let audit = f.ctx.state.read_audit(env.name()).expect("audit");
+    let result = audit
+        .iter()
+        .find(|e| e.step == "result")
+        .expect("a result line");
+    assert_eq!(result.revision.as_deref(), Some(revision.as_str()));
+    assert!(
+        audit
+            .iter()
+            .all(|e| e.revision.as_deref() == Some(revision.as_str()))
+    );
 }
