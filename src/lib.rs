@@ -11,6 +11,7 @@
 //! - [`events`]: the pipeline's step names and events, and the `EventSink` port (metrics, audit, log).
 //! - [`status`]: the one writer of `status.json` (under the environment lock) and the phase rules.
 //! - [`state`]: the state directory: status, journal, outbox, snapshots, reports, locks, atomic writes.
+//! - [`git`]: the desired directory as a git work tree: its revision, and the fast-forward-only sync.
 //! - [`agent`]: the controller: watcher, work queue, backoff, recovery, shutdown, HTTP endpoints.
 //! - [`metrics`]: the Prometheus registry and metric definitions.
 //! - [`cli`]: clap types and the subcommands; `main.rs` only maps their outcome to an exit code.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod docker;
 mod errors;
 pub mod events;
+pub mod git;
 pub mod manifest;
 pub mod metrics;
 pub mod pipeline;

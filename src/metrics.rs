@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod docker;
 mod documented;
+mod git;
 mod host;
 mod labels;
 mod register;
@@ -103,6 +104,7 @@ pub struct Metrics {
     last_success_timestamp_seconds: IntGaugeVec,
     manifest_errors: IntGaugeVec,
     docker: docker::DockerMetrics,
+    git: git::GitMetrics,
     state_error: IntGaugeVec,
     host_blocked: IntGaugeVec,
 }
@@ -241,6 +243,7 @@ impl Metrics {
                 env,
             )?,
             docker: docker::DockerMetrics::register(r)?,
+            git: git::GitMetrics::register(r)?,
             state_error: state::register(r)?,
             host_blocked: host::register(r)?,
             known_environments: Mutex::new(BTreeSet::new()),

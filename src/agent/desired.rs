@@ -3,11 +3,19 @@
 //! Reloading is cheap (a few small files), so every file event reloads the whole directory and
 //! [`changed_names`] says which environments to reconcile. A file that does not parse still gets
 //! an environment name: the name it had at its last good load, else its file stem.
+//!
+//! When the directory is in a git work tree, each load also carries the commit it is at
+//! ([`RevisionCell`]): read with `git` once per load, by the first reconcile that needs it (the
+//! main loop never waits for a process), and shared by every reconcile of that load. A load
+//! happens on file events (a `git pull` rewrites the manifests it changes), on a resync that
+//! finds a file or HEAD changed (a commit that touched no manifest moves HEAD: its reflog and
+//! `HEAD` are stamped), and after `--git-sync` fast-forwarded.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::git;
 use crate::manifest::{self, Environment, Problem};
 
 /// One entry of the desired set.
@@ -48,6 +56,64 @@ pub struct DesiredSet {
     /// What the directory's entries looked like when this set was loaded (name, size,
     /// modification time, inode), or `None` when that could not be read.
     pub stamp: Option<Vec<FileStamp>>,
+    /// The commit of the work tree holding the directory, read on first use.
+    pub revision: Arc<RevisionCell>,
+}
+
+/// The revision of one load of the desired directory: read with `git` at most once, by the
+/// first reconcile that asks ([`RevisionCell::get`]).
+#[derive(Debug, Default)]
+pub struct RevisionCell {
+    /// The desired directory and the git directory of its work tree; `None` when it is in none
+    /// (then no process is started).
+    place: Option<(PathBuf, PathBuf)>,
+    /// HEAD's stamp at the load ([`git::head_stamp`]).
+    head: Option<Vec<(u64, Option<std::time::SystemTime>)>>,
+    value: tokio::sync::OnceCell<Option<git::Revision>>,
+}
+
+impl RevisionCell {
+    /// The cell of a load of `dir` (stamped now), empty.
+    fn new(dir: &Path) -> RevisionCell {
+        let place = git::find_git_dir(dir).map(|git_dir| (dir.to_path_buf(), git_dir));
+        let head = place.as_ref().map(|(_, git_dir)| git::head_stamp(git_dir));
+        RevisionCell {
+            place,
+            head,
+            value: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Whether HEAD moved since the load (a commit, a fast-forward, a checkout).
+    fn head_moved(&self) -> bool {
+        match (&self.place, &self.head) {
+            (Some((_, git_dir)), Some(head)) => git::head_stamp(git_dir) != *head,
+            _ => false,
+        }
+    }
+
+    /// The revision (`None`: not a work tree, no commit yet, or git failed: logged). Sets
+    /// `c2quay_desired_revision_timestamp_seconds` when read.
+    pub async fn get(&self, metrics: Option<&crate::metrics::Metrics>) -> Option<git::Revision> {
+        let (dir, _) = self.place.as_ref()?;
+        let read = self.value.get_or_init(|| async {
+            match git::read_revision(dir).await {
+                Ok(revision) => {
+                    let committed = revision.as_ref().and_then(|r| r.committed_at);
+                    if let (Some(metrics), Some(at)) = (metrics, committed) {
+                        metrics.set_desired_revision_time(at);
+                    }
+                    tracing::info!(dir = %dir.display(), revision = ?revision.as_ref().map(ToString::to_string), "desired revision");
+                    revision
+                }
+                Err(error) => {
+                    tracing::warn!(error = %crate::error_chain(&error), "cannot read the desired directory's git revision; status carries none");
+                    None
+                }
+            }
+        });
+        read.await.clone()
+    }
 }
 
 /// One directory entry as [`DesiredSet::stamp`] remembers it.
@@ -85,7 +151,11 @@ impl DesiredSet {
     /// always reloads.
     pub fn reload_if_changed(dir: &Path, host: &str, previous: &DesiredSet) -> DesiredSet {
         match (&previous.stamp, stamp_dir(dir)) {
-            (Some(before), Some(now)) if *before == now && previous.dir_error.is_none() => {
+            (Some(before), Some(now))
+                if *before == now
+                    && previous.dir_error.is_none()
+                    && !previous.revision.head_moved() =>
+            {
                 previous.clone()
             }
             _ => DesiredSet::load(dir, host, previous),
@@ -96,6 +166,7 @@ impl DesiredSet {
     pub fn load(dir: &Path, host: &str, previous: &DesiredSet) -> DesiredSet {
         // Stamped before reading: a change made during the load makes the next stamp differ.
         let stamp = stamp_dir(dir);
+        let revision = Arc::new(RevisionCell::new(dir));
         let report = match manifest::load_dir(dir) {
             Ok(report) => report,
             Err(error) => {
@@ -107,6 +178,7 @@ impl DesiredSet {
         };
         let mut set = DesiredSet {
             stamp,
+            revision,
             ..DesiredSet::default()
         };
         for env in report.environments {

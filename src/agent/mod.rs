@@ -8,6 +8,7 @@
 
 pub mod claims;
 mod desired;
+mod git_sync;
 mod http;
 pub mod models;
 mod orphaned;
@@ -69,6 +70,9 @@ pub struct Config {
     pub claims_dir: Option<PathBuf>,
     /// Manage projects another live agent claims (`--take-over`).
     pub take_over: bool,
+    /// Keep the desired checkout at its upstream, syncing this often (`--git-sync`); `None`:
+    /// something else (the shipped timer) syncs it.
+    pub git_sync: Option<Duration>,
 }
 
 impl Config {
@@ -86,6 +90,7 @@ impl Config {
             container_events: true,
             claims_dir: None,
             take_over: false,
+            git_sync: None,
         }
     }
 }
@@ -228,6 +233,10 @@ where
     } else {
         Some(watch::ComposeWatcher::new(config.debounce, tx.clone())?)
     };
+    if let Some(interval) = config.git_sync.filter(|_| !config.once) {
+        let (metrics, clock) = (ctx.metrics.clone(), ctx.clock.clone());
+        git_sync::start(config.desired.clone(), interval, metrics, clock, tx.clone());
+    }
     if config.container_events && !config.once {
         watch::follow_container_events(ctx.clone(), tx.clone());
     }

@@ -1,13 +1,13 @@
 //! One reconcile of one environment by the agent: recover, drain the outbox, observe, plan, act,
 //! and write status, metrics and history. The deploy itself is the pipeline's, not a copy.
 
-use super::pending::refresh_pending;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{Instrument, info, info_span, warn};
 
 use super::models::RenderFailure;
+use super::pending::refresh_pending;
 use super::{DesiredEnv, Shared, read};
 use crate::docker::Compose;
 use crate::manifest::Environment;
@@ -100,6 +100,15 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
                 };
             }
         };
+        // The commit of the desired checkout (read once per load of the desired set).
+        let cell = read(&shared.desired).revision.clone();
+        let revision = cell
+            .get(ctx.metrics.as_deref())
+            .await
+            .map(|r| r.to_string());
+        if entry.is_some() {
+            status.observed_revision = revision.clone();
+        }
         let (action, mut reason, result, requeue_after) = match entry {
             None => super::orphaned::orphaned(ctx, shared, name, &mut status, lock).await,
             Some(DesiredEnv::Invalid { message, .. }) => {
@@ -108,7 +117,8 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
                 ("invalid".to_string(), message, "invalid".to_string(), None)
             }
             Some(DesiredEnv::Valid(env)) => {
-                reconcile_valid(ctx, shared, &env, &mut status, lock).await
+                let revision = revision.as_deref();
+                reconcile_valid(ctx, shared, &env, &mut status, lock, revision).await
             }
         };
         if result == super::orphaned::FORGOTTEN {
@@ -136,6 +146,7 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
         status.push_history(HistoryEntry {
             at: now,
             generation: (!generation.is_empty()).then(|| generation.to_string()),
+            revision,
             action,
             reason,
             result: result.clone(),
@@ -227,6 +238,7 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
     env: &Environment,
     status: &mut EnvironmentStatus,
     lock: &EnvLock,
+    revision: Option<&str>,
 ) -> Step {
     let name = env.name();
     status.observed_generation = Some(env.generation.clone());
@@ -250,7 +262,7 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
     let mut recovered = None;
     let first = first_look(name);
     match ctx.state.read_intent(name) {
-        Ok(Some(_)) => match pipeline::recover_said(ctx, env, lock).await {
+        Ok(Some(_)) => match pipeline::recover_said(ctx, env, lock, revision).await {
             Ok((recovery, said)) => {
                 info!(?recovery, "recovered an interrupted operation");
                 recovered = recovery.result().zip(said);
@@ -272,12 +284,14 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
     if let Ok(Some(fresh)) = ctx.state.read_status(name) {
         *status = fresh;
         status.observed_generation = Some(env.generation.clone());
+        status.observed_revision = revision.map(str::to_string);
     }
     if let Some((result, said)) = recovered {
         let now = ctx.clock.now();
         status.push_history(HistoryEntry {
             at: now,
             generation: Some(env.generation.clone()),
+            revision: revision.map(str::to_string),
             action: "recover".into(),
             reason: said,
             result: result.as_str().into(),
@@ -373,12 +387,17 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
         // State from before config tracking: adopt what runs as the applied configuration.
         crate::status::adopt_configs(status, &model, &observed);
     }
+    if plan.action == Action::Noop && status.applied_generation.as_ref() == Some(&env.generation) {
+        // The applied generation is still the desired one: the checkout's commit holds it too.
+        status.applied_revision = revision.map(str::to_string);
+    }
     info!(action = plan.action.name(), reason = %plan.reason, "plan");
     let action = plan.action.name().to_string();
     let options = DeployOptions {
         holder: "agent",
         lock_wait: AGENT_LOCK_WAIT,
         model: Some(model.clone()),
+        revision: revision.map(str::to_string),
         ..DeployOptions::default()
     };
     let (result, requeue) = match &plan.action {
@@ -398,6 +417,7 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
                     // The pipeline wrote the applied release; take it over.
                     if let Ok(Some(fresh)) = ctx.state.read_status(env.name()) {
                         status.applied_generation = fresh.applied_generation;
+                        status.applied_revision = fresh.applied_revision;
                         status.releases = fresh.releases;
                         status.configs = fresh.configs;
                     }

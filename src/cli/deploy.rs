@@ -141,6 +141,7 @@ pub async fn deploy(args: DeployArgs, log_format: LogFormat) -> i32 {
         holder: "deploy",
         model: None,
         only: (!args.services.is_empty()).then(|| args.services.clone()),
+        revision: desired_revision(&args.dirs.desired).await,
     };
     let started = std::time::Instant::now();
     let started_at = ctx.clock.now();
@@ -153,7 +154,8 @@ pub async fn deploy(args: DeployArgs, log_format: LogFormat) -> i32 {
         args.lock_wait,
         async |lock| {
             let report = pipeline::deploy_sending_pending(&ctx, &env, &options, lock).await?;
-            let written = write_outcome(&ctx, &env, &report, lock, started_at, started);
+            let run = (&options.revision, started_at, started);
+            let written = write_outcome(&ctx, &env, &report, lock, run);
             Ok((report, written))
         },
     );
@@ -238,8 +240,7 @@ fn write_outcome(
     env: &Environment,
     report: &DeployReport,
     lock: &EnvLock,
-    started_at: std::time::SystemTime,
-    started: std::time::Instant,
+    (revision, started_at, started): (&Option<String>, std::time::SystemTime, std::time::Instant),
 ) -> Result<(), String> {
     if report.outcome == Outcome::DryRun {
         return Ok(());
@@ -253,9 +254,11 @@ fn write_outcome(
         status.last_reconcile_at = Some(now);
         status.last_result = Some(report.outcome.name().to_string());
         status.last_action = Some("deploy".to_string());
+        status.observed_revision = revision.clone();
         status.push_history(HistoryEntry {
             at: started_at,
             generation: Some(env.generation.clone()),
+            revision: revision.clone(),
             action: "deploy (cli)".to_string(),
             reason: report.plan.clone(),
             result: report.outcome.name().to_string(),
@@ -263,6 +266,18 @@ fn write_outcome(
         });
     })
     .map_err(|e| error_chain(&e))
+}
+
+/// The commit of the desired checkout (`main@sha1:<hex>`), when it is a git work tree; a
+/// failure to read it is a warning, not a reason not to deploy.
+async fn desired_revision(desired: &std::path::Path) -> Option<String> {
+    match crate::git::read_revision(desired).await {
+        Ok(revision) => revision.map(|r| r.to_string()),
+        Err(error) => {
+            eprintln!("warning: {}", error_chain(&error));
+            None
+        }
+    }
 }
 
 /// Runs `verify`.

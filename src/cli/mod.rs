@@ -16,6 +16,7 @@ mod interrupt;
 mod ops;
 mod progress;
 mod statuses;
+mod sync;
 mod table;
 pub mod validate;
 
@@ -117,6 +118,8 @@ pub enum Command {
     History(inspect::HistoryArgs),
     /// Wait until an environment reaches a phase (`--for Ready`), for scripts and CI.
     Wait(inspect::WaitArgs),
+    /// Fetch and fast-forward the desired checkout (refuses a dirty or diverged one).
+    Sync(sync::SyncArgs),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(inspect::CompletionArgs),
 }
@@ -156,5 +159,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::History(args) => inspect::history(args),
         Command::Wait(args) => inspect::wait(args),
         Command::Completion(args) => inspect::completion(args),
+        Command::Sync(args) => common::block_on(sync::run(args)),
     }
 }

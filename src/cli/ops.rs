@@ -61,6 +61,12 @@ pub struct AgentArgs {
     /// new state directory while the old one still runs, say).
     #[arg(long)]
     pub take_over: bool,
+    /// Keep the desired checkout at its upstream: `git fetch` + fast-forward every INTERVAL
+    /// (as `c2quay sync`; dirty or diverged checkouts are refused), with metrics. Needs write
+    /// access to the checkout and the git server's credentials; the shipped timer is the
+    /// alternative that keeps both away from the agent.
+    #[arg(long, env = "C2QUAY_GIT_SYNC", value_name = "INTERVAL", value_parser = humantime::parse_duration)]
+    pub git_sync: Option<Duration>,
 }
 
 /// Arguments of `c2quay plan`.
@@ -124,6 +130,7 @@ pub async fn agent(args: AgentArgs) -> i32 {
     config.debounce = args.debounce;
     config.claims_dir = args.claims_dir.clone();
     config.take_over = args.take_over;
+    config.git_sync = args.git_sync;
     let once = args.once;
     match agent::run(config, ctx, shutdown_signal()).await {
         Ok(summary) => {

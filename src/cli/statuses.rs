@@ -206,6 +206,14 @@ fn print_table(statuses: &[EnvironmentStatus], one: bool, wide: bool, header: bo
     let Some(s) = statuses.first().filter(|_| one) else {
         return;
     };
+    for (what, revision) in [
+        ("applied", &s.applied_revision),
+        ("observed", &s.observed_revision),
+    ] {
+        if let Some(revision) = revision {
+            println!("  {what} revision: {revision}");
+        }
+    }
     for (service, release) in &s.releases {
         let id = (release.image_id.as_deref())
             .map(|id| format!(" ({})", short_id(id)))

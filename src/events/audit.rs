@@ -77,6 +77,10 @@ impl EventSink for AuditSink {
             &message,
         )
         .with_generation(generation.clone());
+        let line = AuditEvent {
+            revision: scope.revision.clone(),
+            ..line
+        };
         if let Err(error) = self.state.append_audit(&scope.environment, &line) {
             warn!(environment = %scope.environment, error = %crate::error_chain(&error), "cannot append to the audit log");
         }
@@ -139,6 +143,7 @@ mod tests {
         let scope = Scope {
             environment: "shop".into(),
             generation: "desired".into(),
+            revision: None,
         };
         sink.emit(
             &scope,

@@ -143,6 +143,8 @@ pub struct Scope {
     pub environment: String,
     /// Manifest generation being worked on.
     pub generation: String,
+    /// The commit of the desired checkout it comes from (`main@sha1:<hex>`), when known.
+    pub revision: Option<String>,
 }
 
 /// Something that happened in a pipeline flow.
@@ -321,6 +323,7 @@ mod tests {
         let scope = Scope {
             environment: "shop".into(),
             generation: "g1".into(),
+            revision: None,
         };
         let planned = PipelineEvent::Planned { plan: "p".into() };
         let finished = PipelineEvent::Finished {

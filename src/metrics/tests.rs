@@ -73,6 +73,9 @@ fn touch_everything(metrics: &Metrics, env: &str) {
     metrics.observe_reconcile(env, ReconcileResult::Deployed, Duration::from_secs(12));
     metrics.set_manifest_errors(env, 0);
     metrics.set_phase(env, "Ready");
+    metrics.init_git_sync();
+    metrics.observe_git_sync(crate::git::sync::SyncResult::Failed, SystemTime::now());
+    metrics.set_desired_revision_time(SystemTime::now());
 }
 
 #[test]
@@ -477,6 +480,7 @@ fn a_recovery_event_counts_by_result_from_zero() {
     let scope = Scope {
         environment: "shop".into(),
         generation: "g2".into(),
+        revision: None,
     };
     metrics.emit(
         &scope,
@@ -528,5 +532,40 @@ fn a_state_error_is_never_ready_and_clears_when_the_state_is_written_again() {
     assert_eq!(
         value(&text, "c2quay_docker_list_duration_seconds", &[]),
         Some(1.5)
+    );
+}
+
+#[test]
+fn the_sync_series_exist_only_once_the_agent_syncs() {
+    let metrics = Metrics::new().expect("metrics");
+    let text = metrics.render();
+    assert!(
+        !text.contains("c2quay_git_sync_last_success_timestamp_seconds "),
+        "{text}"
+    );
+    assert!(!text.contains("c2quay_git_sync_total{"), "{text}");
+    metrics.init_git_sync();
+    let text = metrics.render();
+    assert!(
+        text.contains("c2quay_git_sync_last_success_timestamp_seconds 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("c2quay_git_sync_total{result=\"failed\"} 0\n"),
+        "{text}"
+    );
+    metrics.observe_git_sync(crate::git::sync::SyncResult::Diverged, UNIX_EPOCH);
+    metrics.observe_git_sync(
+        crate::git::sync::SyncResult::UpToDate,
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    );
+    let text = metrics.render();
+    assert!(
+        text.contains("c2quay_git_sync_total{result=\"diverged\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("c2quay_git_sync_last_success_timestamp_seconds 1700000000\n"),
+        "{text}"
     );
 }

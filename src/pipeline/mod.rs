@@ -105,6 +105,10 @@ pub struct DeployOptions {
     /// for them); the other changed services keep what runs and stay out of sync. `None`:
     /// every change. Refused for an all-or-nothing environment.
     pub only: Option<Vec<String>>,
+    /// The commit of the desired checkout the manifest comes from (`main@sha1:<hex>`), when it
+    /// is a git work tree: the audit lines carry it and a successful deploy records it as the
+    /// applied revision.
+    pub revision: Option<String>,
 }
 
 impl Default for DeployOptions {
@@ -117,6 +121,7 @@ impl Default for DeployOptions {
             holder: "deploy",
             model: None,
             only: None,
+            revision: None,
         }
     }
 }

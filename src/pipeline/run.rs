@@ -40,6 +40,7 @@ impl<'a, C, B, S> Run<'a, C, B, S> {
             scope: Scope {
                 environment: env.name().to_string(),
                 generation: env.generation.clone(),
+                revision: None,
             },
         }
     }

@@ -31,6 +31,9 @@ pub struct AuditEvent {
     pub environment: String,
     /// Generation being worked on, when known.
     pub generation: Option<String>,
+    /// The commit of the desired checkout being worked on, when it is a git work tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
     /// Step name (`reconcile`, `gate`, `pull`, `up`, `readiness`, `smoke`, `record`, `rollback`, ...).
     pub step: String,
     /// Outcome (`started`, `succeeded`, `failed`, `skipped`, ...).
@@ -54,6 +57,7 @@ impl AuditEvent {
             ts,
             environment: environment.to_string(),
             generation: None,
+            revision: None,
             step: step.to_string(),
             outcome: outcome.to_string(),
             message: message.to_string(),

@@ -74,7 +74,14 @@ fn every_released_status_shape_loads_and_keeps_its_failed_generation() {
         assert_eq!(status.history.len(), 1);
         last = Some(status);
     }
-    assert_written_as_current("status", &last.unwrap());
+    let last = last.unwrap();
+    // The current shape carries the git revisions (issue 15); the older ones have none.
+    assert_eq!(
+        last.applied_revision.as_deref(),
+        Some("main@sha1:1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d")
+    );
+    assert!(last.history[0].revision.is_some());
+    assert_written_as_current("status", &last);
 }
 
 #[test]

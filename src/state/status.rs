@@ -167,6 +167,9 @@ pub struct HistoryEntry {
     pub at: SystemTime,
     /// The generation it worked on.
     pub generation: Option<String>,
+    /// The commit of the desired checkout it worked on, when it is a git work tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
     /// The planner's action (`noop`, `deploy`, `heal`, ...).
     pub action: String,
     /// Why the planner chose it.
@@ -195,6 +198,15 @@ pub struct EnvironmentStatus {
     pub observed_generation: Option<String>,
     /// Generation last applied successfully.
     pub applied_generation: Option<String>,
+    /// The commit of the desired checkout the last reconcile saw (`main@sha1:<hex>`; absent
+    /// when the desired directory is not a git work tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_revision: Option<String>,
+    /// The commit of the desired checkout whose manifest is applied: the one of the last
+    /// successful deploy, or of a later reconcile that found that generation still desired
+    /// and running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_revision: Option<String>,
     /// Generation that failed and was rolled back (not retried until it changes or `retry`).
     pub failed_generation: Option<String>,
     /// The hash of that failed deploy's rendered Compose model: a change of the Compose files
@@ -301,6 +313,8 @@ impl EnvironmentStatus {
             message: "not reconciled yet".to_string(),
             observed_generation: None,
             applied_generation: None,
+            observed_revision: None,
+            applied_revision: None,
             failed_generation: None,
             failed_model: None,
             conditions: Vec::new(),

@@ -16,6 +16,7 @@ fn entry(i: u64) -> HistoryEntry {
     HistoryEntry {
         at: t(i),
         generation: Some(format!("g{i}")),
+        revision: None,
         action: "deploy".into(),
         reason: "web 1 -> 2".into(),
         result: "succeeded".into(),

@@ -24,6 +24,7 @@ mod doctor_cli;
 mod endpoints;
 mod foreign_owner_e2e;
 mod gate_waves_e2e;
+mod gitops_e2e;
 mod host_faults;
 mod hosts_e2e;
 mod interrupt_e2e;

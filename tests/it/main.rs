@@ -12,6 +12,7 @@ mod broker_fidelity;
 mod closed_stdout;
 mod config_fakes;
 mod gate_waves;
+mod gitops;
 mod hostile_desired;
 mod manifest_cli;
 mod manifest_schema;

@@ -33,6 +33,7 @@ const EXPECTED_ALERTS: &[&str] = &[
     "C2quayHostBlocked",
     "C2quayDockerUnreachable",
     "C2quayDockerSlow",
+    "C2quayGitSyncFailing",
     "C2quayAgentDown",
     "C2quayAgentAbsent",
     "C2quayBrokerErrors",
@@ -117,7 +118,9 @@ fn alert_rules_are_complete_and_use_documented_metrics() {
                 runbook_text.contains(&format!("\n## {name}\n")),
                 "{name}: docs/runbook.md has no section `## {name}`"
             );
-            let host_wide = expr.contains("broker_requests") || expr.contains("c2quay_docker_");
+            let host_wide = expr.contains("broker_requests")
+                || expr.contains("c2quay_docker_")
+                || expr.contains("c2quay_git_sync_");
             if expr.contains("c2quay_") && !host_wide {
                 // Environment alerts name the environment and the next command to run.
                 assert!(

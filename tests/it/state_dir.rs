@@ -274,6 +274,7 @@ fn history_stays_bounded_across_many_reconciles() {
         status.push_history(HistoryEntry {
             at: UNIX_EPOCH + Duration::from_secs(i),
             generation: Some(format!("g{i}")),
+            revision: None,
             action: "noop".into(),
             reason: "up to date".into(),
             result: "succeeded".into(),

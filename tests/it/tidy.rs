@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 /// The Docker adapter: the only module that builds argv for `docker` or names it as a program.
 const DOCKER_MODULE: &str = "src/docker/";
+/// The git adapter: the only module that names `git` as a program (it runs it through the
+/// process runner, like the Docker adapter runs Compose).
+const GIT_MODULE: &str = "src/git/";
 /// The child-process runner: the only file that spawns processes.
 const PROCESS_RUNNER: &str = "src/docker/run.rs";
 /// The broker client: the only module that knows HAL shapes.
@@ -213,6 +216,28 @@ fn only_the_docker_module_names_docker_as_a_program() {
         }
     }
     report(&format!("only {DOCKER_MODULE} runs `docker`"), problems);
+}
+
+#[test]
+fn only_the_git_module_names_git_as_a_program() {
+    let patterns = [
+        "new(\"git\")",
+        "from(\"git\")",
+        "\"git\".into()",
+        "\"git\".to_string()",
+    ];
+    let mut problems = Vec::new();
+    for s in sources(&["src"]) {
+        if s.is_under(GIT_MODULE) {
+            continue;
+        }
+        for (n, line) in s.code_lines() {
+            for p in patterns.iter().filter(|p| line.contains(**p)) {
+                problems.push(format!("{}:{n}: `{p}` outside {GIT_MODULE}", s.path));
+            }
+        }
+    }
+    report(&format!("only {GIT_MODULE} runs `git`"), problems);
 }
 
 #[test]

@@ -5,4 +5,5 @@
 pub mod agent;
 pub mod c2quay;
 pub mod docker;
+pub mod git;
 pub mod prom;

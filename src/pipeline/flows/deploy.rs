@@ -170,6 +170,7 @@ async fn deploy_wave<C: Compose, B: Brokers, S: Smoke>(
         source,
     };
     let mut run = Run::new(ctx, env);
+    run.scope.revision = options.revision.clone();
 
     // 1. pre-snapshot
     let started = run.start_step(StepName::Snapshot);

@@ -16,11 +16,12 @@ pub async fn heal<C: Compose, B: Brokers, S: Smoke>(
     ctx: &Context<C, B, S>,
     env: &Environment,
     services: &[String],
-    _options: &DeployOptions,
+    options: &DeployOptions,
     _lock: &EnvLock,
 ) -> Result<DeployReport> {
     let name = env.name().to_string();
     let mut run = Run::new(ctx, env);
+    run.scope.revision = options.revision.clone();
     let project = project_of(env);
     let started = run.start_step(StepName::Heal);
     run.snapshot(&project).await?;

@@ -75,7 +75,8 @@ pub(in crate::pipeline) async fn apply_release<C: Compose, B: Brokers, S: Smoke>
 /// Marks what `run` applied as the environment's applied state: the release, every service's
 /// configuration with its container's Compose config hash (from the run's last observation),
 /// and the rendered model a later rollback of a configuration change restores. The services
-/// the gate `held` keep their applied release and configuration.
+/// the gate `held` keep their applied release and configuration. The applied revision becomes
+/// the run's (none when the manifest does not come from a git checkout) once nothing was held.
 pub(in crate::pipeline) fn commit_applied<C, B, S>(
     run: &Run<'_, C, B, S>,
     lock: &EnvLock,
@@ -91,7 +92,10 @@ pub(in crate::pipeline) fn commit_applied<C, B, S>(
     }
     prune::save_manifest(&ctx.state, env).map_err(state_err)?;
     crate::status::update(&ctx.state, lock, |status| {
-        crate::status::record_applied(status, env, &run.model, &run.observed, held)
+        crate::status::record_applied(status, env, &run.model, &run.observed, held);
+        if held.is_empty() {
+            status.applied_revision = run.scope.revision.clone();
+        }
     })
     .map_err(state_err)
 }

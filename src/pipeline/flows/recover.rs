@@ -80,16 +80,18 @@ pub async fn recover<C: Compose, B: Brokers, S: Smoke>(
     env: &Environment,
     lock: &EnvLock,
 ) -> Result<Recovery> {
-    Ok(recover_said(ctx, env, lock).await?.0)
+    Ok(recover_said(ctx, env, lock, None).await?.0)
 }
 
 /// [`recover`], with the sentence that names what it did ("resumed an interrupted deploy of
 /// generation G at step S after a restart"; `None` when there was nothing to recover), for the
-/// status history.
+/// status history. `revision` is the desired checkout's commit (the applied revision of a
+/// deploy that recovery resumes or finishes).
 pub async fn recover_said<C: Compose, B: Brokers, S: Smoke>(
     ctx: &Context<C, B, S>,
     env: &Environment,
     lock: &EnvLock,
+    revision: Option<&str>,
 ) -> Result<(Recovery, Option<String>)> {
     let name = env.name().to_string();
     let state_err = |source| Error::State {
@@ -106,6 +108,7 @@ pub async fn recover_said<C: Compose, B: Brokers, S: Smoke>(
         warn!(environment = %name, error = %error_chain(&error), "cannot remove leftovers of an interrupted recreate");
     }
     let mut run = Run::new(ctx, env);
+    run.scope.revision = revision.map(str::to_string);
     run.snapshot(&project).await?;
     // The deploy journaled is the one desired when neither the manifest nor the rendered
     // Compose model changed since (a journal without a model hash predates config tracking).

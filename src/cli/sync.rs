@@ -1,0 +1,70 @@
+//! `c2quay sync`: one fetch + fast-forward of the desired checkout (what the shipped
+//! `c2quay-desired-sync.timer` runs, and what `c2quay agent --git-sync` runs in its loop).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error_chain;
+use crate::git::sync::{self, SyncResult};
+
+/// The exit codes of `c2quay sync`.
+pub const SYNC_EXIT_CODES: &str = "\
+Exit codes:
+  0   the checkout is at its upstream (fast-forwarded, or already up to date)
+  1   the sync failed: not a git work tree, detached HEAD, no upstream, the fetch failed (network, credentials), git missing
+  2   usage error
+  10  refused: the work tree has uncommitted changes (nothing fetched or merged)
+  11  refused: the branch has diverged from its upstream (not a fast-forward; nothing merged)";
+
+/// Arguments of `c2quay sync`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = SYNC_EXIT_CODES)]
+pub struct SyncArgs {
+    /// The desired directory: a git checkout (or a directory inside one).
+    #[arg(long, env = "C2QUAY_DESIRED", default_value = "/etc/c2quay/desired")]
+    pub desired: PathBuf,
+    /// How long the fetch may take before it is killed.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// The exit code of a sync that ended with `result`.
+pub fn exit_code(result: SyncResult) -> i32 {
+    match result {
+        SyncResult::FastForwarded | SyncResult::UpToDate => 0,
+        SyncResult::Failed => 1,
+        SyncResult::Dirty => 10,
+        SyncResult::Diverged => 11,
+    }
+}
+
+/// Runs `sync`.
+pub async fn run(args: SyncArgs) -> i32 {
+    match sync::sync(&args.desired, args.timeout).await {
+        Ok(synced) => {
+            let to = synced.to.as_ref().map(ToString::to_string);
+            let to = to.as_deref().unwrap_or("(no commit)");
+            match synced.result {
+                SyncResult::FastForwarded => {
+                    let from = synced.from.as_ref().map(ToString::to_string);
+                    println!(
+                        "{}: fast-forwarded to {to} (from {}, upstream {})",
+                        args.desired.display(),
+                        from.as_deref().unwrap_or("(no commit)"),
+                        synced.upstream
+                    );
+                }
+                _ => println!(
+                    "{}: up to date at {to} (upstream {})",
+                    args.desired.display(),
+                    synced.upstream
+                ),
+            }
+            0
+        }
+        Err(error) => {
+            eprintln!("error: {}", error_chain(&error));
+            exit_code(SyncResult::of_error(&error))
+        }
+    }
+}
