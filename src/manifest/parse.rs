@@ -47,9 +47,31 @@ pub fn parse_str(text: &str, source: &Path) -> Result<Environment, Vec<Problem>>
             .map(|s| at(&s.path, s.message, Severity::Error))
             .collect());
     }
-    // Every structural error at once (serde_yaml stops at the first); only then the typed
-    // parse, which then fails only on what the schema cannot say.
-    let mut shape_errors: Vec<Problem> = shape::check(&raw)
+    // The typed parse; when it fails, every structural error at once (serde_yaml stops at
+    // the first) from the schema, or the parse's own error for what the schema cannot say.
+    let manifest: Manifest = match serde_yaml::from_str(text) {
+        Ok(manifest) => manifest,
+        Err(error) => return Err(structural_errors(text, source, &raw, &error)),
+    };
+    let problems: Vec<Problem> = rules::check(&manifest)
+        .into_iter()
+        .map(|finding| at(&finding.path, finding.message, finding.severity))
+        .collect();
+    if problems.iter().any(Problem::is_error) {
+        return Err(problems);
+    }
+    Ok(build(source, manifest, problems))
+}
+
+/// The schema's errors of a manifest the typed parse refused with `error`, each at its line
+/// and column; `error` itself when the schema finds nothing.
+fn structural_errors(
+    text: &str,
+    source: &Path,
+    raw: &serde_yaml::Value,
+    error: &serde_yaml::Error,
+) -> Vec<Problem> {
+    let mut shape_errors: Vec<Problem> = shape::check(raw)
         .into_iter()
         .map(|error| {
             let location = if error.at_value {
@@ -67,20 +89,11 @@ pub fn parse_str(text: &str, source: &Path) -> Result<Environment, Vec<Problem>>
             }
         })
         .collect();
-    if !shape_errors.is_empty() {
-        shape_errors.sort_by_key(|p| (p.line, p.column));
-        return Err(shape_errors);
+    if shape_errors.is_empty() {
+        return vec![yaml_problem(source, error)];
     }
-    let manifest: Manifest =
-        serde_yaml::from_str(text).map_err(|e| vec![yaml_problem(source, &e)])?;
-    let problems: Vec<Problem> = rules::check(&manifest)
-        .into_iter()
-        .map(|finding| at(&finding.path, finding.message, finding.severity))
-        .collect();
-    if problems.iter().any(Problem::is_error) {
-        return Err(problems);
-    }
-    Ok(build(source, manifest, problems))
+    shape_errors.sort_by_key(|p| (p.line, p.column));
+    shape_errors
 }
 
 /// The deepest nesting of flow collections (`[..]`, `{..}`) a manifest may use.

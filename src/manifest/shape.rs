@@ -17,9 +17,6 @@
 //! The YAML is checked as JSON (`serde_json::to_value`); a document that has no JSON form (a
 //! mapping key that is not a string, number or boolean) is left to the typed parse.
 
-use std::collections::BTreeMap;
-use std::sync::LazyLock;
-
 use serde_json::Value;
 
 use super::duration;
@@ -40,59 +37,77 @@ pub struct ShapeError {
 }
 
 /// Every structural error of `raw`, in the order the schema finds them.
+///
+/// The schema is compiled for each call and dropped after it: a compiled validator of this
+/// schema takes about 40 MiB (jsonschema 0.30 expands every `$ref`), so it is asked only about
+/// a manifest the typed parse already refused, and its memory is given back to the system.
 pub fn check(raw: &serde_yaml::Value) -> Vec<ShapeError> {
     let Ok(instance) = serde_json::to_value(raw) else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    SHAPE.collect(
-        &SHAPE.root,
-        &SHAPE.schema,
-        &instance,
-        &FieldPath::default(),
-        &mut out,
-    );
+    {
+        let shape = Shape::new();
+        shape.collect(
+            &shape.root,
+            &shape.schema,
+            &instance,
+            &FieldPath::default(),
+            &mut out,
+        );
+    }
+    give_back_freed_memory();
     out
 }
 
-/// The compiled schema: the whole manifest, and each definition on its own (to look inside an
-/// optional section, whose `anyOf` reports only that it failed).
+/// Returns the heap's free pages to the system (glibc keeps them otherwise, so a long-running
+/// agent would keep the validator's size after one broken manifest).
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The compiled schema of the whole manifest. A definition on its own (to look inside an
+/// optional section, whose `anyOf` reports only that it failed) is compiled only when an error
+/// needs it: each compiled validator holds every pattern of the schema, and keeping one per
+/// definition resident cost the agent tens of MiB.
 struct Shape {
     schema: Value,
     root: jsonschema::Validator,
-    /// Each definition as a schema of its own (`{"$defs": ..., "$ref": "#/$defs/X"}`) and its
-    /// validator.
-    definitions: BTreeMap<String, (Value, jsonschema::Validator)>,
 }
 
-static SHAPE: LazyLock<Shape> = LazyLock::new(|| {
-    let schema = super::json_schema();
-    let compile = |schema: &Value| {
-        jsonschema::validator_for(schema).expect("the generated manifest schema compiles")
-    };
-    let defs = schema.get("$defs").cloned().unwrap_or_default();
-    let definitions = defs
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(name, _)| {
-            let one = serde_json::json!({
-                "$schema": schema["$schema"],
-                "$defs": defs,
-                "$ref": format!("#/$defs/{name}"),
-            });
-            let validator = compile(&one);
-            (name.clone(), (one, validator))
-        })
-        .collect();
-    Shape {
-        root: compile(&schema),
-        definitions,
-        schema,
-    }
-});
+/// Compiles `schema` (always one c2quay generated, so it compiles).
+fn compile(schema: &Value) -> jsonschema::Validator {
+    jsonschema::validator_for(schema).expect("the generated manifest schema compiles")
+}
 
 impl Shape {
+    /// Compiles the manifest's schema.
+    fn new() -> Shape {
+        let schema = super::json_schema();
+        Shape {
+            root: compile(&schema),
+            schema,
+        }
+    }
+
+    /// Definition `name` as a schema of its own (`{"$defs": ..., "$ref": "#/$defs/name"}`) and
+    /// its validator; `None` when the schema has no such definition.
+    fn definition(&self, name: &str) -> Option<(Value, jsonschema::Validator)> {
+        let defs = self.schema.get("$defs")?;
+        defs.get(name)?;
+        let one = serde_json::json!({
+            "$schema": self.schema["$schema"],
+            "$defs": defs,
+            "$ref": format!("#/$defs/{name}"),
+        });
+        let validator = compile(&one);
+        Some((one, validator))
+    }
+
     fn collect(
         &self,
         validator: &jsonschema::Validator,
@@ -228,8 +243,8 @@ impl Shape {
             .filter_map(|r| r.strip_prefix("#/$defs/"))
             .collect::<Vec<_>>();
         if branches.iter().any(is_null) && referenced.len() == 1 && !value.is_null() {
-            if let Some((schema, validator)) = self.definitions.get(referenced[0]) {
-                self.collect(validator, schema, value, &path, out);
+            if let Some((schema, validator)) = self.definition(referenced[0]) {
+                self.collect(&validator, &schema, value, &path, out);
                 return;
             }
         }
