@@ -15,12 +15,40 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::Event;
-use crate::git::sync::{SyncResult, sync};
+use crate::git::sync::{SyncRecord, SyncResult, sync};
 use crate::metrics::Metrics;
 use crate::state::Clock;
 
 /// How long one fetch may take before it is killed.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How often an agent that does not sync itself looks at the record `c2quay sync` keeps.
+const RECORD_POLL: Duration = Duration::from_secs(15);
+
+/// For an agent without `--git-sync`: follows the [`SyncRecord`] that `c2quay sync` (the
+/// shipped timer) keeps in the state directory, and exports it as the same series, so the sync
+/// alert fires for a failing timer too. No record, no series.
+pub fn follow_record(state_dir: PathBuf, metrics: Arc<Metrics>) {
+    tokio::spawn(async move {
+        let path = state_dir.join(crate::git::sync::RECORD_FILE);
+        let mut seen: Option<SyncRecord> = None;
+        loop {
+            let record: Option<SyncRecord> = (tokio::fs::read_to_string(&path).await.ok())
+                .and_then(|text| serde_json::from_str(&text).ok());
+            if let Some(record) = record.filter(|r| Some(r) != seen.as_ref()) {
+                if seen.is_none() {
+                    metrics.init_git_sync();
+                }
+                metrics.observe_git_sync(record.sync_result(), record.at);
+                if let Some(at) = record.last_success_at {
+                    metrics.set_git_sync_last_success(at);
+                }
+                seen = Some(record);
+            }
+            tokio::time::sleep(RECORD_POLL).await;
+        }
+    });
+}
 
 /// Starts the sync task: a sync at once, then one every `interval` after the previous ended.
 pub fn start(

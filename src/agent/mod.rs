@@ -236,6 +236,8 @@ where
     if let Some(interval) = config.git_sync.filter(|_| !config.once) {
         let (metrics, clock) = (ctx.metrics.clone(), ctx.clock.clone());
         git_sync::start(config.desired.clone(), interval, metrics, clock, tx.clone());
+    } else if let Some(metrics) = ctx.metrics.clone().filter(|_| !config.once) {
+        git_sync::follow_record(ctx.state.root().to_path_buf(), metrics);
     }
     if config.container_events && !config.once {
         watch::follow_container_events(ctx.clone(), tx.clone());

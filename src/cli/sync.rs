@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error_chain;
-use crate::git::sync::{self, SyncResult};
+use crate::git::sync::{self, SyncRecord, SyncResult};
 
 /// The exit codes of `c2quay sync`.
 pub const SYNC_EXIT_CODES: &str = "\
@@ -26,6 +26,24 @@ pub struct SyncArgs {
     /// How long the fetch may take before it is killed.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// The agent's state directory: when given, the outcome is kept there (`git-sync.json`),
+    /// and the agent exports it as its `c2quay_git_sync_*` series (the sync alert).
+    #[arg(long, env = "C2QUAY_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Writes the [`SyncRecord`] of this sync into `state_dir` (a warning when it cannot).
+fn keep_record(state_dir: &std::path::Path, result: SyncResult) {
+    let path = state_dir.join(sync::RECORD_FILE);
+    let previous: Option<SyncRecord> =
+        (std::fs::read_to_string(&path).ok()).and_then(|text| serde_json::from_str(&text).ok());
+    let record = SyncRecord::after(previous.as_ref(), result, std::time::SystemTime::now());
+    if let Err(error) = crate::state::atomic::write_json_atomic(&path, &record) {
+        eprintln!(
+            "warning: the sync's record for the agent: {}",
+            error_chain(&error)
+        );
+    }
 }
 
 /// The exit code of a sync that ended with `result`.
@@ -40,7 +58,15 @@ pub fn exit_code(result: SyncResult) -> i32 {
 
 /// Runs `sync`.
 pub async fn run(args: SyncArgs) -> i32 {
-    match sync::sync(&args.desired, args.timeout).await {
+    let synced = sync::sync(&args.desired, args.timeout).await;
+    if let Some(state_dir) = &args.state_dir {
+        let result = match &synced {
+            Ok(synced) => synced.result,
+            Err(error) => SyncResult::of_error(error),
+        };
+        keep_record(state_dir, result);
+    }
+    match synced {
         Ok(synced) => {
             let to = synced.to.as_ref().map(ToString::to_string);
             let to = to.as_deref().unwrap_or("(no commit)");

@@ -286,3 +286,49 @@ mod tests {
         assert!(SyncResult::UpToDate.succeeded() && !SyncResult::Diverged.succeeded());
     }
 }
+
+/// What the last `c2quay sync` did, kept in the state directory (`git-sync.json`) so that an
+/// agent that does not sync itself (the shipped timer does) exports the same
+/// `c2quay_git_sync_*` series and the sync alert can fire. Advisory, like the audit log: a
+/// file that does not parse is ignored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRecord {
+    /// When the sync ended.
+    #[serde(with = "crate::state::clock::rfc3339")]
+    pub at: std::time::SystemTime,
+    /// [`SyncResult::as_str`] of it.
+    pub result: String,
+    /// When a sync last left the checkout at its upstream (this one, or an earlier one).
+    #[serde(default, with = "crate::state::clock::rfc3339_opt")]
+    pub last_success_at: Option<std::time::SystemTime>,
+}
+
+/// The name of the record in the state directory.
+pub const RECORD_FILE: &str = "git-sync.json";
+
+impl SyncRecord {
+    /// The record of a sync that ended at `at` with `result`, after `previous`.
+    pub fn after(
+        previous: Option<&SyncRecord>,
+        result: SyncResult,
+        at: std::time::SystemTime,
+    ) -> Self {
+        let last_success_at = match result.succeeded() {
+            true => Some(at),
+            false => previous.and_then(|p| p.last_success_at),
+        };
+        SyncRecord {
+            at,
+            result: result.as_str().to_string(),
+            last_success_at,
+        }
+    }
+
+    /// The result as the enum (`Failed` for a word this version does not know).
+    pub fn sync_result(&self) -> SyncResult {
+        (SyncResult::ALL.into_iter())
+            .find(|r| r.as_str() == self.result)
+            .unwrap_or(SyncResult::Failed)
+    }
+}

@@ -75,6 +75,14 @@ impl Metrics {
         }
     }
 
+    /// Sets the time of the last successful sync (from the record `c2quay sync` keeps).
+    pub fn set_git_sync_last_success(&self, at: SystemTime) {
+        self.git
+            .sync_last_success
+            .with_label_values(NO_LABELS)
+            .set(unix_seconds(at));
+    }
+
     /// Sets the commit time of the desired checkout's HEAD.
     pub fn set_desired_revision_time(&self, committed_at: SystemTime) {
         self.git

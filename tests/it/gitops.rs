@@ -257,3 +257,45 @@ async fn a_deploy_records_its_revision_as_applied_and_in_its_audit_lines() {
             .all(|e| e.revision.as_deref() == Some(revision.as_str()))
     );
 }
+
+/// The shipped timer runs `c2quay sync --state-dir`: its outcome is kept for the agent, which
+/// does not sync itself and still exports the sync series, so the alert fires for a failing
+/// timer too (issue 15 item 2).
+#[test]
+fn a_failing_timer_sync_reaches_the_agents_sync_series_through_the_state_directory() {
+    let remote = Remote::new();
+    let host = remote.clone_to("host");
+    let world = World::new();
+    std::fs::create_dir_all(&world.state).expect("state dir");
+    let state = path(&world.state);
+    let timer_sync = || c2quay(&["sync", "--desired", path(&host), "--state-dir", state]);
+    let (code, stdout, stderr) = timer_sync();
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    std::fs::remove_dir_all(&remote.bare).expect("rm the bare repository");
+    let (code, _, _) = timer_sync();
+    assert_eq!(code, 1, "the fetch fails");
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(world.state.join("git-sync.json")).expect("the record"),
+    )
+    .expect("record json");
+    assert_eq!(record["result"], "failed", "{record}");
+    assert!(
+        record["lastSuccessAt"].is_string(),
+        "the first sync's: {record}"
+    );
+
+    let agent = Agent::start_without_docker(&world, &[]);
+    let mut text = String::new();
+    let exported = wait_until(Duration::from_secs(10), || {
+        text = (agent.get("/metrics"))
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        sample(&text, r#"c2quay_git_sync_total{result="failed"}"#) == Some(1.0)
+    });
+    assert!(exported, "{text}\n{}", agent.log_text());
+    let last = sample(&text, "c2quay_git_sync_last_success_timestamp_seconds");
+    assert!(
+        last.is_some_and(|t| t > 1.0e9),
+        "the first sync's time: {last:?}"
+    );
+}
