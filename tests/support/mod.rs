@@ -7,3 +7,4 @@ pub mod c2quay;
 pub mod docker;
 pub mod git;
 pub mod prom;
+pub mod registry;
