@@ -6,6 +6,8 @@
 //!   returned), and one whose version is the desired directory's commit (`version: { from: git,
 //!   short: 12 }`), are gated and recorded under those versions; a new digest or a new commit is
 //!   a new release, gated again; the official CLI agrees with the gate for each version.
+//! - The agent releases each new commit of the desired directory of a `from: git` service, though
+//!   no manifest changed (HEAD moved).
 //! - A gate-only service (gated and recorded, never given to Compose) in per-service and
 //!   all-or-nothing mode, through the three identity forms: written out, digest, git.
 
@@ -75,12 +77,20 @@ fn history(broker: &RunningEmulator, pacticipant: &str) -> Vec<String> {
         .collect()
 }
 
-/// The manifest of `world`: `services` (lines under `services:`), a smoke check of `port`.
-fn write_manifest(world: &World, broker: &str, all_or_nothing: bool, services: &str, port: u16) {
+/// The manifest of `world`: `services` (lines under `services:`), a smoke check of `port`, and
+/// `compose.pull` (`always` only for images in the test registry: a real pull, from loopback).
+fn write_manifest(
+    world: &World,
+    pull: &str,
+    broker: &str,
+    all_or_nothing: bool,
+    services: &str,
+    port: u16,
+) {
     let text = format!(
         "apiVersion: c2quay.dev/v1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  compose:\n    \
          project: {project}\n    directory: {dir}\n    files: [compose.yaml]\n    waitTimeout: 20s\n    \
-         pull: never\n  broker:\n    url: {broker}\n    environment: {BROKER_ENV}\n    \
+         pull: {pull}\n  broker:\n    url: {broker}\n    environment: {BROKER_ENV}\n    \
          allOrNothing: {all_or_nothing}\n  services:\n{services}  smoke:\n    - name: web answers\n      \
          http: {{ url: \"http://127.0.0.1:{port}/\", status: 200 }}\n      attempts: 10\n      interval: 300ms\n",
         env = world.env,
@@ -210,6 +220,7 @@ async fn a_digest_versioned_service_is_gated_and_recorded_under_its_registry_dig
     seed(&broker, "shop-web", &v1, true);
     write_manifest(
         &world,
+        "always",
         &broker.base_url,
         false,
         &web("{ from: digest }", &one),
@@ -236,6 +247,7 @@ async fn a_digest_versioned_service_is_gated_and_recorded_under_its_registry_dig
     seed(&broker, "shop-web", &v2, false);
     write_manifest(
         &world,
+        "always",
         &broker.base_url,
         false,
         &web("{ from: digest }", &two),
@@ -266,6 +278,7 @@ async fn a_git_versioned_service_is_gated_and_recorded_under_the_desired_commit(
     git(&world.desired, &["init", "--quiet"]);
     write_manifest(
         &world,
+        "never",
         &broker.base_url,
         false,
         &web("{ from: git, short: 12 }", "c2quay-test/web:1"),
@@ -332,7 +345,14 @@ async fn gate_only_through_the_three_identity_forms(all_or_nothing: bool) {
         )
     };
     let write = |services: String| {
-        write_manifest(&world, &broker.base_url, all_or_nothing, &services, port);
+        write_manifest(
+            &world,
+            "never",
+            &broker.base_url,
+            all_or_nothing,
+            &services,
+            port,
+        );
         commit_all(&world.desired, "shop")
     };
 
@@ -430,4 +450,57 @@ async fn a_gate_only_service_all_or_nothing_is_gated_and_recorded_in_all_three_i
         return;
     }
     gate_only_through_the_three_identity_forms(true).await;
+}
+
+/// The agent's path: a commit of the desired directory that changes no manifest moves HEAD; the
+/// agent reloads, the `from: git` service's version (so its generation) is new, and the new
+/// release is gated and recorded with no file event at all.
+#[test]
+fn the_agent_releases_each_new_desired_commit_of_a_git_versioned_service() {
+    use crate::support::agent::{Agent, Broker, World as AgentWorld};
+    if !require_docker() {
+        return;
+    }
+    let broker = Broker::start();
+    let world = AgentWorld::new();
+    git(&world.desired, &["init", "--quiet"]);
+    let (mut spec, _guard) = world.env("gitver", Some(&broker));
+    spec.image = Some("c2quay-test/web:1".into());
+    let text = spec
+        .yaml()
+        .replace("version: \"1\"", "version: { from: git, short: 12 }");
+    assert!(text.contains("from: git"), "{text}");
+    std::fs::write(world.desired.join("gitver.yaml"), text).expect("manifest");
+    let first = commit_all(&world.desired, "gitver")[..12].to_string();
+    broker.seed_deployable(&spec.pacticipant, &first);
+
+    let agent = Agent::start(&world, &[]);
+    agent.wait_status(
+        "gitver",
+        Duration::from_secs(60),
+        "Ready at the first commit",
+        |s| s["phase"] == "Ready" && s["releases"]["web"]["version"] == first.as_str(),
+    );
+    assert_eq!(broker.current(&spec.pacticipant), [first.as_str()]);
+
+    git(
+        &world.desired,
+        &["commit", "--quiet", "--allow-empty", "-m", "next"],
+    );
+    let next = git(&world.desired, &["rev-parse", "HEAD"])[..12].to_string();
+    broker.seed_deployable(&spec.pacticipant, &next);
+    agent.wait_status(
+        "gitver",
+        Duration::from_secs(60),
+        "Ready at the next commit",
+        |s| s["phase"] == "Ready" && s["releases"]["web"]["version"] == next.as_str(),
+    );
+    let recorded = crate::support::agent::wait_until(Duration::from_secs(20), || {
+        broker.current(&spec.pacticipant) == [next.as_str()]
+    });
+    assert!(recorded, "{:?}", broker.records(&spec.pacticipant));
+    assert_eq!(
+        broker.records(&spec.pacticipant),
+        [(first, false), (next, true)]
+    );
 }
