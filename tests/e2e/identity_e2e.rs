@@ -11,7 +11,6 @@
 //! - A gate-only service (gated and recorded, never given to Compose) in per-service and
 //!   all-or-nothing mode, through the three identity forms: written out, digest, git.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use c2quay_broker_emulator::{EmulatorConfig, RunningEmulator};
@@ -20,6 +19,7 @@ use serde_json::Value;
 use crate::support::c2quay::{Svc, World, deployed, emulator, pact};
 use crate::support::docker::{free_port, http_get, require_docker};
 use crate::support::git::{commit_all, git};
+use crate::support::pact::pact_cli;
 use crate::support::registry::{digest_of, digest_ref, require_registry};
 
 /// The broker environment of [`emulator`].
@@ -116,7 +116,7 @@ async fn official_can_i_deploy(
     pacticipant: &str,
     version: &str,
 ) -> Option<bool> {
-    let bin = pact_cli()?;
+    let bin = pact_cli("the official can-i-deploy comparison")?;
     let run = |json: bool| {
         let mut cmd = tokio::process::Command::new(&bin);
         cmd.args(["broker", "can-i-deploy", "--pacticipant", pacticipant])
@@ -153,32 +153,6 @@ async fn official_can_i_deploy(
     let deployable = summary["deployable"] == Value::Bool(true);
     assert_eq!(table.status.success(), deployable, "exit code vs {summary}");
     Some(deployable)
-}
-
-fn pact_cli() -> Option<PathBuf> {
-    let from_path = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("pact"))
-            .find(|p| p.is_file())
-    });
-    let found = std::env::var_os("PACT_CLI")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([PathBuf::from("/usr/local/bin/pact")])
-        .chain(from_path)
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let required = std::env::var_os("C2QUAY_REQUIRE_PACT_CLI").is_some()
-            || std::env::var_os("CI").is_some();
-        assert!(
-            !required,
-            "the official `pact` CLI is required but was not found"
-        );
-        eprintln!(
-            "SKIP the official can-i-deploy comparison: no `pact` CLI (pip install pact-python-cli)"
-        );
-    }
-    found
 }
 
 /// Asserts that the official CLI answers `gate_allowed` for `pacticipant` `version`.
