@@ -19,6 +19,9 @@
 #                      /opt/c2quay-test, linked as /usr/local/bin/pact
 #   prometheus         Debian package (prometheus, promtool); never started here
 #   systemd-analyze    Debian package systemd (unit-file verification)
+#   image registry     Debian docker-registry on 127.0.0.1:5000 (background, own
+#                      session; log: /var/log/docker-registry-c2quay.log), with
+#                      c2quay-test/web:1 and :2 pushed (digest pins, pull: always)
 #
 # Not root, or something cannot be installed: says what is missing and how to
 # get it, exits non-zero.
@@ -361,6 +364,107 @@ else
   [ -n "$ctx" ] && rm -rf "$ctx"
   # Dangling layers from replaced images.
   docker image prune -f --filter "label=$IMAGE_LABEL" >/dev/null 2>&1 || true
+fi
+
+# --- image registry ------------------------------------------------------------------
+
+# Debian's docker-registry (the Distribution registry), listening on 127.0.0.1:5000 only, with
+# c2quay-test/web:1 and :2 pushed to it: digest pins (`version: { from: digest }`), real
+# `pull: always` and moved tags need a registry, and nothing may come from a public one.
+# Docker trusts a 127.0.0.0/8 registry as insecure (plain HTTP) by default, so the daemon needs
+# no flag. Started in the background in its own session (this machine may have no systemd as
+# PID 1), like dockerd; its storage is the package's /var/lib/docker-registry.
+
+registry_get() {
+  timeout 5 bash -c 'exec 3<>"/dev/tcp/${0%:*}/${0#*:}" \
+    && printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$1" "$0" >&3 && cat <&3' "$REGISTRY_ADDR" "$1" 2>/dev/null
+}
+registry_answers() { registry_get /v2/ | head -n 1 | grep -q ' 200 '; }
+registry_live() {
+  local pid
+  for pid in $(pgrep -x docker-registry 2>/dev/null); do is_live "$pid" docker-registry && return 0; done
+  return 1
+}
+# pushed_ok TAG: 127.0.0.1:5000/TAG is TAG's image, has a RepoDigest there, and the registry
+# lists the tag.
+pushed_ok() {
+  local tag="$1" remote="$REGISTRY_ADDR/$1"
+  [ "$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null)" = \
+    "$(docker image inspect -f '{{.Id}}' "$remote" 2>/dev/null)" ] || return 1
+  docker image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' "$remote" 2>/dev/null \
+    | grep -q "^$REGISTRY_ADDR/${tag%:*}@sha256:" || return 1
+  registry_get "/v2/${tag%:*}/tags/list" | grep -q "\"${tag##*:}\""
+}
+
+REGISTRY_ADDR="127.0.0.1:5000"
+REGISTRY_LOG="/var/log/docker-registry-c2quay.log"
+# Our own config: the package's enables htpasswd auth and listens on every interface.
+REGISTRY_CONFIG="$TOOLS_DIR/registry.yml"
+REGISTRY_STORAGE="/var/lib/docker-registry"
+REGISTRY_IMAGES=("c2quay-test/web:1" "c2quay-test/web:2")
+
+ensure_debs "docker-registry" 'command -v docker-registry' docker-registry || true
+if ! command -v docker-registry >/dev/null 2>&1; then
+  report "registry $REGISTRY_ADDR" "SKIPPED (no docker-registry)"
+elif registry_answers; then
+  report "registry $REGISTRY_ADDR" "ok (already running)"
+elif [ "$IS_ROOT" -ne 1 ]; then
+  report "registry $REGISTRY_ADDR" "NOT RUNNING"
+  missing "registry: run this script as root to start docker-registry on $REGISTRY_ADDR"
+else
+  t=$(now_ns)
+  mkdir -p "$TOOLS_DIR" "$REGISTRY_STORAGE"
+  cat >"$REGISTRY_CONFIG.new" <<REGISTRY_YAML
+# Written by scripts/test-world.sh: the test world's registry, loopback only, no auth.
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_STORAGE
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+REGISTRY_YAML
+  mv -f "$REGISTRY_CONFIG.new" "$REGISTRY_CONFIG"
+  if ! registry_live; then
+    echo "=== $(date -Is) test-world.sh: docker-registry on $REGISTRY_ADDR" >>"$REGISTRY_LOG"
+    setsid nohup docker-registry serve "$REGISTRY_CONFIG" >>"$REGISTRY_LOG" 2>&1 </dev/null &
+  fi
+  deadline=$(( $(date +%s) + 20 ))
+  until registry_answers || [ "$(date +%s)" -ge "$deadline" ]; do sleep 0.3; done
+  if registry_answers; then
+    report "registry $REGISTRY_ADDR" "started in $(secs_since "$t")s (log: $REGISTRY_LOG)"
+  else
+    report "registry $REGISTRY_ADDR" "FAILED"
+    tail -n 20 "$REGISTRY_LOG" >&2 || true
+    if registry_live; then
+      echo "a docker-registry runs but does not answer 200 on $REGISTRY_ADDR (another config?)" >&2
+    fi
+    missing "registry: docker-registry did not answer on $REGISTRY_ADDR; see $REGISTRY_LOG"
+  fi
+fi
+
+if registry_answers && docker_answers; then
+  for tag in "${REGISTRY_IMAGES[@]}"; do
+    if pushed_ok "$tag"; then
+      report "pushed $REGISTRY_ADDR/$tag" "ok (already present)"
+      continue
+    fi
+    t=$(now_ns)
+    if docker tag "$tag" "$REGISTRY_ADDR/$tag" \
+       && docker push -q "$REGISTRY_ADDR/$tag" >/tmp/c2quay-registry-push.log 2>&1 \
+       && pushed_ok "$tag"; then
+      report "pushed $REGISTRY_ADDR/$tag" "in $(secs_since "$t")s"
+    else
+      report "pushed $REGISTRY_ADDR/$tag" "FAILED"
+      cat /tmp/c2quay-registry-push.log >&2 || true
+      missing "registry: docker push $REGISTRY_ADDR/$tag failed"
+    fi
+  done
 fi
 
 # --- summary ---------------------------------------------------------------------

@@ -358,7 +358,7 @@ pub fn changed_services(
         let applied_release = applied.releases.get(service);
         let version_changed = spec.version.is_some()
             && env.gated_services().contains(service)
-            && applied_release.and_then(|r| r.version.as_deref()) != spec.version.as_deref();
+            && applied_release.and_then(|r| r.version.as_deref()) != env.version(service);
         let image_changed = match env.pinned_image(service) {
             Some(desired_image) if !spec.gate_only => match applied_release {
                 Some(release) if !release.image.is_empty() => release.image != desired_image,
@@ -541,7 +541,7 @@ fn describe_change(
         .releases
         .get(service)
         .and_then(|r| r.version.clone());
-    match (env.pinned_image(service), &spec.version) {
+    match (env.pinned_image(service), env.version(service)) {
         (Some(image), Some(version)) if !spec.gate_only => format!(
             "{service} {} -> {version} ({} -> {image})",
             applied_version.as_deref().unwrap_or("none"),

@@ -1,5 +1,6 @@
 //! The desired directory as a git work tree: the commit it is at ([`Revision`], read once per
-//! load of the desired set) and the one-shot sync ([`sync::sync`]: fetch, then fast-forward
+//! load of the desired set; [`head_commit`], the same commit read from the files, for
+//! `version: { from: git }`) and the one-shot sync ([`sync::sync`]: fetch, then fast-forward
 //! only, refusing a dirty or diverged checkout).
 //!
 //! `git` itself runs through the crate's one child-process runner (`docker::run`: process
@@ -12,6 +13,7 @@
 //!
 //! **Invariant:** only this module names `git` as a program.
 
+mod head;
 pub mod sync;
 
 use std::ffi::OsString;
@@ -19,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::docker::run::{ChildEnv, Output, run_raw_with_env};
+
+pub use head::head_commit;
 
 /// How long a local git command (no network) may take.
 pub const LOCAL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -89,6 +93,14 @@ pub enum Error {
         /// Commits on the upstream only.
         behind: u64,
     },
+    /// HEAD could not be read from the git directory's files ([`head_commit`]).
+    #[error("cannot read the commit of {}: {detail}", dir.display())]
+    Unreadable {
+        /// The directory.
+        dir: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
     /// Git's output could not be understood.
     #[error("cannot understand `git {command}` in {}: {detail}", dir.display())]
     Parse {
@@ -112,6 +124,7 @@ impl Error {
             Error::NoUpstream { .. } => "no_upstream",
             Error::Dirty { .. } => "dirty",
             Error::Diverged { .. } => "diverged",
+            Error::Unreadable { .. } => "unreadable",
             Error::Parse { .. } => "parse",
         }
     }

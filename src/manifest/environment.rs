@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::problem::{Problem, Severity};
 use super::types::Manifest;
+use super::version::VersionSpec;
 
 /// How long `compose up --wait` may take when `compose.waitTimeout` is not set.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -15,7 +16,8 @@ pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Environment {
     /// The manifest file.
     pub source: PathBuf,
-    /// The manifest as written.
+    /// The manifest as written, except that each `version: { from: ... }` is replaced by the
+    /// version it resolved to when loaded (the generation hashes that).
     pub manifest: Manifest,
     /// `compose.project`, or `metadata.name` when not set.
     pub project: String,
@@ -66,11 +68,18 @@ impl Environment {
             .unwrap_or_else(|| service.to_string())
     }
 
+    /// The release identity of a service: its `version` as written or as resolved from its
+    /// image's digest or the desired directory's commit.
+    pub fn version(&self, service: &str) -> Option<&str> {
+        let spec = self.manifest.spec.services.get(service)?;
+        spec.version.as_ref().and_then(VersionSpec::literal)
+    }
+
     /// The image to pin for a service, with `{version}` replaced by its version.
     pub fn pinned_image(&self, service: &str) -> Option<String> {
         let spec = self.manifest.spec.services.get(service)?;
         let image = spec.image.as_deref()?;
-        Some(expand_image(image, spec.version.as_deref()))
+        Some(expand_image(image, self.version(service)))
     }
 
     /// Services with a version and a broker configured, in name order (`gateOnly` included).

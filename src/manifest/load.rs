@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use super::environment::{Environment, missing_compose_files};
 use super::locate::line_of;
-use super::parse::parse_str;
+use super::parse::parse_with;
 use super::problem::{FieldPath, Problem, Severity};
+use super::version::DesiredCommit;
 use super::{Error, LoadReport, Result};
 
 /// The largest manifest file read (1 MiB); larger files are refused.
@@ -35,6 +36,8 @@ pub fn load_dir(dir: &Path) -> Result<LoadReport> {
     names.sort();
     let canonical_dir = dir.canonicalize().map_err(read_error)?;
     let mut report = LoadReport::default();
+    // One commit for every `version: { from: git }` of this load, read on first use.
+    let commit = DesiredCommit::new(dir);
     let mut texts: BTreeMap<PathBuf, String> = BTreeMap::new();
     for name in names {
         let path = dir.join(&name);
@@ -49,7 +52,7 @@ pub fn load_dir(dir: &Path) -> Result<LoadReport> {
                 continue;
             }
         };
-        match parse_with_local_checks(&text, &path) {
+        match parse_with_local_checks(&text, &path, &commit) {
             Ok(env) => {
                 report.problems.extend(env.warnings.iter().cloned());
                 report.environments.push(env);
@@ -69,7 +72,8 @@ pub fn load_dir(dir: &Path) -> Result<LoadReport> {
 /// Loads one manifest file. `Ok` carries warnings (including Compose files missing here).
 pub fn load_file(path: &Path) -> std::result::Result<Environment, Vec<Problem>> {
     let text = read_text(path).map_err(|problem| vec![problem])?;
-    parse_with_local_checks(&text, path)
+    let dir = path.parent().unwrap_or(Path::new("."));
+    parse_with_local_checks(&text, path, &DesiredCommit::new(dir))
 }
 
 /// Whether a directory entry is a manifest to load (by name only).
@@ -84,8 +88,9 @@ pub fn is_manifest_name(name: &str) -> bool {
 fn parse_with_local_checks(
     text: &str,
     path: &Path,
+    commit: &DesiredCommit,
 ) -> std::result::Result<Environment, Vec<Problem>> {
-    let mut env = parse_str(text, path)?;
+    let mut env = parse_with(text, path, commit)?;
     let mut missing = missing_compose_files(&env, Severity::Warning);
     for problem in &mut missing {
         if let Some(field) = &problem.field {

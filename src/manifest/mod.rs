@@ -3,7 +3,8 @@
 //! Owns the file format (DESIGN.md §3): [`Manifest`] (serde types, unknown fields are errors),
 //! the duration grammar and bounds (`duration.rs`), the shape check against the JSON Schema
 //! that reports every structural error of a file at once (`shape.rs`), the rules checked
-//! beyond types (`rules.rs`), the inline-secret scan (`secrets.rs`), and
+//! beyond types (`rules.rs`), release identity from the artefacts (`version.rs`: `version:
+//! { from: digest | git }`, resolved at load), the inline-secret scan (`secrets.rs`), and
 //! [`load_dir`], which turns a desired directory into valid [`Environment`]s plus a list of
 //! [`Problem`]s with file, line, column and field. Does not know about Docker or the broker.
 //!
@@ -20,6 +21,7 @@ mod rules;
 mod secrets;
 mod shape;
 mod types;
+mod version;
 
 use std::path::PathBuf;
 
@@ -31,6 +33,7 @@ pub use parse::parse_str;
 pub use problem::{FieldPath, Problem, Segment, Severity};
 pub use secrets::looks_like_credential;
 pub use types::*;
+pub use version::{VersionFrom, VersionSource, VersionSpec, image_digest};
 
 /// The result of loading a desired directory: what is valid, and every problem found.
 #[derive(Debug, Clone, Default)]

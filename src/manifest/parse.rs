@@ -2,8 +2,11 @@
 //! check against the JSON Schema (every structural error at once), the typed parse, the rules,
 //! then path resolution and the generation hash.
 //!
-//! Pure apart from reading the current directory to make a relative source path absolute; the
+//! Pure apart from reading the current directory to make a relative source path absolute, and
+//! the desired directory's HEAD for `version: { from: git }` (once per load, files only); the
 //! filesystem checks (file size, Compose files exist) are in `load.rs` and `environment.rs`.
+//! Every `version: { from: ... }` is resolved here, so an [`Environment`]'s manifest holds
+//! literal versions only and its generation changes whenever a resolved version does.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -13,11 +16,25 @@ use super::environment::Environment;
 use super::locate::{line_of, value_of};
 use super::problem::{FieldPath, Problem, Severity};
 use super::types::Manifest;
+use super::version::{DesiredCommit, resolve_versions, versions_as_written};
 use super::{rules, secrets, shape};
 
 /// Parses and validates one manifest. `source` names the file in problems and anchors a
 /// relative `compose.directory`. `Ok` carries the warnings; `Err` carries errors and warnings.
+///
+/// A `version: { from: git }` reads the commit of the work tree holding `source`'s directory
+/// (files only, no process: [`crate::git::head_commit`]); `version.rs` resolves it.
 pub fn parse_str(text: &str, source: &Path) -> Result<Environment, Vec<Problem>> {
+    let dir = source.parent().unwrap_or(Path::new("."));
+    parse_with(text, source, &DesiredCommit::new(dir))
+}
+
+/// [`parse_str`] with the desired directory's commit shared by the files of one load.
+pub(super) fn parse_with(
+    text: &str,
+    source: &Path,
+    commit: &DesiredCommit,
+) -> Result<Environment, Vec<Problem>> {
     let at = |path: &FieldPath, message: String, severity: Severity| {
         let location = line_of(text, path);
         Problem {
@@ -49,15 +66,28 @@ pub fn parse_str(text: &str, source: &Path) -> Result<Environment, Vec<Problem>>
     }
     // The typed parse; when it fails, every structural error at once (serde_yaml stops at
     // the first) from the schema, or the parse's own error for what the schema cannot say.
-    let manifest: Manifest = match serde_yaml::from_str(text) {
+    let mut manifest: Manifest = match serde_yaml::from_str(text) {
         Ok(manifest) => manifest,
         Err(error) => return Err(structural_errors(text, source, &raw, &error)),
     };
-    let problems: Vec<Problem> = rules::check(&manifest)
+    let mut problems: Vec<Problem> = versions_as_written(text, &raw, &mut manifest)
         .into_iter()
-        .map(|finding| at(&finding.path, finding.message, finding.severity))
+        .map(|(path, message)| at(&path, message, Severity::Error))
         .collect();
+    problems.extend(
+        rules::check(&manifest)
+            .into_iter()
+            .map(|finding| at(&finding.path, finding.message, finding.severity)),
+    );
     if problems.iter().any(Problem::is_error) {
+        return Err(problems);
+    }
+    let unresolved: Vec<Problem> = resolve_versions(&mut manifest, commit)
+        .into_iter()
+        .map(|(path, message)| at(&path, message, Severity::Error))
+        .collect();
+    if !unresolved.is_empty() {
+        problems.extend(unresolved);
         return Err(problems);
     }
     Ok(build(source, manifest, problems))

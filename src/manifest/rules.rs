@@ -9,6 +9,7 @@ use super::problem::{FieldPath, Severity};
 use super::types::{
     API_VERSION, BrokerSpec, KIND, Manifest, SMOKE_CHECK_KINDS, ServiceSpec, SmokeCheck,
 };
+use super::version::{self, VersionSource, VersionSpec};
 
 /// One rule violation or warning.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,25 +298,16 @@ fn check_service(
             "must not be empty when set (default: the service name)".into(),
         );
     }
-    if let Some(version) = &service.version {
-        if version.trim().is_empty() {
-            out.error(
-                path.key("version"),
-                "must not be empty: it is the release identity recorded in the broker".into(),
-            );
-        } else if version.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            out.error(
-                path.key("version"),
-                format!("{version:?} must not contain whitespace"),
-            );
-        }
-        if manifest.spec.broker.is_none() {
-            out.warning(
-                path.key("version"),
-                "not gated: no broker (spec.broker is not set, so this version is pinned but never checked or recorded)".into(),
-            );
-        }
+    for (field, message) in version::check(service, path) {
+        out.error(field, message);
     }
+    if service.version.is_some() && manifest.spec.broker.is_none() {
+        out.warning(
+            path.key("version"),
+            "not gated: no broker (spec.broker is not set, so this version is pinned but never checked or recorded)".into(),
+        );
+    }
+    let from_digest = (service.version.as_ref()).is_some_and(|v| v.is_from(VersionSource::Digest));
     if service.gate_only {
         if service.version.is_none() {
             out.error(
@@ -323,13 +315,13 @@ fn check_service(
                 "a gateOnly service needs a `version` (what to gate and record)".into(),
             );
         }
-        if service.image.is_some() {
+        if service.image.is_some() && !from_digest {
             out.warning(
                 path.key("image"),
                 "ignored: a gateOnly service is not run by this Compose project".into(),
             );
         }
-    } else if service.version.is_some() && service.image.is_none() {
+    } else if service.version.is_some() && service.image.is_none() && !from_digest {
         out.error(
             path.key("image"),
             "missing: a service with a `version` needs an `image` (e.g. registry/app:{version}), or `gateOnly: true` \
@@ -337,18 +329,21 @@ fn check_service(
                 .into(),
         );
     }
-    let usable_version = service
-        .version
-        .as_deref()
-        .is_none_or(|v| !v.trim().is_empty());
+    let empty = (service.version.as_ref().and_then(VersionSpec::literal))
+        .is_some_and(|v| v.trim().is_empty());
     if let Some(image) = &service.image
         && !service.gate_only
-        && usable_version
+        && !empty
+        && !(from_digest && image.contains("{version}"))
     {
+        let expanded = service
+            .version
+            .as_ref()
+            .and_then(version::expansion_for_rules);
         check_image(
             manifest,
             image,
-            service.version.as_deref(),
+            expanded.as_deref(),
             &path.key("image"),
             out,
         );

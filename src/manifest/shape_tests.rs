@@ -212,6 +212,8 @@ fn value_constraints_are_the_ones_rules_check() {
             "/$defs/HttpCheck/properties/status/minimum",
             "/$defs/HttpCheck/properties/url/pattern",
             "/$defs/Metadata/properties/name/pattern",
+            "/$defs/ServiceSpec/properties/version/properties/short/maximum",
+            "/$defs/ServiceSpec/properties/version/properties/short/minimum",
             "/$defs/SmokeCheck/properties/attempts/minimum",
             "/properties/apiVersion/pattern",
             "/properties/kind/pattern",

@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::duration::DurationSpec;
+use super::version::VersionSpec;
 
 /// The only `apiVersion` this build understands.
 pub const API_VERSION: &str = "c2quay.dev/v1";
@@ -153,9 +154,12 @@ pub struct ServiceSpec {
     /// Pacticipant name in the broker; defaults to the service name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pacticipant: Option<String>,
-    /// Release identity recorded in the broker. A service with a version is gated.
+    /// Release identity recorded in the broker. A service with a version is gated. A string,
+    /// or taken from what is deployed: `{ from: digest }` (the pinned image's `sha256:<hex>`
+    /// digest) or `{ from: git }` (the desired directory's commit; `short: N` keeps its first N
+    /// hex digits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    pub version: Option<VersionSpec>,
     /// Image to pin; `{version}` is replaced by `version`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,

@@ -418,13 +418,10 @@ pub fn candidates(env: &Environment, services: &[String]) -> Vec<Candidate> {
         .iter()
         .filter(|s| gated.contains(s))
         .filter_map(|s| {
-            env.manifest.spec.services[s]
-                .version
-                .as_ref()
-                .map(|v| Candidate {
-                    pacticipant: env.pacticipant(s),
-                    version: v.clone(),
-                })
+            env.version(s).map(|v| Candidate {
+                pacticipant: env.pacticipant(s),
+                version: v.to_string(),
+            })
         })
         .collect()
 }

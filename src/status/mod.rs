@@ -179,7 +179,7 @@ pub fn record_applied(
         status.releases.insert(
             service.clone(),
             Release {
-                version: spec.version.clone(),
+                version: env.version(service).map(str::to_string),
                 image,
                 image_id,
                 pacticipant: Some(env.pacticipant(service)),

@@ -27,6 +27,7 @@ mod gate_waves_e2e;
 mod gitops_e2e;
 mod host_faults;
 mod hosts_e2e;
+mod identity_e2e;
 mod interrupt_e2e;
 mod kill_loop;
 mod orphan_records_e2e;

@@ -10,38 +10,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::pact::pact_cli;
 use c2quay::broker::{Broker, Candidate, Config, GateAnswer, GateMode, HttpBroker, Verdict};
 use c2quay_broker_emulator::{EmulatorConfig, RunningEmulator, start};
 use serde_json::{Value, json};
 
 /// The most one CLI invocation may take.
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn pact_cli(test: &str) -> Option<PathBuf> {
-    let from_env = std::env::var_os("PACT_CLI").map(PathBuf::from);
-    let from_path = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("pact"))
-            .find(|p| p.is_file())
-    });
-    let found = from_env
-        .into_iter()
-        .chain(std::iter::once(PathBuf::from("/usr/local/bin/pact")))
-        .chain(from_path)
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let required = std::env::var_os("C2QUAY_REQUIRE_PACT_CLI").is_some()
-            || std::env::var_os("CI").is_some();
-        assert!(
-            !required,
-            "the official `pact` CLI is required (CI or C2QUAY_REQUIRE_PACT_CLI is set) but was not found"
-        );
-        println!(
-            "SKIP {test}: the official `pact` CLI was not found (pip install pact-python-cli)"
-        );
-    }
-    found
-}
 
 struct Out {
     code: i32,

@@ -400,3 +400,41 @@ fn version_names_the_commit_and_its_date() {
         "a YYYY-MM-DD date: {text}"
     );
 }
+
+/// Issue 21 item 3: `version: { from: git }` is refused outside a git work tree, at its field,
+/// and resolved to the commit once the directory is one; `-o json` carries the location.
+#[test]
+fn a_git_version_is_refused_outside_a_work_tree_and_valid_inside_one() {
+    let dir = tempfile::tempdir().unwrap();
+    if crate::support::git::git_dir_above(dir.path()) {
+        return; // the temp directory is itself inside a work tree: nothing to show here
+    }
+    let desired = dir.path().join("desired");
+    std::fs::create_dir(&desired).unwrap();
+    let manifest = "apiVersion: c2quay.dev/v1\nkind: Environment\nmetadata:\n  name: shop\nspec:\n  \
+                    compose:\n    directory: /srv/shop\n  broker:\n    url: http://127.0.0.1:9292\n    \
+                    environment: staging\n  services:\n    web:\n      version: { from: git, short: 12 }\n      \
+                    image: \"c2quay-test/web:{version}\"\n";
+    std::fs::write(desired.join("shop.yaml"), manifest).unwrap();
+    let target = desired.to_str().unwrap();
+
+    let refused = c2quay(&["validate", target]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let expected = format!(
+        "{target}/shop.yaml:13:18: spec.services.web.version.from: `from: git` takes the version \
+         from the desired directory's commit, but {target} is not in a git work tree"
+    );
+    assert!(stdout(&refused).contains(&expected), "{}", stdout(&refused));
+    let json = c2quay(&["validate", target, "-o", "json"]);
+    assert!(
+        stdout(&json).contains("\"field\":\"spec.services.web.version.from\"")
+            || stdout(&json).contains("\"field\": \"spec.services.web.version.from\""),
+        "{}",
+        stdout(&json)
+    );
+
+    crate::support::git::git(&desired, &["init", "--quiet"]);
+    crate::support::git::commit_all(&desired, "shop");
+    let valid = c2quay(&["validate", target]);
+    assert_eq!(valid.status.code(), Some(0), "{}", stdout(&valid));
+}

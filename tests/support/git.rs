@@ -88,3 +88,9 @@ pub fn commit_all(dir: &Path, message: &str) -> String {
     git(dir, &["commit", "--quiet", "-m", message]);
     git(dir, &["rev-parse", "HEAD"])
 }
+
+/// Whether `dir` or a directory above it holds a `.git` (then it is inside a work tree).
+pub fn git_dir_above(dir: &Path) -> bool {
+    let dir = std::fs::canonicalize(dir).expect("canonical path");
+    dir.ancestors().any(|d| d.join(".git").exists())
+}

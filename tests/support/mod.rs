@@ -6,4 +6,6 @@ pub mod agent;
 pub mod c2quay;
 pub mod docker;
 pub mod git;
+pub mod pact;
 pub mod prom;
+pub mod registry;

@@ -416,7 +416,7 @@ fn describe_plan(env: &Environment, changes: &plan::Changes) -> String {
         .iter()
         .map(|s| {
             let spec = &env.manifest.spec.services[s];
-            match (env.pinned_image(s), &spec.version) {
+            match (env.pinned_image(s), env.version(s)) {
                 (Some(image), Some(v)) if !spec.gate_only => format!("{s} -> {v} ({image})"),
                 (Some(image), _) => format!("{s} -> {image}"),
                 (None, Some(v)) => format!("{s} -> {v} (gate only)"),
