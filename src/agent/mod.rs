@@ -8,10 +8,12 @@
 
 pub mod claims;
 mod desired;
+mod gauges;
 mod git_sync;
 mod http;
 pub mod models;
 mod orphaned;
+mod out_of_sync;
 mod pending;
 mod queue;
 mod reconcile;
@@ -122,11 +124,10 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// True when every environment ended `Ready` (or `Suspended`).
+    /// True when every environment ended `Ready` (or held on purpose: `Suspended`, or
+    /// `OutOfSync` by `policy.sync: manual` or `deploy --service`).
     pub fn all_ready(&self) -> bool {
-        self.phases
-            .values()
-            .all(|p| p == "Ready" || p == "Suspended")
+        (self.phases.values()).all(|p| matches!(p.as_str(), "Ready" | "Suspended" | "OutOfSync"))
     }
 }
 
@@ -275,7 +276,7 @@ where
             let ctx = ctx.clone();
             let shared = shared.clone();
             running.spawn(async move {
-                let outcome = reconcile(&ctx, &shared, &name).await;
+                let outcome = reconcile(&ctx, &shared, &name, false).await;
                 (name, outcome)
             });
         }

@@ -236,7 +236,10 @@ pub async fn plan(args: PlanArgs) -> i32 {
                     services.iter().filter(named).cloned().collect()
                 };
                 let diff = match &plan.action {
-                    Action::Deploy { changed, removed } => plan_diff(
+                    Action::Deploy { changed, removed }
+                    | Action::OutOfSync {
+                        changed, removed, ..
+                    } => plan_diff(
                         &ctx.state,
                         env,
                         &model,
@@ -248,7 +251,7 @@ pub async fn plan(args: PlanArgs) -> i32 {
                 };
                 let gate = if matches!(
                     plan.action,
-                    Action::Deploy { .. } | Action::WaitForGate { .. }
+                    Action::Deploy { .. } | Action::WaitForGate { .. } | Action::OutOfSync { .. }
                 ) {
                     match pipeline::verify(&ctx, env, only).await {
                         Ok(report) => report.gate_reasons_or_ok(),
