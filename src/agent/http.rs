@@ -121,6 +121,7 @@ async fn trigger_one<C, B, S>(
         &state.trigger,
         &state.shared,
         Some(name),
+        peer.addr,
         &query,
         &headers,
         &body,
@@ -136,7 +137,8 @@ async fn trigger_all<C, B, S>(
     body: Bytes,
 ) -> Response {
     let _held = peer.hold();
-    trigger::handle(&state.trigger, &state.shared, None, &query, &headers, &body).await
+    let (trigger, shared) = (&state.trigger, &state.shared);
+    trigger::handle(trigger, shared, None, peer.addr, &query, &headers, &body).await
 }
 
 async fn readyz<C, B, S>(State(state): State<Arc<AppState<C, B, S>>>) -> Response {
@@ -217,7 +219,6 @@ struct BoundedListener {
 /// deadline while a handler works on a response it promised ([`Peer::hold`]).
 #[derive(Debug, Clone)]
 struct Peer {
-    #[allow(dead_code)]
     addr: SocketAddr,
     held: Arc<AtomicU8>,
 }

@@ -215,11 +215,13 @@ impl TriggerQuery {
     }
 }
 
-/// Answers one trigger request: `name` is the environment (`None`: all of this host's).
+/// Answers one trigger request from `peer`: `name` is the environment (`None`: all of this
+/// host's).
 pub async fn handle(
     trigger: &Trigger,
     shared: &std::sync::Arc<Shared>,
     name: Option<String>,
+    peer: std::net::SocketAddr,
     query: &TriggerQuery,
     headers: &HeaderMap,
     body: &[u8],
@@ -239,7 +241,7 @@ pub async fn handle(
             return (StatusCode::FORBIDDEN, axum::Json(json!({ "error": error }))).into_response();
         }
         Err(Refusal::Unauthorized) => {
-            warn!(environment = ?name, "trigger refused: no valid token or signature");
+            warn!(environment = ?name, %peer, "trigger refused: no valid token or signature");
             let error = "no valid credentials: send `Authorization: Bearer <token>` or an \
                          `X-Hub-Signature-256: sha256=<hex>` HMAC of the body";
             return (
@@ -260,7 +262,7 @@ pub async fn handle(
                 .into_response();
         }
     };
-    info!(environment = ?name, wait, "trigger accepted");
+    info!(environment = ?name, wait, %peer, "trigger accepted");
     if !wait && shared.git_sync.is_some() {
         // The sync may take minutes: accepted now, run in the background.
         let (trigger, shared) = (trigger.clone(), shared.clone());

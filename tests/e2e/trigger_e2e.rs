@@ -286,6 +286,17 @@ fn ten_concurrent_triggers_make_one_deploy() {
         reconciles <= 2,
         "10 triggers, {reconciles} reconciles: {status}"
     );
+
+    // Every environment of the host at once: the worst outcome decides (all up to date here).
+    let (code, answer) = post(&agent, "/api/v1/reconcile?wait=true", &bearer(TOKEN), "");
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["outcome"], "upToDate", "{answer}");
+    let environments = answer["environments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(environments.len(), 1, "{answer}");
+    assert_eq!(environments[0]["environment"], "coalesce", "{answer}");
 }
 
 #[test]
