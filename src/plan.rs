@@ -15,8 +15,12 @@ use crate::manifest::{Environment, RollbackMode};
 mod applied;
 mod changes;
 pub mod diff;
+mod drift;
+mod sync;
 
 pub use changes::{Changes, ConfigChange, changes, model_hash};
+pub use drift::Drift;
+pub use sync::GateQuestion;
 
 /// How many heals are allowed inside [`HEAL_WINDOW`] before the environment is `Degraded`.
 pub const MAX_HEALS_PER_WINDOW: usize = 5;
@@ -75,6 +79,17 @@ pub enum Action {
     },
     /// This generation failed and was rolled back; wait for a new commit or `c2quay retry`.
     AwaitChange,
+    /// `policy.sync` is manual and the desired state differs from what was applied: nothing is
+    /// applied until `c2quay deploy` or the trigger endpoint asks ([`plan_requested`]).
+    OutOfSync {
+        /// Services whose desired release or configuration differs from what runs.
+        changed: Vec<String>,
+        /// Services gone from the rendered model.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removed: Vec<String>,
+        /// Whether to ask the broker (read-only) about the changed releases now.
+        gate: GateQuestion,
+    },
     /// `spec.suspend` is set: observe only.
     Suspended,
     /// The manifest is invalid: change nothing.
@@ -93,6 +108,7 @@ impl Action {
             Action::WaitForGate { .. } => "wait-for-gate",
             Action::WaitForHost { .. } => "wait-for-host",
             Action::AwaitChange => "await-change",
+            Action::OutOfSync { .. } => "out-of-sync",
             Action::Suspended => "suspended",
             Action::Invalid => "invalid",
         }
@@ -116,55 +132,6 @@ impl fmt::Display for Plan {
     }
 }
 
-/// Why a service counts as drifted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Drift {
-    /// No container for the service.
-    Missing,
-    /// The container is not running: its state, with the exit code when it exited, e.g.
-    /// `exited (137)` (a kill or an OOM kill), `restarting (3)` (a crash loop), `created` (never
-    /// started: a failed `up`).
-    NotRunning(String),
-    /// The container's healthcheck reports unhealthy.
-    Unhealthy,
-    /// Fewer containers run than the model's `scale` / `deploy.replicas` asks.
-    Replicas {
-        /// Running containers.
-        running: usize,
-        /// What the model asks.
-        wanted: u32,
-    },
-    /// The container was re-created from another configuration than was applied (Compose's
-    /// config hash differs: someone ran `docker compose up` by hand).
-    OtherConfig,
-    /// The container runs another image than was applied.
-    OtherImage {
-        /// What was applied.
-        applied: String,
-        /// What runs.
-        running: String,
-    },
-}
-
-impl fmt::Display for Drift {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Drift::Missing => f.write_str("container missing"),
-            Drift::NotRunning(state) => write!(f, "container {state}"),
-            Drift::Unhealthy => f.write_str("container unhealthy"),
-            Drift::Replicas { running, wanted } => {
-                write!(f, "{running} of {wanted} replicas running")
-            }
-            Drift::OtherConfig => f.write_str(
-                "container re-created outside c2quay from another configuration (Compose config hash differs)",
-            ),
-            Drift::OtherImage { applied, running } => {
-                write!(f, "runs {running} instead of {applied}")
-            }
-        }
-    }
-}
-
 /// Decides the one action for this reconcile. Pure: same inputs, same plan.
 ///
 /// `rendered` is the environment's rendered Compose model; without it (`None`) configuration
@@ -175,6 +142,30 @@ pub fn plan(
     applied: &AppliedState,
     observed: &[Container],
     now: SystemTime,
+) -> Plan {
+    plan_with(desired, rendered, applied, observed, now, false)
+}
+
+/// [`plan`] for a reconcile someone asked for (the trigger endpoint): what `policy.sync:
+/// manual` holds and what the gate's and the host's backoff delay is deployed now. A failed
+/// generation, a suspension and drift are decided as by [`plan`].
+pub fn plan_requested(
+    desired: Desired<'_>,
+    rendered: Option<&RenderedModel>,
+    applied: &AppliedState,
+    observed: &[Container],
+    now: SystemTime,
+) -> Plan {
+    plan_with(desired, rendered, applied, observed, now, true)
+}
+
+fn plan_with(
+    desired: Desired<'_>,
+    rendered: Option<&RenderedModel>,
+    applied: &AppliedState,
+    observed: &[Container],
+    now: SystemTime,
+    requested: bool,
 ) -> Plan {
     let env = match desired {
         Desired::Invalid(message) => {
@@ -211,14 +202,15 @@ pub fn plan(
         // a heal would be the rollback the operator declined.
         let drifted = drifted_services(env, rendered, applied, observed);
         if !drifted.is_empty() {
-            let may_heal = env.manifest.spec.policy.rollback == RollbackMode::On;
+            let hold = (env.manifest.spec.policy.rollback != RollbackMode::On)
+                .then_some("policy.rollback is not on, not healing");
             return drift_plan(
                 env,
                 applied,
                 &drifted,
                 now,
                 &format!("generation {generation} failed and the applied release does not run"),
-                may_heal,
+                hold,
             );
         }
         return Plan {
@@ -238,6 +230,7 @@ pub fn plan(
                 _ => true,
             }
             && now < block.next_attempt_at
+            && !requested
         {
             return Plan {
                 action: Action::WaitForHost {
@@ -247,21 +240,6 @@ pub fn plan(
                     "the host refused generation {generation} ({}); next attempt at {}",
                     block.cause.as_str(),
                     humantime::format_rfc3339_seconds(block.next_attempt_at)
-                ),
-            };
-        }
-        if let Some(block) = &applied.gate_blocked
-            && !changes.releases.is_empty()
-            && block.generation == generation
-            && now < block.next_check_at
-        {
-            return Plan {
-                action: Action::WaitForGate {
-                    next_check_at: block.next_check_at,
-                },
-                reason: format!(
-                    "gate blocked for generation {generation}; next check at {}",
-                    humantime::format_rfc3339_seconds(block.next_check_at)
                 ),
             };
         }
@@ -277,6 +255,30 @@ pub fn plan(
                 .map(|(service, change)| format!("{service}: {change}")),
         );
         details.extend(changes.removed.iter().map(|s| format!("{s}: removed")));
+        // `policy.sync: manual` holds the change (the gate is asked read-only, with its own
+        // backoff); the drift of the applied release is still healed.
+        if !requested
+            && let Some(held) =
+                sync::hold(env, rendered, applied, observed, &changes, &details, now)
+        {
+            return held;
+        }
+        if let Some(block) = &applied.gate_blocked
+            && !changes.releases.is_empty()
+            && block.generation == generation
+            && now < block.next_check_at
+            && !requested
+        {
+            return Plan {
+                action: Action::WaitForGate {
+                    next_check_at: block.next_check_at,
+                },
+                reason: format!(
+                    "gate blocked for generation {generation}; next check at {}",
+                    humantime::format_rfc3339_seconds(block.next_check_at)
+                ),
+            };
+        }
         return Plan {
             action: Action::Deploy {
                 changed: changes.services(),
@@ -292,18 +294,19 @@ pub fn plan(
             reason: format!("generation {generation} is applied and every service runs as applied"),
         };
     }
-    drift_plan(env, applied, &drifted, now, "drift", true)
+    drift_plan(env, applied, &drifted, now, "drift", None)
 }
 
 /// Heal, report or give up on `drifted` services per `policy.selfHeal` and the heal cap; the
-/// reason starts with `context`. `may_heal` false reports only, whatever `selfHeal` says.
+/// reason starts with `context`. A `hold` (why not to heal) reports only, whatever `selfHeal`
+/// says.
 fn drift_plan(
     env: &Environment,
     applied: &AppliedState,
     drifted: &[(String, Drift)],
     now: SystemTime,
     context: &str,
-    may_heal: bool,
+    hold: Option<&str>,
 ) -> Plan {
     let services: Vec<String> = drifted.iter().map(|(s, _)| s.clone()).collect();
     let details = drifted
@@ -317,10 +320,10 @@ fn drift_plan(
             reason: format!("{context} ({details}); policy.selfHeal is false"),
         };
     }
-    if !may_heal {
+    if let Some(hold) = hold {
         return Plan {
             action: Action::ReportDrift { services },
-            reason: format!("{context} ({details}); policy.rollback is not on, not healing"),
+            reason: format!("{context} ({details}); {hold}"),
         };
     }
     let recent = recent_heals(&applied.heals, now);
@@ -570,3 +573,6 @@ mod drift_tests;
 
 #[cfg(test)]
 mod wait_tests;
+
+#[cfg(test)]
+mod sync_tests;

@@ -1,4 +1,6 @@
-//! The agent's HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/api/v1/environments[/{name}]`.
+//! The agent's HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/api/v1/environments[/{name}]`,
+//! and the trigger endpoint (`POST /api/v1/environments/{name}/reconcile`,
+//! `POST /api/v1/reconcile`: [`super::trigger`]).
 //!
 //! Loopback by default. Responses carry no secrets: status files never hold any.
 //!
@@ -6,7 +8,9 @@
 //! accept), and a connection that has not received a response within [`RESPONSE_DEADLINE`] of
 //! being accepted or of its previous response is closed (slowloris, idle keep-alive, a client
 //! that stops reading). Oversized request lines and header sets are refused by hyper's own
-//! limits (about 400 KiB of buffered head, 100 headers); request bodies are never read.
+//! limits (about 400 KiB of buffered head, 100 headers); only the trigger endpoint reads a
+//! body (at most [`MAX_TRIGGER_BODY`], for its signature), and while it waits for the outcome it
+//! asked for (`?wait=true`, bounded by its own timeout) it holds its connection's deadline.
 
 use std::future::Future;
 use std::io;
@@ -18,16 +22,20 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use std::sync::atomic::AtomicU8;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, info, warn};
 
+use super::trigger::{self, Trigger, TriggerQuery};
 use super::{Error, Shared};
 use crate::docker::Compose;
 use crate::pipeline::{Brokers, Context};
@@ -38,10 +46,13 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// How long a connection may go without receiving a response (counted from its accept, then from
 /// its previous response) before it is closed.
 pub const RESPONSE_DEADLINE: Duration = Duration::from_secs(10);
+/// The largest request body the trigger endpoint reads (a forge's push event fits).
+pub const MAX_TRIGGER_BODY: usize = 1 << 20;
 
 struct AppState<C, B, S> {
     ctx: Arc<Context<C, B, S>>,
     shared: Arc<Shared>,
+    trigger: Trigger,
 }
 
 /// Binds `addr` and serves in the background. Binding is done before returning, so a taken
@@ -50,6 +61,7 @@ pub async fn serve<C, B, S>(
     addr: SocketAddr,
     ctx: Arc<Context<C, B, S>>,
     shared: Arc<Shared>,
+    trigger: Trigger,
 ) -> Result<(), Error>
 where
     C: Compose + 'static,
@@ -66,21 +78,67 @@ where
         inner: listener,
         permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
     };
-    let state = Arc::new(AppState { ctx, shared });
+    let state = Arc::new(AppState {
+        ctx,
+        shared,
+        trigger,
+    });
+    let triggers = Router::new()
+        .route("/api/v1/reconcile", post(trigger_all::<C, B, S>))
+        .route(
+            "/api/v1/environments/{name}/reconcile",
+            post(trigger_one::<C, B, S>),
+        )
+        .layer(DefaultBodyLimit::max(MAX_TRIGGER_BODY));
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz::<C, B, S>))
         .route("/metrics", get(metrics::<C, B, S>))
         .route("/api/v1/environments", get(environments::<C, B, S>))
         .route("/api/v1/environments/{name}", get(environment::<C, B, S>))
+        .merge(triggers)
         .with_state(state);
     info!(%addr, "serving /metrics, /healthz, /readyz and /api/v1/environments");
+    let app = app.into_make_service_with_connect_info::<Peer>();
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             warn!(error = %error, "HTTP server stopped");
         }
     });
     Ok(())
+}
+
+async fn trigger_one<C, B, S>(
+    State(state): State<Arc<AppState<C, B, S>>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Path(name): Path<String>,
+    Query(query): Query<TriggerQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let _held = peer.hold();
+    trigger::handle(
+        &state.trigger,
+        &state.shared,
+        Some(name),
+        peer.addr,
+        &query,
+        &headers,
+        &body,
+    )
+    .await
+}
+
+async fn trigger_all<C, B, S>(
+    State(state): State<Arc<AppState<C, B, S>>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Query(query): Query<TriggerQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let _held = peer.hold();
+    let (trigger, shared) = (&state.trigger, &state.shared);
+    trigger::handle(trigger, shared, None, peer.addr, &query, &headers, &body).await
 }
 
 async fn readyz<C, B, S>(State(state): State<Arc<AppState<C, B, S>>>) -> Response {
@@ -157,9 +215,48 @@ struct BoundedListener {
     permits: Arc<Semaphore>,
 }
 
+/// One connection's peer, as handlers see it: its address, and the switch that holds its
+/// deadline while a handler works on a response it promised ([`Peer::hold`]).
+#[derive(Debug, Clone)]
+struct Peer {
+    addr: SocketAddr,
+    held: Arc<AtomicU8>,
+}
+
+/// [`DeadlineIo::held`]: no handler holds the deadline.
+const FREE: u8 = 0;
+/// A handler holds it: it moves on while it is held.
+const HELD: u8 = 1;
+/// The handler let it go: it starts again from now, for the response.
+const RELEASED: u8 = 2;
+
+impl Peer {
+    /// Holds the connection's deadline until the returned guard is dropped: the request was read
+    /// in time, and the handler bounds its own wait.
+    fn hold(&self) -> HoldGuard {
+        self.held.store(HELD, Ordering::SeqCst);
+        HoldGuard(self.held.clone())
+    }
+}
+
+/// Releases a [`Peer::hold`] when dropped.
+struct HoldGuard(Arc<AtomicU8>);
+
+impl Drop for HoldGuard {
+    fn drop(&mut self) {
+        self.0.store(RELEASED, Ordering::SeqCst);
+    }
+}
+
+impl Connected<axum::serve::IncomingStream<'_, BoundedListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, BoundedListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
 impl axum::serve::Listener for BoundedListener {
     type Io = DeadlineIo;
-    type Addr = SocketAddr;
+    type Addr = Peer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
@@ -173,7 +270,11 @@ impl axum::serve::Listener for BoundedListener {
                 }
             };
             match self.permits.clone().try_acquire_owned() {
-                Ok(permit) => return (DeadlineIo::new(stream, permit), peer),
+                Ok(permit) => {
+                    let held = Arc::new(AtomicU8::new(FREE));
+                    let io = DeadlineIo::new(stream, permit, held.clone());
+                    return (io, Peer { addr: peer, held });
+                }
                 Err(_) => {
                     debug!(%peer, limit = MAX_CONNECTIONS, "too many HTTP connections; closing the new one");
                     drop(stream);
@@ -183,7 +284,11 @@ impl axum::serve::Listener for BoundedListener {
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
+        let addr = self.inner.local_addr()?;
+        Ok(Peer {
+            addr,
+            held: Arc::default(),
+        })
     }
 }
 
@@ -192,27 +297,47 @@ impl axum::serve::Listener for BoundedListener {
 struct DeadlineIo {
     stream: TcpStream,
     deadline: Pin<Box<Sleep>>,
+    /// Whether a handler holds the deadline ([`Peer::hold`]): [`FREE`], [`HELD`], [`RELEASED`].
+    held: Arc<AtomicU8>,
     _slot: OwnedSemaphorePermit,
 }
 
 impl DeadlineIo {
-    fn new(stream: TcpStream, slot: OwnedSemaphorePermit) -> DeadlineIo {
+    fn new(stream: TcpStream, slot: OwnedSemaphorePermit, held: Arc<AtomicU8>) -> DeadlineIo {
         DeadlineIo {
             stream,
             deadline: Box::pin(tokio::time::sleep(RESPONSE_DEADLINE)),
+            held,
             _slot: slot,
         }
     }
 
     /// For an operation that is pending: an error once the deadline passed, else pending (the
-    /// deadline's timer wakes the task when it fires).
+    /// deadline's timer wakes the task when it fires). A held deadline moves on instead.
     fn pending_or_expired<T>(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<T>> {
+        self.refresh_hold();
         match self.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "no response within the connection deadline",
             ))),
             Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// A held deadline that passed starts again; a released one starts again once.
+    fn refresh_hold(&mut self) {
+        let restart = match self.held.load(Ordering::SeqCst) {
+            HELD => self.deadline.is_elapsed(),
+            RELEASED => (self.held)
+                .compare_exchange(RELEASED, FREE, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok(),
+            _ => false,
+        };
+        if restart {
+            self.deadline
+                .as_mut()
+                .reset(Instant::now() + RESPONSE_DEADLINE);
         }
     }
 
@@ -242,6 +367,7 @@ impl AsyncRead for DeadlineIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        this.refresh_hold();
         // Checked before reading too: a client trickling bytes is always "ready".
         if this.deadline.is_elapsed() {
             return this.pending_or_expired(cx);

@@ -8,14 +8,18 @@
 
 pub mod claims;
 mod desired;
+mod gauges;
 mod git_sync;
 mod http;
 pub mod models;
 mod orphaned;
+mod out_of_sync;
 mod pending;
 mod queue;
 mod reconcile;
 pub mod resync;
+mod trigger;
+mod trigger_auth;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -33,6 +37,8 @@ use tracing::{debug, info, warn};
 pub use desired::{DesiredEnv, DesiredSet, changed_names};
 pub use queue::WorkQueue;
 pub use reconcile::{ReconcileOutcome, reconcile};
+pub use trigger::TriggerOutcome;
+pub use trigger_auth::{TriggerAuth, hmac_sha256};
 
 use crate::docker::Compose;
 use crate::pipeline::{Brokers, Context};
@@ -73,6 +79,9 @@ pub struct Config {
     /// Keep the desired checkout at its upstream, syncing this often (`--git-sync`); `None`:
     /// something else (the shipped timer) syncs it.
     pub git_sync: Option<Duration>,
+    /// Who may call the trigger endpoint (`--trigger-token-file`,
+    /// `--trigger-hmac-secret-file`); neither: it answers 403.
+    pub trigger: TriggerAuth,
 }
 
 impl Config {
@@ -91,6 +100,7 @@ impl Config {
             claims_dir: None,
             take_over: false,
             git_sync: None,
+            trigger: TriggerAuth::default(),
         }
     }
 }
@@ -110,6 +120,9 @@ pub enum Event {
     Resync,
     /// A resync's container pass finished: these environments need a reconcile.
     Resynced(Vec<String>),
+    /// The trigger endpoint asked for a reconcile now: resolve this ticket of
+    /// [`Shared::triggers`] against the desired set and queue its environments.
+    Triggered(u64),
 }
 
 /// What `--once` prints and returns.
@@ -122,11 +135,10 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// True when every environment ended `Ready` (or `Suspended`).
+    /// True when every environment ended `Ready` (or held on purpose: `Suspended`, or
+    /// `OutOfSync` by `policy.sync: manual` or `deploy --service`).
     pub fn all_ready(&self) -> bool {
-        self.phases
-            .values()
-            .all(|p| p == "Ready" || p == "Suspended")
+        (self.phases.values()).all(|p| matches!(p.as_str(), "Ready" | "Suspended" | "OutOfSync"))
     }
 }
 
@@ -168,6 +180,10 @@ pub struct Shared {
     pub resync_running: AtomicBool,
     /// The Compose projects this agent claimed.
     pub claims: claims::Claims,
+    /// The triggers in flight and the waiters of each environment's next reconcile.
+    pub triggers: trigger::Triggers,
+    /// Asks `--git-sync`'s task for a sync now (the trigger endpoint); `None` without it.
+    pub git_sync: Option<git_sync::GitSyncHandle>,
 }
 
 impl Shared {
@@ -197,6 +213,20 @@ where
     B: Brokers + 'static,
     S: Smoke + 'static,
 {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    let git_sync = match config.git_sync.filter(|_| !config.once) {
+        Some(interval) => {
+            let (metrics, clock) = (ctx.metrics.clone(), ctx.clock.clone());
+            let dir = config.desired.clone();
+            Some(git_sync::start(dir, interval, metrics, clock, tx.clone()))
+        }
+        None => {
+            if let Some(metrics) = ctx.metrics.clone().filter(|_| !config.once) {
+                git_sync::follow_record(ctx.state.root().to_path_buf(), metrics);
+            }
+            None
+        }
+    };
     let shared = Arc::new(Shared {
         desired: RwLock::new(DesiredSet::default()),
         scanned: AtomicBool::new(false),
@@ -214,10 +244,15 @@ where
             ),
             config.take_over,
         ),
+        triggers: trigger::Triggers::default(),
+        git_sync,
     });
-    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     if let Some(addr) = config.listen {
-        http::serve(addr, ctx.clone(), shared.clone()).await?;
+        let trigger = trigger::Trigger {
+            auth: config.trigger.clone(),
+            events: tx.clone(),
+        };
+        http::serve(addr, ctx.clone(), shared.clone(), trigger).await?;
     }
     let _watcher = if config.once {
         None
@@ -233,12 +268,6 @@ where
     } else {
         Some(watch::ComposeWatcher::new(config.debounce, tx.clone())?)
     };
-    if let Some(interval) = config.git_sync.filter(|_| !config.once) {
-        let (metrics, clock) = (ctx.metrics.clone(), ctx.clock.clone());
-        git_sync::start(config.desired.clone(), interval, metrics, clock, tx.clone());
-    } else if let Some(metrics) = ctx.metrics.clone().filter(|_| !config.once) {
-        git_sync::follow_record(ctx.state.root().to_path_buf(), metrics);
-    }
     if config.container_events && !config.once {
         watch::follow_container_events(ctx.clone(), tx.clone());
     }
@@ -276,8 +305,13 @@ where
             let Some(name) = queue.take_next() else { break };
             let ctx = ctx.clone();
             let shared = shared.clone();
+            // A trigger asked for this reconcile: it applies, and its waiters get the outcome.
+            let waiters = shared.triggers.start(&name);
             running.spawn(async move {
-                let outcome = reconcile(&ctx, &shared, &name).await;
+                let outcome = reconcile(&ctx, &shared, &name, waiters.is_some()).await;
+                for waiter in waiters.into_iter().flatten() {
+                    let _ = waiter.send(outcome.clone());
+                }
                 (name, outcome)
             });
         }
@@ -421,6 +455,13 @@ fn handle_event<C: Compose + 'static, B: Brokers + 'static, S: Smoke + 'static>(
             for name in &names {
                 queue.enqueue(name);
             }
+        }
+        Event::Triggered(ticket) => {
+            let names = shared.triggers.resolve(ticket, &read(&shared.desired));
+            for name in &names {
+                queue.enqueue(name);
+            }
+            info!(queued = ?names, "triggered");
         }
     }
 }

@@ -10,12 +10,12 @@ use super::models::RenderFailure;
 use super::pending::refresh_pending;
 use super::{DesiredEnv, Shared, read};
 use crate::docker::Compose;
-use crate::manifest::Environment;
+use crate::manifest::{Environment, SyncMode};
 use crate::metrics::ReconcileResult;
 use crate::pipeline::{self, Brokers, Context, DeployOptions, Outcome, error_chain};
 use crate::plan::{self, Action, Desired};
 use crate::smoke::Smoke;
-use crate::state::{ConditionType, EnvLock, EnvironmentStatus, HistoryEntry, Phase};
+use crate::state::{EnvLock, EnvironmentStatus, HistoryEntry, Phase};
 use crate::status::{Cause, TRANSIENT_RETRY, transition};
 
 /// How long the agent waits for the environment lock (a manual `c2quay deploy` may hold it).
@@ -30,13 +30,21 @@ pub struct ReconcileOutcome {
     pub result: String,
     /// When to reconcile again if nothing else triggers it.
     pub requeue_after: Option<Duration>,
+    /// The status message written (the trigger endpoint answers with it).
+    pub message: String,
+    /// The generation reconciled (empty: no valid manifest).
+    pub generation: String,
 }
 
 /// Reconciles the environment `name` once. Never panics on bad input; errors end in status.
+/// `requested`: someone asked for this reconcile (the trigger endpoint), so it plans with
+/// [`plan::plan_requested`] (a manual environment is applied, a gate backoff is not waited
+/// out).
 pub async fn reconcile<C: Compose, B: Brokers, S: Smoke>(
     ctx: &Arc<Context<C, B, S>>,
     shared: &Arc<Shared>,
     name: &str,
+    requested: bool,
 ) -> ReconcileOutcome {
     let entry = read(&shared.desired).entries.get(name).cloned();
     let generation = match &entry {
@@ -46,7 +54,7 @@ pub async fn reconcile<C: Compose, B: Brokers, S: Smoke>(
     let span = info_span!("reconcile", environment = name, generation = %generation);
     let locked =
         pipeline::with_env_lock(&ctx.state, name, "agent", AGENT_LOCK_WAIT, async |lock| {
-            Ok(reconcile_locked(ctx, shared, name, entry, &generation, lock).await)
+            Ok(reconcile_locked(ctx, shared, name, entry, &generation, lock, requested).await)
         });
     match locked.instrument(span).await {
         Ok(outcome) => outcome,
@@ -58,6 +66,11 @@ pub async fn reconcile<C: Compose, B: Brokers, S: Smoke>(
                 phase: "Unknown".into(),
                 result: "locked".into(),
                 requeue_after: Some(TRANSIENT_RETRY),
+                message: format!(
+                    "the environment lock is held elsewhere: {}",
+                    error_chain(&error)
+                ),
+                generation,
             }
         }
     }
@@ -72,6 +85,7 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
     entry: Option<DesiredEnv>,
     generation: &str,
     lock: &EnvLock,
+    requested: bool,
 ) -> ReconcileOutcome {
     {
         let started = Instant::now();
@@ -97,6 +111,8 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
                     phase: "Unknown".into(),
                     result: "state_error".into(),
                     requeue_after: Some(TRANSIENT_RETRY),
+                    message: format!("status file unreadable: {}", error_chain(&error)),
+                    generation: generation.to_string(),
                 };
             }
         };
@@ -118,7 +134,7 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
             }
             Some(DesiredEnv::Valid(env)) => {
                 let revision = revision.as_deref();
-                reconcile_valid(ctx, shared, &env, &mut status, lock, revision).await
+                reconcile_valid(ctx, shared, &env, &mut status, lock, revision, requested).await
             }
         };
         if result == super::orphaned::FORGOTTEN {
@@ -129,6 +145,8 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
                 phase: Phase::Orphaned.as_str().to_string(),
                 result,
                 requeue_after: None,
+                message: status.message.clone(),
+                generation: generation.to_string(),
             };
         }
         if let Some(note) = parked_intent(ctx, name, &status) {
@@ -163,33 +181,23 @@ async fn reconcile_locked<C: Compose, B: Brokers, S: Smoke>(
             // No longer managed: its series go, so dashboards and alerts stop showing it.
             metrics.forget_environment(name);
         } else if let Some(metrics) = &ctx.metrics {
-            metrics.observe_reconcile(name, reconcile_result(&result), elapsed);
-            metrics.set_phase(name, status.phase.as_str());
-            metrics.set_pending_records(name, status.pending_records);
-            let blocked_since = (status.phase == Phase::GateBlocked)
-                .then(|| {
-                    status
-                        .condition(ConditionType::Gated)
-                        .map(|c| c.last_transition_time)
-                })
-                .flatten();
-            metrics.set_gate_blocked_since(name, blocked_since);
-            metrics.set_drift_detected(name, status.phase == Phase::Drifted);
-            let host = (status.host_block.as_ref())
-                .filter(|_| status.phase == Phase::HostBlocked)
-                .map(|block| block.cause);
-            metrics.set_host_blocked(name, host);
-            metrics.set_manifest_errors(name, usize::from(status.phase == Phase::Invalid));
-            if status.phase == Phase::Ready && written.is_ok() {
-                metrics.set_last_success(name, now);
-            }
-            // A status the agent cannot write is not Ready, whatever the phase says.
-            metrics.set_state_error(name, written.is_err());
+            let result = reconcile_result(&result);
+            super::gauges::export(
+                metrics,
+                name,
+                &status,
+                result,
+                elapsed,
+                written.is_ok(),
+                now,
+            );
         }
         ReconcileOutcome {
             phase: status.phase.as_str().to_string(),
             result,
             requeue_after,
+            message: status.message.clone(),
+            generation: generation.to_string(),
         }
     }
 }
@@ -201,6 +209,7 @@ fn reconcile_result(result: &str) -> ReconcileResult {
     match result {
         "noop" | "up_to_date" | "await_change" | "waiting_for_gate" | "waiting_for_host"
         | "drifted" | "suspended" | "orphaned" => ReconcileResult::Noop,
+        "out_of_sync" => ReconcileResult::Skipped,
         "deployed" | "record_failed" => ReconcileResult::Deployed,
         "healed" => ReconcileResult::Healed,
         "gate_blocked" | "gate_error" => ReconcileResult::GateBlocked,
@@ -239,6 +248,7 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
     status: &mut EnvironmentStatus,
     lock: &EnvLock,
     revision: Option<&str>,
+    requested: bool,
 ) -> Step {
     let name = env.name();
     status.observed_generation = Some(env.generation.clone());
@@ -382,7 +392,12 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
     };
     let applied = pipeline::applied_state_of(status);
     let now = ctx.clock.now();
-    let plan = plan::plan(Desired::Valid(env), Some(&model), &applied, &observed, now);
+    let desired = Desired::Valid(env);
+    let plan = if requested {
+        plan::plan_requested(desired, Some(&model), &applied, &observed, now)
+    } else {
+        plan::plan(desired, Some(&model), &applied, &observed, now)
+    };
     if plan.action == Action::Noop && status.configs.is_empty() {
         // State from before config tracking: adopt what runs as the applied configuration.
         crate::status::adopt_configs(status, &model, &observed);
@@ -469,10 +484,17 @@ async fn reconcile_valid<C: Compose, B: Brokers, S: Smoke>(
                     } else {
                         "heal_failed"
                     };
-                    (result.to_string(), delay.or(record_requeue))
+                    // A manual environment may still hold a change: plan again at once.
+                    let held = (env.manifest.spec.policy.sync == SyncMode::Manual)
+                        .then_some(Duration::from_secs(1));
+                    (result.to_string(), delay.or(held).or(record_requeue))
                 }
                 Err(error) => return transient(status, "heal", &error_chain(&error), now),
             }
+        }
+        Action::OutOfSync { gate, .. } => {
+            let delay = super::out_of_sync::check(ctx, env, status, &plan.reason, *gate, now).await;
+            ("out_of_sync".to_string(), delay)
         }
         action => {
             let delay = transition(

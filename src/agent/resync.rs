@@ -140,6 +140,8 @@ pub fn needing_reconcile<C, B, S>(
                     Action::WaitForGate { .. } => status.phase == Phase::GateBlocked,
                     Action::WaitForHost { .. } => status.phase == Phase::HostBlocked,
                     Action::HealCapReached { .. } => status.phase == Phase::Degraded,
+                    // Held by `policy.sync: manual`; the gate's backoff has its own timer.
+                    Action::OutOfSync { .. } => status.phase == Phase::OutOfSync,
                     _ => false,
                 };
                 // A change the agent has not seen (made while it was down, or a missed file

@@ -67,6 +67,14 @@ pub struct AgentArgs {
     /// alternative that keeps both away from the agent.
     #[arg(long, env = "C2QUAY_GIT_SYNC", value_name = "INTERVAL", value_parser = humantime::parse_duration)]
     pub git_sync: Option<Duration>,
+    /// Turn the trigger endpoint on (`POST /api/v1/environments/{name}/reconcile`, `POST
+    /// /api/v1/reconcile`) for callers that send `Authorization: Bearer <the file's token>`.
+    #[arg(long, env = "C2QUAY_TRIGGER_TOKEN_FILE", value_name = "PATH")]
+    pub trigger_token_file: Option<std::path::PathBuf>,
+    /// Turn the trigger endpoint on for callers that sign the body with the file's secret
+    /// (`X-Hub-Signature-256: sha256=<hex HMAC-SHA256>`, as GitHub and Gitea webhooks do).
+    #[arg(long, env = "C2QUAY_TRIGGER_HMAC_SECRET_FILE", value_name = "PATH")]
+    pub trigger_hmac_secret_file: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `c2quay plan`.
@@ -104,6 +112,13 @@ pub async fn agent(args: AgentArgs) -> i32 {
         );
         return 2;
     }
+    let trigger = match trigger_auth(&args) {
+        Ok(trigger) => trigger,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return 1;
+        }
+    };
     let metrics = match Metrics::new() {
         Ok(metrics) => Arc::new(metrics),
         Err(error) => {
@@ -131,6 +146,7 @@ pub async fn agent(args: AgentArgs) -> i32 {
     config.claims_dir = args.claims_dir.clone();
     config.take_over = args.take_over;
     config.git_sync = args.git_sync;
+    config.trigger = trigger;
     let once = args.once;
     match agent::run(config, ctx, shutdown_signal()).await {
         Ok(summary) => {
@@ -150,6 +166,31 @@ pub async fn agent(args: AgentArgs) -> i32 {
             eprintln!("error: {}", error_chain(&error));
             1
         }
+    }
+}
+
+/// The trigger endpoint's credentials from their files (the messages name the files, never
+/// their content).
+fn trigger_auth(args: &AgentArgs) -> Result<agent::TriggerAuth, String> {
+    let read = |path: &Option<std::path::PathBuf>, flag: &str| {
+        let Some(path) = path else { return Ok(None) };
+        warn_if_readable_by_others(path, flag);
+        crate::secret::Secret::from_file(path)
+            .map(Some)
+            .map_err(|error| format!("{flag}: {}", error_chain(&error)))
+    };
+    Ok(agent::TriggerAuth {
+        token: read(&args.trigger_token_file, "--trigger-token-file")?,
+        hmac_secret: read(&args.trigger_hmac_secret_file, "--trigger-hmac-secret-file")?,
+    })
+}
+
+fn warn_if_readable_by_others(path: &std::path::Path, flag: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(file = %path.display(), "{flag}: the file is readable by others than its owner; chmod 600 it");
     }
 }
 
@@ -236,7 +277,10 @@ pub async fn plan(args: PlanArgs) -> i32 {
                     services.iter().filter(named).cloned().collect()
                 };
                 let diff = match &plan.action {
-                    Action::Deploy { changed, removed } => plan_diff(
+                    Action::Deploy { changed, removed }
+                    | Action::OutOfSync {
+                        changed, removed, ..
+                    } => plan_diff(
                         &ctx.state,
                         env,
                         &model,
@@ -248,7 +292,7 @@ pub async fn plan(args: PlanArgs) -> i32 {
                 };
                 let gate = if matches!(
                     plan.action,
-                    Action::Deploy { .. } | Action::WaitForGate { .. }
+                    Action::Deploy { .. } | Action::WaitForGate { .. } | Action::OutOfSync { .. }
                 ) {
                     match pipeline::verify(&ctx, env, only).await {
                         Ok(report) => report.gate_reasons_or_ok(),

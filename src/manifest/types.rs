@@ -289,6 +289,29 @@ pub struct Policy {
     /// gated services in the broker.
     #[serde(default, skip_serializing_if = "PruneMode::is_never")]
     pub prune: PruneMode,
+    /// When a change of desired state is applied: `auto` (default) as soon as the gate allows
+    /// it; `manual` only when asked (`c2quay deploy ENV` or the agent's trigger endpoint): the
+    /// agent observes, plans and asks the broker read-only, and shows `OutOfSync` with the
+    /// plan and the broker's answer. Drift of the applied release is healed either way.
+    #[serde(default, skip_serializing_if = "SyncMode::is_auto")]
+    pub sync: SyncMode,
+}
+
+/// [`Policy::sync`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum SyncMode {
+    /// Apply a change as soon as the gate allows it (default).
+    #[default]
+    Auto,
+    /// Apply a change only when `c2quay deploy ENV` or the trigger endpoint asks.
+    Manual,
+}
+
+impl SyncMode {
+    fn is_auto(&self) -> bool {
+        *self == SyncMode::Auto
+    }
 }
 
 /// [`Policy::prune`].
@@ -329,6 +352,7 @@ impl Default for Policy {
             remove_orphans: true,
             min_ready: default_min_ready(),
             prune: PruneMode::Never,
+            sync: SyncMode::Auto,
         }
     }
 }

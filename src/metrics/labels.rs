@@ -45,7 +45,8 @@ pub enum ReconcileResult {
     RolledBack,
     /// The reconcile failed (broker, compose or state error) without a rollback.
     Failed,
-    /// Nothing was attempted: the environment is suspended or its manifest is invalid.
+    /// Nothing was attempted: the environment is suspended, its manifest is invalid, or
+    /// `policy.sync: manual` holds its change.
     Skipped,
 }
 

@@ -49,7 +49,7 @@ pub use flows::{
     recover_said, rollback_override_commands, rollback_to_snapshot, saved_environment,
     send_orphan_records, settle, verify,
 };
-pub use outcome::{DeployReport, Outcome, RecordItem, RecordStatus, StepTiming};
+pub use outcome::{DeployReport, GateEntry, Outcome, RecordItem, RecordStatus, StepTiming};
 pub use steps::observe::{applied_state, try_applied_state};
 pub use steps::record::{drain_outbox, record_retry_delay};
 

@@ -32,11 +32,24 @@ pub(super) fn env(self_heal: bool) -> Environment {
     parse_str(&text, Path::new("/desired/shop.yaml")).expect("test manifest is valid")
 }
 
+/// [`env`] with `policy.sync: manual`, and without `spec.broker` when `broker` is false.
+pub(super) fn manual_env(self_heal: bool, broker: bool) -> Environment {
+    let mut text = BASE.replace("SELF_HEAL", if self_heal { "true" } else { "false" });
+    text = text.replace("  policy:\n", "  policy:\n    sync: manual\n");
+    if !broker {
+        text = text.replace(
+            "  broker:\n    url: http://127.0.0.1:9292\n    environment: staging\n",
+            "",
+        );
+    }
+    parse_str(&text, Path::new("/desired/shop.yaml")).expect("test manifest is valid")
+}
+
 fn parse_str(text: &str, path: &Path) -> Result<Environment, Vec<crate::manifest::Problem>> {
     crate::manifest::parse_str(text, path)
 }
 
-fn container(service: &str, image: &str, state: &str, health: &str) -> Container {
+pub(super) fn container(service: &str, image: &str, state: &str, health: &str) -> Container {
     Container {
         id: format!("id-{service}"),
         name: format!("shop-{service}-1"),

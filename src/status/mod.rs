@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 mod transition;
 
-pub use transition::{Cause, TRANSIENT_RETRY, transition};
+pub use transition::{Cause, GateCheck, TRANSIENT_RETRY, transition};
 
 use crate::docker::{Container, RenderedModel};
 use crate::events::StepName;

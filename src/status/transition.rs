@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{block_gate, status_after};
+use super::{block_gate, clear_gate_block, status_after};
 use crate::error_chain;
 use crate::manifest::Environment;
 use crate::pipeline::{self, DeployReport, Outcome};
@@ -58,6 +58,16 @@ pub enum Cause<'a> {
         /// The plan's reason.
         reason: &'a str,
     },
+    /// `policy.sync` is manual and the planner held a change ([`Action::OutOfSync`]): nothing
+    /// is applied; `gate` is what the broker said about the held releases, read-only.
+    OutOfSync {
+        /// The environment.
+        env: &'a Environment,
+        /// The plan's reason (what differs).
+        reason: &'a str,
+        /// The read-only gate check of this reconcile.
+        gate: GateCheck<'a>,
+    },
     /// A deploy starts.
     Progressing {
         /// The plan's reason.
@@ -105,6 +115,19 @@ pub enum Cause<'a> {
         /// The error chain.
         message: &'a str,
     },
+}
+
+/// The read-only gate check of a manual environment's reconcile ([`Cause::OutOfSync`]).
+#[derive(Debug)]
+pub enum GateCheck<'a> {
+    /// Nothing to ask: no gated release is held, or there is no broker.
+    NotNeeded,
+    /// The gate's backoff: not asked again yet; the last answer (the `Gated` condition) stands.
+    Kept,
+    /// The broker answered (`pipeline::verify`'s report).
+    Answered(&'a DeployReport),
+    /// The broker could not be asked.
+    Failed(&'a pipeline::Error),
 }
 
 /// Applies `cause` to `status`: phase, message, conditions, failed generation, gate backoff.
@@ -180,6 +203,7 @@ pub fn transition(
             None
         }
         Cause::Planned { action, reason } => planned(status, action, reason, now),
+        Cause::OutOfSync { env, reason, gate } => out_of_sync(status, env, reason, gate, now),
         Cause::Progressing { reason } => {
             status.phase = Phase::Progressing;
             status.message = reason.to_string();
@@ -322,9 +346,99 @@ fn planned(
             status.phase = Phase::Invalid;
             None
         }
+        Action::OutOfSync { .. } => {
+            // Said with the gate's answer by `Cause::OutOfSync`; without it, the plan alone.
+            status.phase = Phase::OutOfSync;
+            status.message = reason.to_string();
+            None
+        }
         // These run a flow; their end is `DeployEnded` / `HealEnded`.
         Action::Deploy { .. } | Action::Heal { .. } => None,
     }
+}
+
+/// [`Cause::OutOfSync`]: phase `OutOfSync`, the plan and the broker's answer in the message,
+/// the answer in `Gated`; a "no" or a broker error backs off with `policy.gateRetry` (the
+/// returned delay), a "yes" is asked again after `gateRetry.max` (it may turn into a "no").
+fn out_of_sync(
+    status: &mut EnvironmentStatus,
+    env: &Environment,
+    reason: &str,
+    gate: GateCheck<'_>,
+    now: SystemTime,
+) -> Option<Duration> {
+    status.phase = Phase::OutOfSync;
+    let (answer, delay) = match gate {
+        GateCheck::NotNeeded => {
+            clear_gate_block(status);
+            (None, None)
+        }
+        GateCheck::Kept => {
+            let last = (status.condition(ConditionType::Gated))
+                .map(|c| format!("the broker's last answer: {}", c.message));
+            let next = status.next_gate_check_at;
+            let next_in = next.map(|at| at.duration_since(now).unwrap_or_default());
+            let asked_again =
+                next.map(|at| format!("asked again at {}", humantime::format_rfc3339_seconds(at)));
+            let said = [last, asked_again].into_iter().flatten();
+            (Some(said.collect::<Vec<_>>().join("; ")), next_in)
+        }
+        GateCheck::Answered(report) if report.gate_passed() => {
+            clear_gate_block(status);
+            let said = format!(
+                "the broker says deployable: {}",
+                report.gate_reasons_or_ok().join(" / ")
+            );
+            status.set_condition(
+                ConditionType::Gated,
+                ConditionStatus::True,
+                "Deployable",
+                &said,
+                now,
+            );
+            (
+                Some(said),
+                Some(env.manifest.spec.policy.gate_retry.max.get()),
+            )
+        }
+        GateCheck::Answered(report) => {
+            let reasons = report.gate_reasons().join(" / ");
+            let delay = block_gate(status, env, now);
+            status.set_condition(
+                ConditionType::Gated,
+                ConditionStatus::False,
+                "GateBlocked",
+                &reasons,
+                now,
+            );
+            let said = format!(
+                "the broker says not deployable (yet): {reasons}; asked again in {}",
+                humantime::format_duration(delay)
+            );
+            (Some(said), Some(delay))
+        }
+        GateCheck::Failed(error) => {
+            let message = error_chain(error);
+            let delay = block_gate(status, env, now);
+            status.set_condition(
+                ConditionType::Gated,
+                ConditionStatus::Unknown,
+                "BrokerError",
+                &message,
+                now,
+            );
+            let said = format!(
+                "the broker could not be asked: {message}; asked again in {}",
+                humantime::format_duration(delay)
+            );
+            (Some(said), Some(delay))
+        }
+    };
+    status.message = match answer {
+        Some(answer) if !answer.is_empty() => format!("{reason}; {answer}"),
+        _ => reason.to_string(),
+    };
+    delay
 }
 
 fn not_started(

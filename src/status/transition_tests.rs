@@ -247,3 +247,99 @@ fn a_removed_manifest_is_orphaned() {
         status.message
     );
 }
+
+fn answered(verdict: crate::broker::Verdict, reason: &str) -> DeployReport {
+    let env = shop();
+    let mut report = DeployReport::new(env.name(), &env.generation);
+    report.gate = vec![pipeline::GateEntry {
+        candidates: vec![crate::broker::Candidate {
+            pacticipant: "web".into(),
+            version: "2".into(),
+        }],
+        answer: crate::broker::GateAnswer {
+            verdict,
+            reason: reason.into(),
+            success: 0,
+            failed: 0,
+            unknown: 1,
+            failing_rows: Vec::new(),
+        },
+    }];
+    report
+}
+
+#[test]
+fn a_held_change_is_out_of_sync_with_the_plan_and_the_brokers_answer_and_backs_off() {
+    use crate::broker::Verdict;
+    let env = shop();
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+    let reason = "policy.sync is manual: generation g (web 1 -> 2) is not applied";
+    let mut status = EnvironmentStatus::new("shop");
+    let no = answered(Verdict::Unknown, "no verification of web 2");
+    let out_of_sync = |gate| Cause::OutOfSync {
+        env: &env,
+        reason,
+        gate,
+    };
+    let delay = transition(&mut status, out_of_sync(GateCheck::Answered(&no)), now);
+    assert_eq!(status.phase, Phase::OutOfSync);
+    assert_eq!(delay, Some(Duration::from_secs(15)), "gateRetry.initial");
+    for said in ["web 1 -> 2", "not deployable", "no verification of web 2"] {
+        assert!(status.message.contains(said), "{said}: {}", status.message);
+    }
+    let gated = status.condition(ConditionType::Gated).unwrap();
+    assert_eq!(
+        (gated.status, gated.reason.as_str()),
+        (ConditionStatus::False, "GateBlocked")
+    );
+    assert_eq!(status.gate_blocked_generation, Some(env.generation.clone()));
+
+    // Within the backoff: not asked, the last answer stands, the rest of the wait remains.
+    let later = now + Duration::from_secs(5);
+    let delay = transition(&mut status, out_of_sync(GateCheck::Kept), later);
+    assert_eq!(status.phase, Phase::OutOfSync);
+    assert_eq!(delay, Some(Duration::from_secs(10)));
+    assert!(
+        status.message.contains("no verification of web 2"),
+        "{}",
+        status.message
+    );
+
+    // A second "no" doubles the wait.
+    let again = now + Duration::from_secs(16);
+    let delay = transition(&mut status, out_of_sync(GateCheck::Answered(&no)), again);
+    assert_eq!(delay, Some(Duration::from_secs(30)));
+
+    // "Yes": still out of sync (a person applies it), the backoff is cleared, and the answer
+    // is refreshed after gateRetry.max.
+    let yes = answered(Verdict::Deployable, "all verified");
+    let delay = transition(&mut status, out_of_sync(GateCheck::Answered(&yes)), again);
+    assert_eq!(status.phase, Phase::OutOfSync);
+    assert_eq!(delay, Some(Duration::from_secs(600)));
+    assert!(status.message.contains("deployable"), "{}", status.message);
+    assert_eq!(status.gate_blocked_generation, None);
+    assert_eq!(status.next_gate_check_at, None);
+    let gated = status.condition(ConditionType::Gated).unwrap();
+    assert_eq!(gated.status, ConditionStatus::True);
+}
+
+#[test]
+fn a_held_configuration_change_has_nothing_to_ask() {
+    let env = shop();
+    let mut status = EnvironmentStatus::new("shop");
+    let reason = "policy.sync is manual: generation g (web: environment) is not applied";
+    let delay = transition(
+        &mut status,
+        Cause::OutOfSync {
+            env: &env,
+            reason,
+            gate: GateCheck::NotNeeded,
+        },
+        SystemTime::UNIX_EPOCH,
+    );
+    assert_eq!(
+        (status.phase, status.message.as_str()),
+        (Phase::OutOfSync, reason)
+    );
+    assert_eq!(delay, None);
+}

@@ -42,4 +42,6 @@ mod secrets_sweep;
 mod serving_e2e;
 mod state_faults;
 mod state_schema_e2e;
+mod sync_e2e;
+mod trigger_e2e;
 mod watchdog_e2e;

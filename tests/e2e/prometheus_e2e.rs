@@ -5,7 +5,7 @@
 //!
 //! Needs Docker, the test images and the `prometheus` binary (Debian package `prometheus`).
 
-use crate::support::{agent, docker, prom};
+use crate::support::{agent, docker, git, prom};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -52,6 +52,20 @@ fn prometheus_scrapes_a_deploy_and_a_rollback_and_every_dashboard_panel_has_data
         broker.seed_deployable(&spec.pacticipant, version);
     }
     write_manifest(&world, &spec);
+    // The desired directory is a git checkout whose sync (the shipped timer's `c2quay sync
+    // --state-dir`) fails: it has no upstream. The agent exports the revision's time and the
+    // timer's sync record, so every documented series exists.
+    git::git(&world.desired, &["init", "--quiet"]);
+    git::commit_all(&world.desired, "prom");
+    std::fs::create_dir_all(&world.state).expect("state dir");
+    let (code, _, _) = world.c2quay(&[
+        "sync",
+        "--desired",
+        git::path(&world.desired),
+        "--state-dir",
+        git::path(&world.state),
+    ]);
+    assert_eq!(code, 1, "no upstream: the sync fails and its record is kept");
     let agent = Agent::start(&world, &[]);
     agent.wait_phase(&spec.name, "Ready", PHASE_TIMEOUT);
 

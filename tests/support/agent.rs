@@ -92,6 +92,7 @@ impl World {
             self_heal: false,
             gate_retry: None,
             smoke_sleep: None,
+            sync: None,
             extra_yaml: String::new(),
         };
         (spec, ComposeProjectGuard::new(project))
@@ -199,6 +200,8 @@ pub struct EnvSpec {
     pub gate_retry: Option<(String, String)>,
     /// A smoke exec check sleeping this long (a window "after up, before smoke passed").
     pub smoke_sleep: Option<String>,
+    /// `policy.sync` (`auto` | `manual`); unset: not written (the default, `auto`).
+    pub sync: Option<String>,
     /// Appended verbatim under `spec:` (two-space indented lines).
     pub extra_yaml: String,
 }
@@ -249,6 +252,9 @@ impl EnvSpec {
             "  policy:\n    rollback: on\n    selfHeal: {}\n",
             self.self_heal
         ));
+        if let Some(sync) = &self.sync {
+            y.push_str(&format!("    sync: {sync}\n"));
+        }
         if let Some((initial, max)) = &self.gate_retry {
             y.push_str(&format!(
                 "    gateRetry: {{ initial: {initial}, max: {max} }}\n"
