@@ -65,7 +65,10 @@ fn prometheus_scrapes_a_deploy_and_a_rollback_and_every_dashboard_panel_has_data
         "--state-dir",
         git::path(&world.state),
     ]);
-    assert_eq!(code, 1, "no upstream: the sync fails and its record is kept");
+    assert_eq!(
+        code, 1,
+        "no upstream: the sync fails and its record is kept"
+    );
     let agent = Agent::start(&world, &[]);
     agent.wait_phase(&spec.name, "Ready", PHASE_TIMEOUT);
 
