@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::agent::{Agent, World, wait_until};
 use crate::support::docker::require_docker;
-use crate::support::git::{Remote, commit_all, git, path};
+use crate::support::git::{Remote, commit_all, git};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
@@ -28,10 +28,7 @@ fn a_pushed_commit_is_synced_deployed_and_named_as_the_applied_revision() {
     let world = World::new();
     // The host's desired directory is a clone of the repository; CI commits in another.
     std::fs::remove_dir_all(&world.desired).expect("rm desired");
-    git(
-        remote.root.path(),
-        &["clone", "--quiet", path(&remote.bare), path(&world.desired)],
-    );
+    remote.clone_into(&world.desired);
     let ci = remote.clone_to("ci");
     let (mut spec, _guard) = world.env("gitops", None);
     spec.write(&ci);

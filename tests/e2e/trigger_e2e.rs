@@ -323,17 +323,14 @@ fn the_trigger_endpoint_is_off_without_credentials() {
 
 #[test]
 fn a_trigger_syncs_the_desired_checkout_first() {
-    use crate::support::git::{Remote, commit_all, git, path};
+    use crate::support::git::{Remote, commit_all, git};
     if !require_docker() {
         return;
     }
     let remote = Remote::new();
     let world = World::new();
     std::fs::remove_dir_all(&world.desired).expect("rm desired");
-    git(
-        remote.root.path(),
-        &["clone", "--quiet", path(&remote.bare), path(&world.desired)],
-    );
+    remote.clone_into(&world.desired);
     let ci = remote.clone_to("ci");
     // Manual: the push alone changes nothing, so the deploy is the trigger's own.
     let (mut spec, _guard) = world.env("gitrig", None);

@@ -172,10 +172,7 @@ fn a_failing_git_sync_of_the_agent_raises_its_metric_and_never_its_last_success(
     let remote = Remote::new();
     let world = World::new();
     let checkout = world.root.path().join("checkout");
-    git(
-        remote.root.path(),
-        &["clone", "--quiet", path(&remote.bare), path(&checkout)],
-    );
+    remote.clone_into(&checkout);
     // The agent's desired directory is the checkout; its upstream is then gone.
     std::fs::remove_dir_all(&world.desired).expect("rm desired");
     std::os::unix::fs::symlink(&checkout, &world.desired).expect("symlink");

@@ -38,11 +38,16 @@ impl Remote {
     /// A new clone of `main` named `name`.
     pub fn clone_to(&self, name: &str) -> PathBuf {
         let dir = self.root.path().join(name);
+        self.clone_into(&dir);
+        dir
+    }
+
+    /// A new clone of `main` at `dir` (which must not exist yet).
+    pub fn clone_into(&self, dir: &Path) {
         git(
             self.root.path(),
-            &["clone", "--quiet", path(&self.bare), path(&dir)],
+            &["clone", "--quiet", path(&self.bare), path(dir)],
         );
-        dir
     }
 }
 
